@@ -1,0 +1,20 @@
+# The two commands of the README. Both work as root on a fresh Debian machine.
+CARGO ?= cargo
+
+.PHONY: demo test deps build lint bench
+
+demo: deps
+	$(CARGO) build --release -p tern
+	scripts/demo.sh target/release/tern
+
+test: deps
+	$(CARGO) build --workspace --all-targets
+	$(CARGO) test --workspace --no-fail-fast
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+deps:
+	scripts/install-deps.sh
+
+bench: deps
+	$(CARGO) bench -p tern-store

@@ -1,0 +1,201 @@
+//! Migration: the record of one live migration of a port between chassis, with every phase's time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ValidationError;
+use crate::kind::Kind;
+use crate::resource::impl_resource;
+use crate::validate::validate_id;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationState {
+    /// The destination's VIF is plugged; traffic goes to both chassis.
+    #[default]
+    DestPlugged,
+    /// The VM runs on the destination; traffic goes there only.
+    Activated,
+    /// The binding names the destination; the record is about to be deleted.
+    Completed,
+    /// The destination VIF went away before activation; rolled back.
+    Aborted,
+}
+
+impl MigrationState {
+    /// Completed or aborted.
+    pub fn is_final(&self) -> bool {
+        matches!(self, MigrationState::Completed | MigrationState::Aborted)
+    }
+}
+
+/// What told tern the VM now runs on the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationSource {
+    /// A RARP/GARP (or any packet) from the VIF on the destination.
+    Rarp,
+    /// The source VIF was unplugged.
+    SourceUnplug,
+    /// The port's binding was changed through the API.
+    BindingUpdate,
+    /// An explicit API call.
+    Api,
+}
+
+/// When each phase happened, in nanoseconds since the Unix epoch (each chassis' own clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationTimestamps {
+    #[serde(default)]
+    pub started_at_ns: Option<u64>,
+    #[serde(default)]
+    pub dest_plugged_at_ns: Option<u64>,
+    #[serde(default)]
+    pub activated_at_ns: Option<u64>,
+    #[serde(default)]
+    pub completed_at_ns: Option<u64>,
+    #[serde(default)]
+    pub aborted_at_ns: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Migration {
+    /// Empty on input: the port id. Otherwise it must equal the port id (one open migration per
+    /// port).
+    #[serde(default)]
+    pub id: String,
+    pub port_id: String,
+    /// Increases with every migration of the port; stale writers are told apart by it.
+    #[serde(default)]
+    pub epoch: u64,
+    /// Chassis id the port leaves.
+    pub source: String,
+    /// Chassis id the port goes to.
+    pub destination: String,
+    #[serde(default)]
+    pub state: MigrationState,
+    #[serde(default)]
+    pub activated_by: Option<ActivationSource>,
+    #[serde(default)]
+    pub timestamps: MigrationTimestamps,
+    #[serde(default)]
+    pub revision_number: u64,
+}
+
+impl Migration {
+    /// A new `dest_plugged` migration of `port_id`, with its derived id.
+    pub fn new(
+        port_id: impl Into<String>,
+        epoch: u64,
+        source: impl Into<String>,
+        destination: impl Into<String>,
+    ) -> Self {
+        let port_id = port_id.into();
+        Migration {
+            id: port_id.clone(),
+            port_id,
+            epoch,
+            source: source.into(),
+            destination: destination.into(),
+            state: MigrationState::DestPlugged,
+            activated_by: None,
+            timestamps: MigrationTimestamps::default(),
+            revision_number: 0,
+        }
+    }
+}
+
+fn derived_id(m: &Migration) -> String {
+    m.port_id.clone()
+}
+
+fn validate(m: &Migration) -> Result<(), ValidationError> {
+    let k = Kind::Migration;
+    validate_id(k, "port_id", &m.port_id)?;
+    if !m.id.is_empty() && m.id != m.port_id {
+        return Err(ValidationError::new(k, "id", &m.id, format!("must equal port_id {:?}", m.port_id)));
+    }
+    validate_id(k, "source", &m.source)?;
+    validate_id(k, "destination", &m.destination)?;
+    if m.source == m.destination {
+        return Err(ValidationError::new(
+            k,
+            "destination",
+            &m.destination,
+            "source and destination are the same chassis",
+        ));
+    }
+    match (m.state, m.activated_by) {
+        (MigrationState::DestPlugged, Some(by)) => Err(ValidationError::new(
+            k,
+            "activated_by",
+            serde_json::to_value(by).map(|v| v.as_str().unwrap_or_default().to_string()).unwrap_or_default(),
+            "set while the migration is not activated yet (state dest_plugged)",
+        )),
+        (MigrationState::Activated, None) => Err(ValidationError::new(
+            k,
+            "activated_by",
+            "",
+            "an activated migration must say what activated it",
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl_resource!(Migration, Migration, validate, default_id = derived_id);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Resource;
+    use crate::testutil::*;
+
+    const MIN: &str = r#"{"port_id":"p1","source":"c1","destination":"c2"}"#;
+    const FULL: &str = r#"{
+        "id": "p1", "port_id": "p1", "epoch": 3, "source": "c1", "destination": "c2",
+        "state": "activated", "activated_by": "source_unplug",
+        "timestamps": {"started_at_ns": 1700000000000000000, "dest_plugged_at_ns": 1700000000100000000,
+                       "activated_at_ns": 1700000000200000000, "completed_at_ns": null,
+                       "aborted_at_ns": null},
+        "revision_number": 6
+    }"#;
+
+    #[test]
+    fn minimal_parses() {
+        let m: Migration = valid(MIN);
+        assert_eq!(m.state, MigrationState::DestPlugged);
+        assert_eq!(m.default_id().as_deref(), Some("p1"));
+        let mut m2 = m.clone();
+        m2.set_id(m.default_id().unwrap());
+        assert_eq!(m2, Migration::new("p1", 0, "c1", "c2"));
+        assert!(!m.state.is_final() && MigrationState::Aborted.is_final());
+    }
+
+    #[test]
+    fn full_round_trips() {
+        round_trip::<Migration>(FULL);
+    }
+
+    #[test]
+    fn unknown_field_rejected() {
+        rejects_unknown_field::<Migration>(MIN);
+        unparsable::<Migration>(MIN, r#"{"timestamps": {"started_at": 1}}"#, "started_at");
+    }
+
+    #[test]
+    fn rules() {
+        unparsable::<Migration>(r#"{"port_id":"p1","source":"c1"}"#, "{}", "destination");
+        unparsable::<Migration>(MIN, r#"{"state": "DEST_PLUGGED"}"#, "DEST_PLUGGED");
+        unparsable::<Migration>(MIN, r#"{"activated_by": "magic"}"#, "magic");
+        invalid::<Migration>(MIN, r#"{"destination": "c1"}"#, "destination", "c1");
+        invalid::<Migration>(MIN, r#"{"source": ""}"#, "source", "");
+        invalid::<Migration>(MIN, r#"{"destination": ""}"#, "destination", "");
+        invalid::<Migration>(MIN, r#"{"port_id": ""}"#, "port_id", "");
+        invalid::<Migration>(MIN, r#"{"id": "p2"}"#, "id", "p2");
+        invalid::<Migration>(MIN, r#"{"activated_by": "rarp"}"#, "activated_by", "rarp");
+        invalid::<Migration>(MIN, r#"{"state": "activated"}"#, "activated_by", "");
+        valid::<Migration>(&with(MIN, r#"{"state": "aborted"}"#));
+        valid::<Migration>(&with(MIN, r#"{"state": "completed", "activated_by": "api"}"#));
+    }
+}

@@ -1,0 +1,16 @@
+//! tern's NB store: the [`Store`] trait (revisioned get / put / compare-and-swap / delete /
+//! list-at-revision / watch-from-revision / leases) and its backends:
+//! `memory` (tests, simulation), `redb` (embedded, durable, the default) and `etcd` (multi-node).
+//! [`open`] picks one from a DSN; [`nb`] stores typed, validated NB objects on top of any of them.
+
+mod dsn;
+pub mod etcd;
+mod local;
+pub mod nb;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use dsn::{open, Dsn};
+pub use local::LocalStore;
+pub use store::{KeyValue, LeaseId, Listing, Result, Revision, Store, StoreError, Watch, WatchEvent};

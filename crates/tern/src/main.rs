@@ -1,0 +1,49 @@
+//! `tern`: the one binary. Subcommands grow with the project: `db` (operate the NB store) today;
+//! `server`, `controller`, `allinone`, `lab`, `status` and `flows` as their issues land.
+//!
+//! Exit status: 0 success, 1 a failure of the system (store unreachable, IO), 2 bad input
+//! (usage, unknown kind, malformed or invalid object, revision conflict, missing object),
+//! 3 a watch that must relist because the history it needs was compacted.
+
+mod db;
+mod exit;
+
+use clap::{Parser, Subcommand};
+use exit::Exit;
+
+#[derive(Parser)]
+#[command(name = "tern", version, about = "tern: a distributed SDN controller for OpenStack-style clouds")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read and write the NB store directly (operators, scripts, debugging).
+    Db(db::DbArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TERN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return Exit::failure(anyhow::anyhow!("cannot start the async runtime: {e}")).report(),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Db(args) => db::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(exit) => exit.report(),
+    }
+}
