@@ -19,6 +19,8 @@ use crate::subnet::Subnet;
 /// One object of any kind. Its JSON form is the inner object's (no tag: the kind travels beside it,
 /// e.g. in the store key).
 #[derive(Debug, Clone, PartialEq)]
+// Ports are the largest kind and the most common one; boxing them would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Object {
     Network(Network),
     Subnet(Subnet),

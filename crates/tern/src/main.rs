@@ -1,5 +1,6 @@
-//! `tern`: the one binary. Subcommands grow with the project: `db` (operate the NB store) today;
-//! `server`, `controller`, `allinone`, `lab`, `status` and `flows` as their issues land.
+//! `tern`: the one binary. Subcommands grow with the project: `db` (operate the NB store) and
+//! `flows` (read a bridge's flows) today; `server`, `controller`, `allinone`, `lab` and `status` as
+//! their issues land.
 //!
 //! Exit status: 0 success, 1 a failure of the system (store unreachable, IO), 2 bad input
 //! (usage, unknown kind, malformed or invalid object, revision conflict, missing object),
@@ -7,6 +8,7 @@
 
 mod db;
 mod exit;
+mod flows;
 
 use clap::{Parser, Subcommand};
 use exit::Exit;
@@ -22,6 +24,8 @@ struct Cli {
 enum Command {
     /// Read and write the NB store directly (operators, scripts, debugging).
     Db(db::DbArgs),
+    /// Inspect a bridge's OpenFlow tables.
+    Flows(flows::FlowsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +44,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Db(args) => db::run(args).await,
+            Command::Flows(args) => flows::run(args).await,
         }
     });
     match result {
