@@ -18,3 +18,4 @@ deps:
 
 bench: deps
 	$(CARGO) bench -p tern-store
+	$(CARGO) bench -p tern-controller --bench bundle
