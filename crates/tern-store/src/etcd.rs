@@ -4,7 +4,8 @@
 //! mapping etcd's errors onto [`StoreError`] naming the key, revision or lease concerned.
 
 use crate::store::{
-    KeyValue, LeaseId, Listing, Result, Revision, Store, StoreError, Watch, WatchEvent, WatchSource,
+    self, check_txn_size, KeyValue, LeaseId, Listing, Result, Revision, Store, StoreError, Watch, WatchEvent,
+    WatchSource,
 };
 use async_trait::async_trait;
 use etcd_client::{
@@ -358,6 +359,58 @@ impl Store for EtcdStore {
             return Err(conflict(actual_from_else(&resp)?));
         }
         header_revision(resp.header())
+    }
+
+    async fn txn(&self, t: store::Txn) -> Result<Revision> {
+        check_txn_size(&t)?;
+        let mut compares = Vec::with_capacity(t.compares.len());
+        for c in &t.compares {
+            let Ok(rev) = i64::try_from(c.mod_revision) else {
+                let actual = self.mod_revision_of(&c.key).await?;
+                return Err(StoreError::Conflict { key: c.key.clone(), expected: c.mod_revision, actual });
+            };
+            compares.push(Compare::mod_revision(c.key.as_str(), CompareOp::Equal, rev));
+        }
+        let mut leases = Vec::new();
+        let ops: Vec<TxnOp> = t
+            .ops
+            .iter()
+            .map(|op| match op {
+                store::TxnOp::Put { key, value, lease } => {
+                    let mut options = PutOptions::new();
+                    if let Some(id) = lease {
+                        options = options.with_lease(*id);
+                        leases.push(*id);
+                    }
+                    TxnOp::put(key.as_str(), value.clone(), Some(options))
+                }
+                store::TxnOp::Delete { key } => TxnOp::delete(key.as_str(), None),
+            })
+            .collect();
+        // On failure, read every compared key back to name the first that did not hold.
+        let reads: Vec<TxnOp> = t.compares.iter().map(|c| TxnOp::get(c.key.as_str(), None)).collect();
+        let txn = Txn::new().when(compares).and_then(ops).or_else(reads);
+        let mut kv = self.kv.clone();
+        let resp = call(kv.txn(txn))
+            .await
+            .map_err(|e| self.write_error("transaction".to_owned(), leases.first().copied(), e))?;
+        if resp.succeeded() {
+            return header_revision(resp.header());
+        }
+        let responses = op_responses(&resp)?;
+        for (c, op) in t.compares.iter().zip(responses) {
+            let actual = match op {
+                TxnOpResponse::Get(get) => match get.kvs().first() {
+                    Some(kv) => to_revision(kv.mod_revision(), "mod revision")?,
+                    None => 0,
+                },
+                _ => return Err(StoreError::Backend("etcd transaction response lacks its gets".into())),
+            };
+            if actual != c.mod_revision {
+                return Err(StoreError::Conflict { key: c.key.clone(), expected: c.mod_revision, actual });
+            }
+        }
+        Err(StoreError::Backend("etcd refused the transaction, yet every compare holds on read-back".into()))
     }
 
     async fn list(&self, prefix: &str) -> Result<Listing> {

@@ -13,4 +13,7 @@ pub mod testing;
 
 pub use dsn::{open, Dsn};
 pub use local::LocalStore;
-pub use store::{KeyValue, LeaseId, Listing, Result, Revision, Store, StoreError, Watch, WatchEvent};
+pub use store::{
+    Compare, KeyValue, LeaseId, Listing, Result, Revision, Store, StoreError, Txn, TxnOp, Watch, WatchEvent,
+    MAX_TXN_OPS,
+};

@@ -7,7 +7,8 @@
 //! TTLs are durable, their deadlines live in memory and restart at open, as etcd's do.
 
 use crate::store::{
-    KeyValue, LeaseId, Listing, Result, Revision, Store, StoreError, Watch, WatchEvent, WatchSource,
+    check_txn_size, KeyValue, LeaseId, Listing, Result, Revision, Store, StoreError, Txn, TxnOp, Watch,
+    WatchEvent, WatchSource,
 };
 use async_trait::async_trait;
 use redb::{
@@ -179,7 +180,7 @@ impl LocalStore {
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Txn<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut WriteTxn<'_>) -> Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
         if inner.durable {
@@ -203,7 +204,7 @@ fn secs(ttl: i64) -> Duration {
 // === impl Inner: the write path ===
 
 /// One write transaction: reads and writes keys, collecting the events of the new revision.
-struct Txn<'a> {
+struct WriteTxn<'a> {
     kv: redb::Table<'a, &'static str, KvRow>,
     lease_keys: redb::MultimapTable<'a, i64, &'static str>,
     leases: redb::Table<'a, i64, i64>,
@@ -221,7 +222,7 @@ enum LeaseChoice {
     Keep,
 }
 
-impl Txn<'_> {
+impl WriteTxn<'_> {
     fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         Ok(self.kv.get(key).map_err(StoreError::backend)?.map(|v| {
             let (create_revision, mod_revision, version, lease, value) = v.value();
@@ -322,13 +323,13 @@ impl Txn<'_> {
 }
 
 impl Inner {
-    fn write<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+    fn write<T>(&self, f: impl FnOnce(&mut WriteTxn<'_>) -> Result<T>) -> Result<T> {
         let mut writer = lock(&self.writer);
         let txn = self.db.begin_write().map_err(StoreError::backend)?;
         let (result, revision, events, lease_changes) = {
             let meta = txn.open_table(META).map_err(StoreError::backend)?;
             let current = meta.get("revision").map_err(StoreError::backend)?.map_or(1, |v| v.value());
-            let mut t = Txn {
+            let mut t = WriteTxn {
                 kv: txn.open_table(KV).map_err(StoreError::backend)?,
                 lease_keys: txn.open_multimap_table(LEASE_KEYS).map_err(StoreError::backend)?,
                 leases: txn.open_table(LEASES).map_err(StoreError::backend)?,
@@ -625,6 +626,34 @@ impl Store for LocalStore {
                 return Err(StoreError::Conflict { key, expected, actual });
             }
             t.delete(&key)?.ok_or_else(|| StoreError::NotFound { key: key.clone() })
+        })
+        .await
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<Revision> {
+        check_txn_size(&txn)?;
+        self.write(move |t| {
+            for c in &txn.compares {
+                let actual = t.mod_revision(&c.key)?;
+                if actual != c.mod_revision {
+                    return Err(StoreError::Conflict {
+                        key: c.key.clone(),
+                        expected: c.mod_revision,
+                        actual,
+                    });
+                }
+            }
+            for op in txn.ops {
+                match op {
+                    TxnOp::Put { key, value, lease } => {
+                        t.put(&key, value, LeaseChoice::Set(lease))?;
+                    }
+                    TxnOp::Delete { key } => {
+                        t.delete(&key)?;
+                    }
+                }
+            }
+            Ok(t.revision - 1 + u64::from(!t.events.is_empty()))
         })
         .await
     }

@@ -4,12 +4,15 @@
 //!
 //! Every write of an object is one compare-and-swap on its key: a refused write changes nothing.
 
-use crate::{Revision, Store, StoreError, Watch, WatchEvent};
+use crate::{Revision, Store, StoreError, Txn, Watch, WatchEvent};
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use tern_model::{Kind, ModelError, Object};
 
+/// Where unique values (a port's IPs and MAC within its network) are claimed; outside every kind's
+/// prefix, so NB watches do not see them.
+const INDEX_PREFIX: &str = "/tern/index/";
 /// Where per-kind unique-key counters live (outside every kind's prefix).
 const UNIQUE_KEY_PREFIX: &str = "/tern/meta/unique_key/";
 /// Unique keys are 24-bit: they become Geneve VNIs (networks) and register values.
@@ -33,6 +36,8 @@ pub enum NbError {
         "{kind} {id:?}: {field} is allocated by the store and cannot change (stored {stored}, given {given})"
     )]
     Immutable { kind: Kind, id: String, field: String, stored: String, given: String },
+    #[error("{kind} {id:?} is in use by {by_kind} {by_id:?}")]
+    InUse { kind: Kind, id: String, by_kind: Kind, by_id: String },
     #[error("no free {what} left")]
     Exhausted { what: String },
     #[error("stored object at {key:?} is unreadable: {message}")]
@@ -50,7 +55,8 @@ impl NbError {
             | NbError::MissingReference { .. }
             | NbError::Conflict { .. }
             | NbError::Duplicate { .. }
-            | NbError::Immutable { .. } => true,
+            | NbError::Immutable { .. }
+            | NbError::InUse { .. } => true,
             NbError::Store(e) => matches!(
                 e,
                 StoreError::InvalidDsn { .. }
@@ -119,7 +125,24 @@ impl Nb {
             let id = object.default_id().unwrap_or_else(tern_model::generate_id);
             object.set_id(id);
         }
-        self.fill_defaults(&mut object).await?;
+        // Concurrent writers may claim the same automatically chosen IP address; the loser of the
+        // race chooses again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.put_once(object.clone(), attempts).await {
+                Err(PutFailure::Raced) if attempts < 64 => continue,
+                Err(PutFailure::Raced) => {
+                    return Err(NbError::Exhausted { what: "attempts at a conflict-free write".into() })
+                }
+                Err(PutFailure::Error(e)) => return Err(e),
+                Ok(stored) => return Ok(stored),
+            }
+        }
+    }
+
+    async fn put_once(&self, mut object: Object, attempt: u32) -> Result<Stored, PutFailure> {
+        let auto_filled = self.fill_defaults(&mut object, attempt).await?;
         object.validate().map_err(ModelError::from)?;
         let kind = object.kind();
         let id = object.id().to_owned();
@@ -134,7 +157,9 @@ impl Nb {
         match &previous {
             Some(old) => {
                 if expected != 0 && expected != old.revision_number() {
-                    return Err(NbError::Conflict { kind, id, expected, actual: old.revision_number() });
+                    return Err(
+                        NbError::Conflict { kind, id, expected, actual: old.revision_number() }.into()
+                    );
                 }
                 if let (Some(stored), Some(given)) = (old.unique_key(), object.unique_key()) {
                     if given != 0 && given != stored {
@@ -144,7 +169,8 @@ impl Nb {
                             field: "unique_key".into(),
                             stored: stored.to_string(),
                             given: given.to_string(),
-                        });
+                        }
+                        .into());
                     }
                     object.set_unique_key(stored);
                 }
@@ -152,7 +178,7 @@ impl Nb {
             }
             None => {
                 if expected > 1 {
-                    return Err(NbError::NotFound { kind, id });
+                    return Err(NbError::NotFound { kind, id }.into());
                 }
                 object.set_revision_number(1);
             }
@@ -167,21 +193,48 @@ impl Nb {
         let object = with_derived_fields(object);
         let value = serde_json::to_vec(&object.to_json_value())
             .map_err(|e| NbError::Corrupt { key: key.clone(), message: e.to_string() })?;
-        let mod_revision = match existing {
-            Some(kv) => self.store.update(&key, value, kv.mod_revision).await,
-            None => self.store.create(&key, value, None).await,
+
+        // One transaction: the object (if still as read) and its claims on unique values.
+        let mut txn =
+            Txn::new().compare(&key, existing.as_ref().map_or(0, |kv| kv.mod_revision)).put(&key, value);
+        let new_claims = claims(&object);
+        let old_claims = previous.as_ref().map(claims).unwrap_or_default();
+        for claim in new_claims.iter().filter(|c| !old_claims.contains(c)) {
+            match self.store.get(&claim.key).await? {
+                Some(kv) if kv.value != id.as_bytes() => {
+                    if auto_filled.contains(&claim.value) {
+                        return Err(PutFailure::Raced);
+                    }
+                    return Err(NbError::Duplicate {
+                        kind,
+                        id,
+                        field: claim.field.into(),
+                        value: claim.value.clone(),
+                        other: String::from_utf8_lossy(&kv.value).into_owned(),
+                    }
+                    .into());
+                }
+                Some(kv) => txn = txn.compare(&claim.key, kv.mod_revision),
+                None => txn = txn.compare(&claim.key, 0).put(&claim.key, id.as_bytes().to_vec()),
+            }
         }
-        .map_err(|e| match e {
+        for claim in old_claims.iter().filter(|c| !new_claims.contains(c)) {
+            txn = txn.delete(&claim.key);
+        }
+        match self.store.txn(txn).await {
+            Ok(mod_revision) => Ok(Stored { object, mod_revision }),
             // Someone else wrote the object between our read and our write.
-            StoreError::Conflict { .. } | StoreError::AlreadyExists { .. } => NbError::Conflict {
+            Err(StoreError::Conflict { key: k, .. }) if k == key => Err(NbError::Conflict {
                 kind,
-                id: id.clone(),
+                id,
                 expected: object.revision_number().saturating_sub(1),
                 actual: 0,
-            },
-            e => e.into(),
-        })?;
-        Ok(Stored { object, mod_revision })
+            }
+            .into()),
+            // Someone claimed one of our values meanwhile: read again and decide.
+            Err(StoreError::Conflict { .. }) => Err(PutFailure::Raced),
+            Err(e) => Err(NbError::from(e).into()),
+        }
     }
 
     pub async fn get(&self, kind: Kind, id: &str) -> NbResult<Option<Stored>> {
@@ -220,10 +273,66 @@ impl Nb {
         Ok((all, listing.revision))
     }
 
-    /// Deletes an object; [`NbError::NotFound`] if there is none.
+    /// Deletes an object; [`NbError::NotFound`] if there is none, [`NbError::InUse`] if other
+    /// objects still need it (a network with ports, a subnet or security group ports use). A
+    /// network goes with its subnets, a port with its claims, in one transaction.
     pub async fn delete(&self, kind: Kind, id: &str) -> NbResult<Revision> {
         let key = tern_model::key(kind, id);
-        self.store.delete(&key).await?.ok_or_else(|| NbError::NotFound { kind, id: id.to_owned() })
+        let Some(kv) = self.store.get(&key).await? else {
+            return Err(NbError::NotFound { kind, id: id.to_owned() });
+        };
+        let object = decode(&kv.key, &kv.value)?;
+        let in_use = |by_kind, by_id: String| NbError::InUse { kind, id: id.to_owned(), by_kind, by_id };
+        let mut txn = Txn::new().compare(&key, kv.mod_revision).delete(&key);
+        match &object {
+            Object::Port(_) => {
+                for claim in claims(&object) {
+                    match self.store.get(&claim.key).await? {
+                        Some(c) if c.value == id.as_bytes() => {
+                            txn = txn.compare(&claim.key, c.mod_revision).delete(&claim.key)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Object::Network(_) => {
+                let users = self.store.list(&network_index(id)).await?;
+                if let Some(claim) = users.items.first() {
+                    return Err(in_use(Kind::Port, String::from_utf8_lossy(&claim.value).into_owned()));
+                }
+                for s in self.list(Kind::Subnet).await?.0 {
+                    if matches!(&s.object, Object::Subnet(sub) if sub.network_id == id) {
+                        txn = txn
+                            .compare(tern_model::key(Kind::Subnet, s.object.id()), s.mod_revision)
+                            .delete(tern_model::key(Kind::Subnet, s.object.id()));
+                    }
+                }
+            }
+            Object::Subnet(subnet) => {
+                let used = self.store.list(&format!("{}ip/", network_index(&subnet.network_id))).await?;
+                for claim in &used.items {
+                    let ip = claim.key.rsplit('/').next().and_then(|ip| ip.parse::<IpAddr>().ok());
+                    if ip.is_some_and(|ip| subnet.cidr.contains(&ip)) {
+                        return Err(in_use(Kind::Port, String::from_utf8_lossy(&claim.value).into_owned()));
+                    }
+                }
+            }
+            Object::SecurityGroup(_) => {
+                for p in self.list(Kind::Port).await?.0 {
+                    if matches!(&p.object, Object::Port(port) if port.security_groups.iter().any(|g| g == id))
+                    {
+                        return Err(in_use(Kind::Port, p.object.id().to_owned()));
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.store.txn(txn).await.map_err(|e| match e {
+            StoreError::Conflict { .. } => {
+                NbError::Conflict { kind, id: id.to_owned(), expected: 0, actual: 0 }
+            }
+            e => e.into(),
+        })
     }
 
     /// NB events with revision >= `from` (0: from now on), across every kind.
@@ -234,22 +343,25 @@ impl Nb {
     // --- helpers of put ---
 
     /// Fills what Neutron fills when a client leaves it out (port MACs and fixed IP addresses).
-    async fn fill_defaults(&self, object: &mut Object) -> NbResult<()> {
-        let Object::Port(port) = object else { return Ok(()) };
+    /// Returns the values it chose (as claim values), which a race may make it choose again.
+    /// The first attempt takes the lowest free address; after losing a race, a random one of the
+    /// lowest free ones, so that many concurrent writers spread out instead of colliding again.
+    async fn fill_defaults(&self, object: &mut Object, attempt: u32) -> NbResult<Vec<String>> {
+        let Object::Port(port) = object else { return Ok(Vec::new()) };
+        let mut chosen = Vec::new();
         if port.mac_address.is_empty() {
             port.mac_address = tern_model::random_mac();
+            chosen.push(port.mac_address.clone());
         }
         if port.fixed_ips.iter().all(|ip| ip.ip_address.is_some()) {
-            return Ok(());
+            return Ok(chosen);
         }
-        let (ports, _) = self.list(Kind::Port).await?;
-        let mut used: HashSet<IpAddr> = ports
+        let claimed = self.store.list(&format!("{}ip/", network_index(&port.network_id))).await?;
+        let mut used: HashSet<IpAddr> = claimed
+            .items
             .iter()
-            .filter_map(|s| match &s.object {
-                Object::Port(p) if p.id != port.id => Some(p),
-                _ => None,
-            })
-            .flat_map(|p| p.fixed_ips.iter().filter_map(|f| f.ip_address))
+            .filter(|c| c.value != port.id.as_bytes())
+            .filter_map(|c| c.key.rsplit('/').next().and_then(|ip| ip.parse().ok()))
             .collect();
         used.extend(port.fixed_ips.iter().filter_map(|f| f.ip_address));
         for (i, fixed) in port.fixed_ips.iter_mut().enumerate() {
@@ -267,12 +379,22 @@ impl Nb {
                     target_id: fixed.subnet_id.clone(),
                 });
             };
-            let ip = tern_model::allocate_ip(&subnet, &used)
+            let mut candidates = Vec::new();
+            let mut taken = used.clone();
+            while candidates.len() < if attempt > 1 { 32 } else { 1 } {
+                let Some(ip) = tern_model::allocate_ip(&subnet, &taken) else { break };
+                taken.insert(ip);
+                candidates.push(ip);
+            }
+            let pick = (uuid::Uuid::new_v4().as_u128() % candidates.len().max(1) as u128) as usize;
+            let ip = *candidates
+                .get(pick)
                 .ok_or_else(|| NbError::Exhausted { what: format!("IP address in subnet {}", subnet.id) })?;
             used.insert(ip);
             fixed.ip_address = Some(ip);
+            chosen.push(ip.to_string());
         }
-        Ok(())
+        Ok(chosen)
     }
 
     /// Checks that the objects `object` refers to exist (and fit, for subnets and fixed IPs).
@@ -293,6 +415,21 @@ impl Nb {
         };
         match object {
             Object::Subnet(subnet) => {
+                for other in self.list(Kind::Subnet).await?.0 {
+                    if let Object::Subnet(o) = &other.object {
+                        let overlaps = o.cidr.contains(&subnet.cidr.network())
+                            || subnet.cidr.contains(&o.cidr.network());
+                        if o.id != subnet.id && o.network_id == subnet.network_id && overlaps {
+                            return Err(NbError::Duplicate {
+                                kind,
+                                id: id.to_owned(),
+                                field: "cidr".into(),
+                                value: subnet.cidr.to_string(),
+                                other: o.id.clone(),
+                            });
+                        }
+                    }
+                }
                 if let Object::Network(network) =
                     must_exist("network_id", Kind::Network, &subnet.network_id).await?
                 {
@@ -432,6 +569,49 @@ impl NbWatch {
             });
         }
     }
+}
+
+/// Why one attempt at a put failed: for good, or because a concurrent writer won a race.
+enum PutFailure {
+    Error(NbError),
+    Raced,
+}
+
+impl<E: Into<NbError>> From<E> for PutFailure {
+    fn from(e: E) -> Self {
+        PutFailure::Error(e.into())
+    }
+}
+
+/// Where the values unique within a network are claimed: `<prefix>ip/<ip>` and `<prefix>mac/<mac>`,
+/// each holding the id of the port that owns it.
+fn network_index(network_id: &str) -> String {
+    format!("{INDEX_PREFIX}network/{network_id}/")
+}
+
+/// A value an object owns exclusively (e.g. a fixed IP within its network).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Claim {
+    key: String,
+    field: &'static str,
+    value: String,
+}
+
+/// The unique values an object claims: a port's fixed IPs and MAC, within its network.
+fn claims(object: &Object) -> Vec<Claim> {
+    let Object::Port(port) = object else { return Vec::new() };
+    let index = network_index(&port.network_id);
+    let mut claims: Vec<Claim> = port
+        .fixed_ips
+        .iter()
+        .filter_map(|f| f.ip_address)
+        .map(|ip| Claim { key: format!("{index}ip/{ip}"), field: "fixed_ips", value: ip.to_string() })
+        .collect();
+    if !port.mac_address.is_empty() {
+        let mac = port.mac_address.to_ascii_lowercase();
+        claims.push(Claim { key: format!("{index}mac/{mac}"), field: "mac_address", value: mac });
+    }
+    claims
 }
 
 /// Fields that default to another one: a network's VNI is its unique key unless given.

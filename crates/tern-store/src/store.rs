@@ -104,6 +104,53 @@ pub(crate) trait WatchSource: Send {
     async fn next(&mut self) -> Option<Result<WatchEvent, StoreError>>;
 }
 
+/// One condition of a transaction: the key's mod revision must be `mod_revision` (0: the key
+/// must not exist).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compare {
+    pub key: String,
+    pub mod_revision: Revision,
+}
+
+/// One write of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxnOp {
+    Put { key: String, value: Vec<u8>, lease: Option<LeaseId> },
+    Delete { key: String },
+}
+
+/// Several keys checked and written atomically, at one revision: all of it or none of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Txn {
+    pub compares: Vec<Compare>,
+    pub ops: Vec<TxnOp>,
+}
+
+impl Txn {
+    pub fn new() -> Txn {
+        Txn::default()
+    }
+
+    /// Requires `key` to be at `mod_revision` (0: absent).
+    pub fn compare(mut self, key: impl Into<String>, mod_revision: Revision) -> Txn {
+        self.compares.push(Compare { key: key.into(), mod_revision });
+        self
+    }
+
+    pub fn put(mut self, key: impl Into<String>, value: Vec<u8>) -> Txn {
+        self.ops.push(TxnOp::Put { key: key.into(), value, lease: None });
+        self
+    }
+
+    pub fn delete(mut self, key: impl Into<String>) -> Txn {
+        self.ops.push(TxnOp::Delete { key: key.into() });
+        self
+    }
+}
+
+/// The most operations one transaction may hold (etcd's default `--max-txn-ops`).
+pub const MAX_TXN_OPS: usize = 128;
+
 /// Errors of every backend. Each names the key, revision or lease it is about.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum StoreError {
@@ -126,6 +173,8 @@ pub enum StoreError {
     LeaseNotFound(LeaseId),
     #[error("invalid lease TTL {0}s: must be between 1 and 9000000000")]
     InvalidTtl(i64),
+    #[error("transaction too large: {0} operations (at most {MAX_TXN_OPS})")]
+    TxnTooLarge(usize),
     #[error("invalid store address {dsn:?}: {reason}")]
     InvalidDsn { dsn: String, reason: String },
     #[error("store backend error: {0}")]
@@ -164,6 +213,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the key only if its mod revision is `expected`; [`StoreError::Conflict`] otherwise.
     async fn delete_if(&self, key: &str, expected: Revision) -> Result<Revision>;
 
+    /// Checks every compare and, if all hold, applies every op at one new revision (deleting an
+    /// absent key is a no-op). The first compare that fails is reported as [`StoreError::Conflict`]
+    /// and nothing is written. Returns the revision of the writes (the current one if none).
+    async fn txn(&self, txn: Txn) -> Result<Revision>;
+
     /// Every key under `prefix`, sorted by key, and the revision the snapshot reflects.
     async fn list(&self, prefix: &str) -> Result<Listing>;
 
@@ -186,4 +240,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ends the lease now, deleting its keys.
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()>;
+}
+
+/// Refuses transactions no backend can take in one piece.
+pub(crate) fn check_txn_size(txn: &Txn) -> Result<()> {
+    let n = txn.compares.len().max(txn.ops.len());
+    if n > MAX_TXN_OPS {
+        return Err(StoreError::TxnTooLarge(n));
+    }
+    Ok(())
 }

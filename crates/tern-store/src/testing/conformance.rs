@@ -3,7 +3,7 @@
 //!
 //! Nothing here sleeps and hopes: waits are on watch events or polls, bounded by [`PATIENCE`].
 
-use crate::{Revision, Store, StoreError, WatchEvent};
+use crate::{Revision, Store, StoreError, Txn, WatchEvent};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,9 @@ macro_rules! conformance_cases {
             lease_revoke_and_unknown_leases,
             update_keeps_lease,
             concurrent_writers_are_totally_ordered,
-            slow_watcher_misses_nothing
+            slow_watcher_misses_nothing,
+            txn_applies_everything_at_one_revision,
+            txn_is_all_or_nothing
         );
     };
 }
@@ -368,4 +370,58 @@ pub async fn slow_watcher_misses_nothing(s: Arc<dyn Store>) {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+pub async fn txn_applies_everything_at_one_revision(s: Arc<dyn Store>) {
+    let r_c = s.put("/tx/c", b"old".to_vec(), None).await.unwrap();
+    let mut w = s.watch("/tx/", 0).await.unwrap();
+    let txn = Txn::new()
+        .compare("/tx/a", 0)
+        .compare("/tx/c", r_c)
+        .put("/tx/a", b"1".to_vec())
+        .put("/tx/b", b"2".to_vec())
+        .delete("/tx/c")
+        .delete("/tx/never-existed");
+    let rev = s.txn(txn).await.unwrap();
+    assert!(rev > r_c);
+    assert_eq!(s.get("/tx/a").await.unwrap().unwrap().mod_revision, rev);
+    assert_eq!(s.get("/tx/b").await.unwrap().unwrap().value, b"2");
+    assert_eq!(s.get("/tx/c").await.unwrap(), None);
+    assert_eq!(s.revision().await.unwrap(), rev, "one revision for the whole transaction");
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let ev = next_event(&mut w).await;
+        assert_eq!(ev.revision(), Some(rev));
+        seen.push(ev.key().unwrap().to_owned());
+    }
+    seen.sort();
+    assert_eq!(seen, ["/tx/a", "/tx/b", "/tx/c"]);
+    // A transaction of compares only writes nothing and returns the current revision.
+    assert_eq!(s.txn(Txn::new().compare("/tx/a", rev)).await.unwrap(), rev);
+}
+
+pub async fn txn_is_all_or_nothing(s: Arc<dyn Store>) {
+    let r_a = s.put("/ty/a", b"a".to_vec(), None).await.unwrap();
+    let r_b = s.put("/ty/b", b"b".to_vec(), None).await.unwrap();
+    let before = s.revision().await.unwrap();
+    let txn = Txn::new()
+        .compare("/ty/a", r_a)
+        .compare("/ty/b", r_a) // stale
+        .put("/ty/a", b"changed".to_vec())
+        .put("/ty/new", b"x".to_vec());
+    match s.txn(txn).await {
+        Err(StoreError::Conflict { key, expected, actual }) => {
+            assert_eq!((key.as_str(), expected, actual), ("/ty/b", r_a, r_b))
+        }
+        other => panic!("expected Conflict on /ty/b, got {other:?}"),
+    }
+    match s.txn(Txn::new().compare("/ty/a", 0).put("/ty/new", b"x".to_vec())).await {
+        Err(StoreError::Conflict { key, actual, .. }) => assert_eq!((key.as_str(), actual), ("/ty/a", r_a)),
+        other => panic!("expected Conflict on /ty/a, got {other:?}"),
+    }
+    assert_eq!(s.get("/ty/a").await.unwrap().unwrap().value, b"a");
+    assert_eq!(s.get("/ty/new").await.unwrap(), None);
+    assert_eq!(s.revision().await.unwrap(), before, "a refused transaction writes nothing");
+    let too_big = (0..=crate::MAX_TXN_OPS).fold(Txn::new(), |t, i| t.put(format!("/ty/{i}"), vec![]));
+    assert!(matches!(s.txn(too_big).await, Err(StoreError::TxnTooLarge(_))));
 }
