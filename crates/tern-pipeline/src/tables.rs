@@ -1,5 +1,12 @@
-//! The table layout of br-int: every table's number and name, in pipeline order. Flows, tests,
-//! `tern flows dump --names` and the docs all take the numbers from here.
+//! The table layout of br-int: every table's number and name, in pipeline order, and the register
+//! convention. Flows, tests, `tern flows dump --names` and the docs all take the numbers from here.
+
+/// Register holding the source port's unique key (set by the classifier for VIF traffic; 0 for
+/// traffic from a tunnel).
+pub const REG_SRC_PORT: u8 = 6;
+/// Register holding the destination port's unique key (set by the lookups).
+pub const REG_DST_PORT: u8 = 7;
+// `metadata` holds the network's unique key (the router's while routing).
 
 /// One pipeline table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

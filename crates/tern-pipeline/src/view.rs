@@ -1,0 +1,333 @@
+//! `ChassisView`: everything one chassis knows that the pipeline turns into flows (the NB objects
+//! reduced to what flows need, plus the local VIFs and tunnel port), and [`port_location`], the one
+//! place that decides which chassis a port's traffic goes to (binding + live-migration record).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use tern_model::{Chassis, Migration, MigrationState, Network, Port};
+
+/// What one chassis knows, as the pipeline needs it. Maps are keyed by object id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChassisView {
+    /// The chassis these flows are for (a chassis id).
+    pub local_chassis: String,
+    /// Every chassis that can be reached by tunnel (the local one may be here too).
+    pub chassis: BTreeMap<String, ChassisInfo>,
+    pub networks: BTreeMap<String, NetworkInfo>,
+    pub ports: BTreeMap<String, PortInfo>,
+    /// Port id -> OpenFlow port number of its VIF on this chassis' br-int.
+    pub local_vifs: BTreeMap<String, u32>,
+    /// The flow-based Geneve port, once OVS has given it a number.
+    pub tunnel_ofport: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChassisInfo {
+    pub tunnel_ip: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkInfo {
+    pub id: String,
+    /// The network's unique key: the value of `metadata` inside the pipeline.
+    pub key: u32,
+    /// The Geneve VNI (`tun_id`) of the network on the wire.
+    pub vni: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortInfo {
+    pub id: String,
+    pub network_id: String,
+    /// The port's unique key: the value of reg6 (source) / reg7 (destination).
+    pub key: u32,
+    pub mac: [u8; 6],
+    pub ips: Vec<IpAddr>,
+    pub admin_up: bool,
+    pub location: PortLocation,
+}
+
+/// The set of chassis (ids) a port's traffic must be delivered to: empty when the port is
+/// unbound, one chassis normally, two during a live migration's dual delivery.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct PortLocation(BTreeSet<String>);
+
+// === impl PortLocation ===
+
+impl PortLocation {
+    /// Bound nowhere: no traffic is delivered to the port.
+    pub fn nowhere() -> PortLocation {
+        PortLocation::default()
+    }
+
+    /// On one chassis; an empty id means nowhere (an unbound port's `binding:host_id`).
+    pub fn on(chassis: impl Into<String>) -> PortLocation {
+        let chassis = chassis.into();
+        PortLocation(if chassis.is_empty() { BTreeSet::new() } else { BTreeSet::from([chassis]) })
+    }
+
+    /// Dual delivery to both ends of a live migration.
+    pub fn dual(source: impl Into<String>, destination: impl Into<String>) -> PortLocation {
+        PortLocation::on(source).union(&PortLocation::on(destination))
+    }
+
+    pub fn union(&self, other: &PortLocation) -> PortLocation {
+        PortLocation(self.0.union(&other.0).cloned().collect())
+    }
+
+    pub fn contains(&self, chassis: &str) -> bool {
+        self.0.contains(chassis)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The chassis ids, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for PortLocation {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        PortLocation(iter.into_iter().map(Into::into).filter(|c: &String| !c.is_empty()).collect())
+    }
+}
+
+/// Where port `port`'s traffic goes: a function of its binding and its migration record only, so
+/// every chassis that has seen the same NB state computes the same answer whatever order the
+/// events came in. `migration` is ignored unless it is for this port and agrees with the binding:
+/// * none, completed or aborted: the binding (`binding:host_id`; empty = nowhere);
+/// * `dest_plugged` while the binding names the source: {source, destination} (dual delivery);
+/// * `activated`, or any open migration once the binding names the destination (the API binding
+///   change activates on its own): {destination};
+/// * an open migration whose source and destination both differ from the binding is stale: the
+///   binding wins.
+pub fn port_location(port: &Port, migration: Option<&Migration>) -> PortLocation {
+    location_of(&port.id, &port.binding_host_id, migration)
+}
+
+/// [`port_location`] for a port known by id, with its binding already resolved to a chassis id.
+fn location_of(port_id: &str, host: &str, migration: Option<&Migration>) -> PortLocation {
+    let bound = PortLocation::on(host);
+    let Some(m) = migration.filter(|m| m.port_id == port_id) else {
+        return bound;
+    };
+    let on_source = host == m.source;
+    let on_destination = host == m.destination;
+    match m.state {
+        MigrationState::Completed | MigrationState::Aborted => bound,
+        _ if on_destination => PortLocation::on(m.destination.as_str()),
+        MigrationState::DestPlugged if on_source => {
+            PortLocation::dual(m.source.as_str(), m.destination.as_str())
+        }
+        MigrationState::Activated if on_source => PortLocation::on(m.destination.as_str()),
+        MigrationState::DestPlugged | MigrationState::Activated => bound,
+    }
+}
+
+// === impl ChassisView ===
+
+impl ChassisView {
+    /// The view of chassis `local` from NB objects. Objects flows cannot be written for are left
+    /// out: networks without a unique key or VNI, ports without a key, a valid MAC or a known
+    /// network, chassis whose tunnel IP is not IPv4. A `binding:host_id` naming a chassis by its
+    /// hostname is mapped to the chassis id.
+    pub fn from_nb(
+        local: &str,
+        networks: &[Network],
+        ports: &[Port],
+        chassis: &[Chassis],
+        migrations: &[Migration],
+        local_vifs: BTreeMap<String, u32>,
+        tunnel_ofport: Option<u32>,
+    ) -> ChassisView {
+        let networks: BTreeMap<String, NetworkInfo> = networks
+            .iter()
+            .filter_map(|n| {
+                let vni = n.vni()?;
+                (n.unique_key != 0)
+                    .then(|| (n.id.clone(), NetworkInfo { id: n.id.clone(), key: n.unique_key, vni }))
+            })
+            .collect();
+        let hostnames: BTreeMap<&str, &str> =
+            chassis.iter().filter(|c| c.hostname() != c.id).map(|c| (c.hostname(), c.id.as_str())).collect();
+        let resolve = |name: &str| -> String {
+            if name.is_empty() || chassis.iter().any(|c| c.id == name) {
+                return name.to_string();
+            }
+            hostnames.get(name).map_or(name, |id| id).to_string()
+        };
+        let migrations: BTreeMap<&str, &Migration> =
+            migrations.iter().map(|m| (m.port_id.as_str(), m)).collect();
+        let ports = ports
+            .iter()
+            .filter(|p| p.unique_key != 0 && networks.contains_key(&p.network_id))
+            .filter_map(|p| {
+                let mac = tern_model::parse_mac(&p.mac_address)?;
+                let host = resolve(&p.binding_host_id);
+                let location = location_of(&p.id, &host, migrations.get(p.id.as_str()).copied());
+                Some((
+                    p.id.clone(),
+                    PortInfo {
+                        id: p.id.clone(),
+                        network_id: p.network_id.clone(),
+                        key: p.unique_key,
+                        mac,
+                        ips: p.fixed_ips.iter().filter_map(|ip| ip.ip_address).collect(),
+                        admin_up: p.admin_state_up,
+                        location,
+                    },
+                ))
+            })
+            .collect();
+        let chassis = chassis
+            .iter()
+            .filter_map(|c| match c.tunnel_ip {
+                IpAddr::V4(tunnel_ip) => Some((c.id.clone(), ChassisInfo { tunnel_ip })),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        ChassisView { local_chassis: local.to_string(), chassis, networks, ports, local_vifs, tunnel_ofport }
+    }
+
+    /// Ports that get flows anywhere: administratively up, on a known network, located somewhere.
+    pub fn active_ports(&self) -> impl Iterator<Item = &PortInfo> {
+        self.ports
+            .values()
+            .filter(|p| p.admin_up && !p.location.is_empty() && self.networks.contains_key(&p.network_id))
+    }
+
+    /// The VIF ofport of `port` if the port is local: located here and plugged here. A VIF whose
+    /// port is located elsewhere gets no flows until the location names this chassis.
+    pub fn local_ofport(&self, port: &PortInfo) -> Option<u32> {
+        if !port.admin_up || !port.location.contains(&self.local_chassis) {
+            return None;
+        }
+        self.local_vifs.get(&port.id).copied()
+    }
+
+    /// The local ports of network `network_id` with their ofports, in port-key order.
+    pub fn local_ports(&self, network_id: &str) -> Vec<(&PortInfo, u32)> {
+        let mut v: Vec<_> = self
+            .active_ports()
+            .filter(|p| p.network_id == network_id)
+            .filter_map(|p| Some((p, self.local_ofport(p)?)))
+            .collect();
+        v.sort_by_key(|(p, _)| p.key);
+        v
+    }
+
+    /// The networks that have a local port: only their traffic enters this chassis' pipeline, so
+    /// only they get flows here.
+    pub fn local_networks(&self) -> impl Iterator<Item = &NetworkInfo> {
+        self.networks.values().filter(|n| !self.local_ports(&n.id).is_empty())
+    }
+
+    /// The active ports of network `network_id`, in port-key order.
+    pub fn ports_of(&self, network_id: &str) -> Vec<&PortInfo> {
+        let mut v: Vec<_> = self.active_ports().filter(|p| p.network_id == network_id).collect();
+        v.sort_by_key(|p| p.key);
+        v
+    }
+
+    /// The other chassis hosting active ports of network `network_id` (dual-delivery locations
+    /// included), with their tunnel IPs; chassis with no known tunnel IP cannot be reached.
+    pub fn remote_chassis(&self, network_id: &str) -> BTreeMap<&str, Ipv4Addr> {
+        self.ports_of(network_id)
+            .into_iter()
+            .flat_map(|p| p.location.iter())
+            .filter(|c| *c != self.local_chassis)
+            .filter_map(|c| Some((c, self.chassis.get(c)?.tunnel_ip)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(host: &str) -> Port {
+        let mut p = Port::new("n1");
+        p.id = "p1".into();
+        p.binding_host_id = host.into();
+        p
+    }
+
+    fn migration(state: MigrationState) -> Migration {
+        let mut m = Migration::new("p1", 1, "c1", "c2");
+        m.state = state;
+        m
+    }
+
+    #[test]
+    fn location_from_binding() {
+        assert_eq!(port_location(&port(""), None), PortLocation::nowhere());
+        assert_eq!(port_location(&port("c1"), None), PortLocation::on("c1"));
+    }
+
+    #[test]
+    fn location_through_a_migration() {
+        use MigrationState::*;
+        let dual = PortLocation::dual("c1", "c2");
+        assert_eq!(dual.len(), 2);
+        let cases = [
+            ("c1", DestPlugged, dual.clone()),
+            ("c1", Activated, PortLocation::on("c2")),
+            ("c2", DestPlugged, PortLocation::on("c2")),
+            ("c2", Activated, PortLocation::on("c2")),
+            ("c2", Completed, PortLocation::on("c2")),
+            ("c1", Aborted, PortLocation::on("c1")),
+            ("c3", DestPlugged, PortLocation::on("c3")),
+            ("c3", Activated, PortLocation::on("c3")),
+            ("", DestPlugged, PortLocation::nowhere()),
+        ];
+        for (host, state, want) in cases {
+            assert_eq!(port_location(&port(host), Some(&migration(state))), want, "{host} {state:?}");
+        }
+        let mut other = migration(DestPlugged);
+        other.port_id = "p2".into();
+        assert_eq!(port_location(&port("c1"), Some(&other)), PortLocation::on("c1"));
+    }
+
+    #[test]
+    fn from_nb_resolves_and_filters() {
+        let mut n =
+            Network { id: "n1".into(), unique_key: 7, segmentation_id: Some(100), ..Network::default() };
+        let no_key = Network { id: "n0".into(), ..Network::default() };
+        let mut p = port("host-b");
+        p.unique_key = 3;
+        p.mac_address = "fa:16:3e:00:00:01".into();
+        let mut bad_mac = port("c1");
+        bad_mac.id = "p2".into();
+        bad_mac.unique_key = 4;
+        let mut c2 = Chassis::new("c2", "172.31.0.2".parse().unwrap());
+        c2.hostname = "host-b".into();
+        let v6 = Chassis::new("c6", "fd00::6".parse().unwrap());
+        let mut m = Migration::new("p1", 1, "c2", "c3");
+        m.state = MigrationState::DestPlugged;
+        let view = ChassisView::from_nb(
+            "c1",
+            &[n.clone(), no_key],
+            &[p, bad_mac],
+            &[c2, v6],
+            &[m],
+            BTreeMap::new(),
+            Some(3),
+        );
+        assert_eq!(view.networks.keys().collect::<Vec<_>>(), ["n1"]);
+        assert_eq!(view.networks["n1"].vni, 100);
+        assert_eq!(view.ports.keys().collect::<Vec<_>>(), ["p1"]);
+        assert_eq!(view.ports["p1"].location, PortLocation::dual("c2", "c3"));
+        assert_eq!(view.chassis.keys().collect::<Vec<_>>(), ["c2"]);
+        n.segmentation_id = None;
+        let view = ChassisView::from_nb("c1", &[n], &[], &[], &[], BTreeMap::new(), None);
+        assert_eq!(view.networks["n1"].vni, 7);
+    }
+}

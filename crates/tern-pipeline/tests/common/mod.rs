@@ -1,0 +1,131 @@
+//! The NB fixture the pipeline tests share, and a tiny snapshot helper (insta-like: compare with
+//! `tests/snapshots/NAME.txt`; `TERN_UPDATE_SNAPSHOTS=1` rewrites the file instead).
+//!
+//! Three chassis hv1..hv3 (tunnel IPs 172.31.0.1..3, tunnel ofport 3 everywhere), two networks:
+//! * net-a (key 1, VNI 100): a1 on hv1, a2 on hv2, a3 and a4 on hv3, a9 unbound (nowhere);
+//! * net-b (key 2, VNI 200): b1 on hv1, b2 on hv2 — nothing on hv3.
+//!
+//! Port keys are 11..14, 19, 21, 22 and each MAC ends in its key's digits (a1: fa:16:3e:00:00:11).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use tern_model::{Chassis, Migration, MigrationState, Network, Port};
+use tern_pipeline::ChassisView;
+
+pub const TUNNEL_OFPORT: u32 = 3;
+
+pub struct Nb {
+    pub networks: Vec<Network>,
+    pub ports: Vec<Port>,
+    pub chassis: Vec<Chassis>,
+    pub migrations: Vec<Migration>,
+}
+
+fn network(id: &str, key: u32, vni: u32) -> Network {
+    Network { id: id.into(), unique_key: key, segmentation_id: Some(vni), ..Network::default() }
+}
+
+fn port(id: &str, network: &str, key: u32, host: &str) -> Port {
+    let mut p = Port::new(network);
+    p.id = id.into();
+    p.unique_key = key;
+    p.mac_address = format!("fa:16:3e:00:00:{key}");
+    p.binding_host_id = host.into();
+    p
+}
+
+pub fn nb() -> Nb {
+    Nb {
+        networks: vec![network("net-a", 1, 100), network("net-b", 2, 200)],
+        ports: vec![
+            port("a1", "net-a", 11, "hv1"),
+            port("a2", "net-a", 12, "hv2"),
+            port("a3", "net-a", 13, "hv3"),
+            port("a4", "net-a", 14, "hv3"),
+            port("a9", "net-a", 19, ""),
+            port("b1", "net-b", 21, "hv1"),
+            port("b2", "net-b", 22, "hv2"),
+        ],
+        chassis: (1..=3)
+            .map(|i| Chassis::new(format!("hv{i}"), format!("172.31.0.{i}").parse().unwrap()))
+            .collect(),
+        migrations: vec![],
+    }
+}
+
+/// The VIFs plugged on `chassis`: port id -> ofport.
+pub fn vifs(chassis: &str) -> BTreeMap<String, u32> {
+    let v: &[(&str, u32)] = match chassis {
+        "hv1" => &[("a1", 1), ("b1", 2)],
+        "hv2" => &[("a2", 1), ("b2", 2)],
+        "hv3" => &[("a3", 1), ("a4", 2)],
+        _ => &[],
+    };
+    v.iter().map(|(p, o)| (p.to_string(), *o)).collect()
+}
+
+impl Nb {
+    pub fn view(&self, chassis: &str, vifs: BTreeMap<String, u32>) -> ChassisView {
+        ChassisView::from_nb(
+            chassis,
+            &self.networks,
+            &self.ports,
+            &self.chassis,
+            &self.migrations,
+            vifs,
+            Some(TUNNEL_OFPORT),
+        )
+    }
+
+    pub fn port_mut(&mut self, id: &str) -> &mut Port {
+        self.ports.iter_mut().find(|p| p.id == id).expect("fixture port")
+    }
+
+    /// a3 live-migrating hv3 -> hv2 in `state` (binding still hv3).
+    pub fn migrating_a3(mut self, state: MigrationState) -> Nb {
+        let mut m = Migration::new("a3", 1, "hv3", "hv2");
+        m.state = state;
+        self.migrations.push(m);
+        self
+    }
+}
+
+/// hv2's VIFs once a3's destination VIF is plugged there (ofport 4).
+pub fn hv2_vifs_with_a3() -> BTreeMap<String, u32> {
+    let mut v = vifs("hv2");
+    v.insert("a3".into(), 4);
+    v
+}
+
+/// Every fixture view the snapshots cover, by snapshot name.
+pub fn fixture_views() -> Vec<(&'static str, ChassisView)> {
+    let plain = nb();
+    let dual = nb().migrating_a3(MigrationState::DestPlugged);
+    vec![
+        ("hv1", plain.view("hv1", vifs("hv1"))),
+        ("hv2", plain.view("hv2", vifs("hv2"))),
+        ("hv3", plain.view("hv3", vifs("hv3"))),
+        ("dual_delivery_hv1_bystander", dual.view("hv1", vifs("hv1"))),
+        ("dual_delivery_hv2_destination", dual.view("hv2", hv2_vifs_with_a3())),
+        ("dual_delivery_hv3_source", dual.view("hv3", vifs("hv3"))),
+    ]
+}
+
+pub fn assert_snapshot(name: &str, actual: &str) {
+    let path: PathBuf =
+        [env!("CARGO_MANIFEST_DIR"), "tests", "snapshots", &format!("{name}.txt")].iter().collect();
+    if std::env::var_os("TERN_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).expect("writing snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{}: {e} (run with TERN_UPDATE_SNAPSHOTS=1 to create it)", path.display())
+    });
+    assert!(
+        expected == actual,
+        "snapshot {name} differs (TERN_UPDATE_SNAPSHOTS=1 rewrites it)\n--- expected\n{expected}--- actual\n{actual}"
+    );
+}
