@@ -1,13 +1,13 @@
 # The two commands of the README. Both work as root on a fresh Debian machine.
 CARGO ?= cargo
 
-.PHONY: demo test deps build lint bench
+.PHONY: demo test deps pyenv bench
 
 demo: deps
 	$(CARGO) build --release -p tern
 	scripts/demo.sh target/release/tern
 
-test: deps
+test: deps pyenv
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
 	$(CARGO) fmt --all -- --check
@@ -16,6 +16,11 @@ test: deps
 deps:
 	scripts/install-deps.sh
 
+# The openstacksdk compatibility test's virtualenv (target/python-venv).
+pyenv:
+	scripts/python-env.sh
+
 bench: deps
 	$(CARGO) bench -p tern-store
 	$(CARGO) bench -p tern-controller --bench bundle
+	$(CARGO) bench -p tern --bench api_ports

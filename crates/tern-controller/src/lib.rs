@@ -1,5 +1,7 @@
-//! tern's local controller runtime (one per chassis). Today: the OpenFlow connection to a bridge
-//! ([`ofconn`]): handshake, echoes, requests matched to replies by xid while asynchronous messages
-//! stream in, atomic bundles, flow dumps, and reconnection with backoff.
+//! tern's local controller runtime (one per chassis): the reconciler from NB and OVSDB to br-int's
+//! flows ([`agent`]) and the OpenFlow connection to the bridge ([`ofconn`]: handshake, echoes,
+//! requests matched to replies by xid while asynchronous messages stream in, atomic bundles, flow
+//! dumps, reconnection with backoff).
 
+pub mod agent;
 pub mod ofconn;

@@ -1,14 +1,16 @@
-//! `tern`: the one binary. Subcommands grow with the project: `db` (operate the NB store) and
-//! `flows` (read a bridge's flows) today; `server`, `controller`, `allinone`, `lab` and `status` as
-//! their issues land.
+//! `tern`: the one binary. Subcommands grow with the project: `server` (the Neutron API),
+//! `controller` (one per chassis), `db` (operate the NB store) and `flows` (read a bridge's flows)
+//! today; `allinone`, `lab` and `status` as their issues land.
 //!
 //! Exit status: 0 success, 1 a failure of the system (store unreachable, IO), 2 bad input
 //! (usage, unknown kind, malformed or invalid object, revision conflict, missing object),
 //! 3 a watch that must relist because the history it needs was compacted.
 
+mod controller;
 mod db;
 mod exit;
 mod flows;
+mod server;
 
 use clap::{Parser, Subcommand};
 use exit::Exit;
@@ -24,16 +26,25 @@ struct Cli {
 enum Command {
     /// Read and write the NB store directly (operators, scripts, debugging).
     Db(db::DbArgs),
+    /// Serve the Neutron v2.0-compatible API (default 127.0.0.1:9696) over the NB store.
+    Server(server::ServerArgs),
+    /// Run the local controller of one chassis (compute node).
+    Controller(controller::ControllerArgs),
     /// Inspect a bridge's OpenFlow tables.
     Flows(flows::FlowsArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Long-running services say what they do; one-shot commands print only their output.
+    let default_level = match cli.command {
+        Command::Server(_) | Command::Controller(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TERN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -45,6 +56,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Db(args) => db::run(args).await,
             Command::Flows(args) => flows::run(args).await,
+            Command::Server(args) => server::run(args).await,
+            Command::Controller(args) => controller::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,166 @@
+//! tern-api owns `tern server`: a Neutron v2.0-compatible REST API (axum) over the NB store, so
+//! Nova, openstacksdk, the `openstack` CLI and Terraform can drive tern. Each resource family is
+//! one module; Neutron semantics that span several NB objects (router interfaces, gateways,
+//! default security groups, floating IP allocation, port bindings) live here, on top of `Nb`.
+//!
+//! Multi-object writes are ordered so that stopping after any step leaves a consistent NB (the
+//! order is documented in each module); everything that can be checked is checked before the
+//! first write.
+
+mod agents;
+mod bindings;
+mod error;
+mod floatingips;
+mod input;
+mod meta;
+mod networks;
+mod ports;
+mod query;
+mod routers;
+mod security_groups;
+mod subnets;
+mod util;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tern_store::nb::Nb;
+
+pub use error::ApiError;
+
+/// How `tern server` runs.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// Where to listen (Neutron's port is 9696).
+    pub listen: SocketAddr,
+    pub nb: Nb,
+    /// When set, every request but `GET /` must carry `X-Auth-Token: <token>`. Required to listen
+    /// on a non-loopback address.
+    pub token: Option<String>,
+}
+
+/// What the API serves from.
+#[derive(Clone)]
+pub struct ApiState {
+    pub nb: Nb,
+    pub token: Option<String>,
+}
+
+/// The whole API as an axum router (tests serve it in-process).
+pub fn router(state: ApiState) -> axum::Router {
+    let ctx = Arc::new(util::Ctx { nb: state.nb });
+    let token = Arc::new(state.token);
+    axum::Router::new()
+        .merge(meta::routes())
+        .merge(networks::routes())
+        .merge(subnets::routes())
+        .merge(ports::routes())
+        .merge(bindings::routes())
+        .merge(routers::routes())
+        .merge(floatingips::routes())
+        .merge(security_groups::routes())
+        .merge(agents::routes())
+        .fallback(|| async { ApiError::no_such_resource() })
+        .with_state(ctx)
+        .layer(axum::middleware::from_fn(neutron_shaped))
+        .layer(axum::middleware::from_fn_with_state(token, authenticate))
+}
+
+/// Refuses to expose an unauthenticated API beyond this host.
+fn check_exposure(listen: SocketAddr, token: Option<&str>) -> anyhow::Result<()> {
+    if token == Some("") {
+        anyhow::bail!("the API token must not be empty");
+    }
+    if !listen.ip().is_loopback() && token.is_none() {
+        anyhow::bail!(
+            "refusing to listen on {listen} without a token: a non-loopback address needs --token \
+             (clients then send X-Auth-Token), or listen on 127.0.0.1"
+        );
+    }
+    Ok(())
+}
+
+/// Serves until ctrl-c.
+pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
+    serve_with_shutdown(config, async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("ctrl-c: shutting down");
+        }
+    })
+    .await
+}
+
+/// Serves until `shutdown` completes, then finishes the requests in flight and returns.
+pub async fn serve_with_shutdown(
+    config: ApiConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    check_exposure(config.listen, config.token.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("listening on {addr}");
+    let app = router(ApiState { nb: config.nb, token: config.token });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("API server failed")?;
+    Ok(())
+}
+
+/// `X-Auth-Token` check (when a token is configured); `GET /` stays open for version discovery.
+async fn authenticate(
+    axum::extract::State(token): axum::extract::State<Arc<Option<String>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(t) = token.as_deref() {
+        let public = req.method() == Method::GET && req.uri().path() == "/";
+        let ok = req.headers().get("x-auth-token").is_some_and(|v| v.as_bytes() == t.as_bytes());
+        if !public && !ok {
+            return ApiError::unauthorized().into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Gives axum's own empty 405 responses Neutron's error body.
+async fn neutron_shaped(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return resp;
+    }
+    let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
+    let mut out = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "HTTPMethodNotAllowed",
+        format!("The method {method} is not allowed for this resource."),
+    )
+    .into_response();
+    if let Some(allow) = allow {
+        out.headers_mut().insert(axum::http::header::ALLOW, allow);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposure() {
+        let lo: SocketAddr = "127.0.0.1:9696".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:9696".parse().unwrap();
+        check_exposure(lo, None).unwrap();
+        check_exposure("[::1]:9696".parse().unwrap(), None).unwrap();
+        check_exposure(any, Some("t")).unwrap();
+        let e = check_exposure(any, None).unwrap_err().to_string();
+        assert!(e.contains("--token"), "{e}");
+        assert!(check_exposure(lo, Some("")).is_err());
+    }
+}

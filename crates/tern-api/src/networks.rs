@@ -1,0 +1,226 @@
+//! `/v2.0/networks`: Neutron networks over tern's `Network` (provider attributes show the Geneve
+//! VNI; `subnets` is derived from the subnets on read). Deleting a network deletes its subnets
+//! first, then the network, and is refused (409 NetworkInUse) while it has ports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use tern_model::{Kind, Network, Subnet};
+
+use crate::error::{ApiError, ApiResult};
+use crate::input::{
+    build_valid, check_if_match, envelope, if_match, normalize_bool, normalize_int, take_project, Attrs,
+    JsonBody, Op, PathParam, QueryPairs,
+};
+use crate::query::ListQuery;
+use crate::util::{add_project, fetch, host, json_map, list, no_content, put, respond, retry, Ctx, State};
+
+/// Network attributes. Ignored: `availability_zone_hints`, `dns_domain`, `qos_policy_id`,
+/// `is_default`, `tags` (tags have their own API in Neutron).
+const ATTRS: Attrs = Attrs {
+    create: &[
+        "name",
+        "description",
+        "admin_state_up",
+        "shared",
+        "router:external",
+        "mtu",
+        "port_security_enabled",
+        "provider:network_type",
+        "provider:physical_network",
+        "provider:segmentation_id",
+    ],
+    update: &[
+        "name",
+        "description",
+        "admin_state_up",
+        "shared",
+        "router:external",
+        "mtu",
+        "port_security_enabled",
+    ],
+    ignored: &["availability_zone_hints", "dns_domain", "qos_policy_id", "is_default", "tags"],
+    read_only: &[
+        "id",
+        "status",
+        "subnets",
+        "revision_number",
+        "created_at",
+        "updated_at",
+        "availability_zones",
+        "l2_adjacency",
+        "ipv4_address_scope",
+        "ipv6_address_scope",
+        "provider:network_type",
+        "provider:physical_network",
+        "provider:segmentation_id",
+    ],
+};
+
+pub(crate) fn routes() -> Router<Arc<Ctx>> {
+    Router::new()
+        .route("/v2.0/networks", get(list_networks).post(create))
+        .route("/v2.0/networks/{id}", get(show).put(update).delete(remove))
+}
+
+/// Neutron's view of a network.
+pub(crate) fn view(n: &Network, subnets: Vec<String>) -> Map<String, Value> {
+    let mut v = Map::new();
+    v.insert("id".into(), json!(n.id));
+    v.insert("name".into(), json!(n.name));
+    v.insert("description".into(), json!(n.description));
+    add_project(&mut v, &n.project_id);
+    v.insert("admin_state_up".into(), json!(n.admin_state_up));
+    v.insert("status".into(), json!(n.status));
+    v.insert("shared".into(), json!(n.shared));
+    v.insert("router:external".into(), json!(n.router_external));
+    v.insert("mtu".into(), json!(n.mtu));
+    v.insert("port_security_enabled".into(), json!(n.port_security_enabled));
+    v.insert("subnets".into(), json!(subnets));
+    v.insert("provider:network_type".into(), json!("geneve"));
+    v.insert("provider:physical_network".into(), Value::Null);
+    v.insert("provider:segmentation_id".into(), json!(n.vni()));
+    v.insert("availability_zone_hints".into(), json!([]));
+    v.insert("availability_zones".into(), json!([]));
+    v.insert("ipv4_address_scope".into(), Value::Null);
+    v.insert("ipv6_address_scope".into(), Value::Null);
+    v.insert("l2_adjacency".into(), json!(true));
+    v.insert("is_default".into(), json!(false));
+    v.insert("dns_domain".into(), json!(""));
+    v.insert("qos_policy_id".into(), Value::Null);
+    v.insert("tags".into(), json!([]));
+    v.insert("revision_number".into(), json!(n.revision_number));
+    v.insert("created_at".into(), json!(n.created_at));
+    v.insert("updated_at".into(), json!(n.updated_at));
+    v
+}
+
+/// Ids of each network's subnets.
+fn subnets_by_network(subnets: &[Subnet]) -> BTreeMap<&str, Vec<String>> {
+    let mut m: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for s in subnets {
+        m.entry(s.network_id.as_str()).or_default().push(s.id.clone());
+    }
+    m
+}
+
+async fn subnet_ids(ctx: &Ctx, network: &str) -> ApiResult<Vec<String>> {
+    Ok(list::<Subnet>(&ctx.nb).await?.into_iter().filter(|s| s.network_id == network).map(|s| s.id).collect())
+}
+
+async fn list_networks(
+    axum::extract::State(ctx): State,
+    headers: HeaderMap,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Json<Value>> {
+    let q = ListQuery::parse(q)?;
+    let networks = list::<Network>(&ctx.nb).await?;
+    let subnets = list::<Subnet>(&ctx.nb).await?;
+    let by_net = subnets_by_network(&subnets);
+    let items =
+        networks.iter().map(|n| view(n, by_net.get(n.id.as_str()).cloned().unwrap_or_default())).collect();
+    let known = view(&Network::default(), vec![]);
+    Ok(Json(q.respond(items, &known, "networks", "/v2.0/networks", &host(&headers))?))
+}
+
+async fn show(
+    axum::extract::State(ctx): State,
+    PathParam(id): PathParam<String>,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Response> {
+    let q = ListQuery::parse(q)?;
+    let n: Network = fetch(&ctx.nb, &id).await?;
+    let subnets = subnet_ids(&ctx, &id).await?;
+    Ok(respond(StatusCode::OK, "network", q.project(view(&n, subnets))))
+}
+
+/// Normalizes the attribute values of a create or update body into the model's fields.
+fn normalize(m: &mut Map<String, Value>) -> ApiResult<()> {
+    for b in ["admin_state_up", "shared", "router:external", "port_security_enabled"] {
+        normalize_bool(m, b)?;
+    }
+    normalize_int(m, "mtu")?;
+    normalize_int(m, "provider:segmentation_id")?;
+    match m.remove("provider:network_type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if t == "geneve" => {}
+        Some(other) => {
+            return Err(ApiError::invalid_input(format!(
+                "provider:network_type {other} is not supported: tern networks are geneve overlays"
+            )))
+        }
+    }
+    match m.remove("provider:physical_network") {
+        None | Some(Value::Null) => {}
+        Some(other) => {
+            return Err(ApiError::invalid_input(format!(
+                "provider:physical_network {other} is not supported: tern networks are geneve overlays"
+            )))
+        }
+    }
+    if let Some(vni) = m.remove("provider:segmentation_id") {
+        if !vni.is_null() {
+            m.insert("segmentation_id".into(), vni);
+        }
+    }
+    Ok(())
+}
+
+async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    let mut m = envelope(body, "network")?;
+    ATTRS.check(&mut m, Op::Create)?;
+    let project = take_project(&mut m)?;
+    normalize(&mut m)?;
+    if let Some(p) = project {
+        m.insert("project_id".into(), Value::String(p));
+    }
+    let n: Network = build_valid(&Map::new(), &m)?;
+    let n = put(&ctx.nb, n).await?;
+    Ok(respond(StatusCode::CREATED, "network", view(&n, vec![])))
+}
+
+async fn update(
+    axum::extract::State(ctx): State,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let expected = if_match(&headers)?;
+    let mut m = envelope(body, "network")?;
+    ATTRS.check(&mut m, Op::Update)?;
+    normalize(&mut m)?;
+    let (ctx, m, id) = (&ctx, &m, &id);
+    let n = retry(|| async move {
+        let cur: Network = fetch(&ctx.nb, id).await?;
+        check_if_match(expected, cur.revision_number)?;
+        let n: Network = build_valid(&json_map(&cur), m)?;
+        put(&ctx.nb, n).await
+    })
+    .await?;
+    let subnets = subnet_ids(ctx, id).await?;
+    Ok(respond(StatusCode::OK, "network", view(&n, subnets)))
+}
+
+/// The NB deletes the network with its subnets in one transaction, and refuses (409 NetworkInUse)
+/// while the network has ports.
+async fn remove(
+    axum::extract::State(ctx): State,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let expected = if_match(&headers)?;
+    let (ctx, id) = (&ctx, &id);
+    retry(|| async move {
+        let cur: Network = fetch(&ctx.nb, id).await?;
+        check_if_match(expected, cur.revision_number)?;
+        ctx.nb.delete(Kind::Network, id).await?;
+        Ok(())
+    })
+    .await?;
+    Ok(no_content())
+}

@@ -1,0 +1,478 @@
+//! `/v2.0/security-groups` and `/v2.0/security-group-rules`. Rules live inside tern's
+//! `SecurityGroup` object; the rules collection is a view over every group's rules (each rule has
+//! its own id), and rule writes are read-modify-writes of the owning group.
+//!
+//! Every new group gets Neutron's default egress rules (IPv4 and IPv6, any). Each project's
+//! `default` group (also ingress from members of the group itself) is created on first need: a
+//! port created without `security_groups`, or a group listing. Its id (and its rules' ids) are
+//! derived from the project, so concurrent creators on any server write the same object.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use tern_model::{Direction, EtherType, Kind, Port, SecurityGroup, SecurityGroupRule};
+use tern_store::nb::{Nb, NbError};
+
+use crate::error::{in_use, ApiError, ApiResult};
+use crate::input::{
+    build_valid, check_if_match, envelope, if_match, normalize_bool, normalize_int, null_as_empty, opt_str,
+    take_project, Attrs, JsonBody, Op, PathParam, QueryPairs,
+};
+use crate::query::ListQuery;
+use crate::util::{
+    add_project, derived_uuid, fetch, get as nb_get, host, json_map, list, no_content, put, respond, retry,
+    Ctx, State,
+};
+
+/// Group attributes. Ignored: `tags`.
+const ATTRS: Attrs = Attrs {
+    create: &["name", "description", "stateful"],
+    update: &["name", "description", "stateful"],
+    ignored: &["tags"],
+    read_only: &["id", "security_group_rules", "revision_number", "created_at", "updated_at", "shared"],
+};
+
+/// Rule attributes. Ignored: `remote_address_group_id` (address groups are not modelled),
+/// `tags`. `description` is the only attribute an update may change (as in Neutron).
+const RULE_ATTRS: Attrs = Attrs {
+    create: &[
+        "security_group_id",
+        "direction",
+        "ethertype",
+        "protocol",
+        "port_range_min",
+        "port_range_max",
+        "remote_ip_prefix",
+        "remote_group_id",
+        "description",
+    ],
+    update: &["description"],
+    ignored: &["remote_address_group_id", "tags"],
+    read_only: &[
+        "id",
+        "revision_number",
+        "created_at",
+        "updated_at",
+        "normalized_cidr",
+        "belongs_to_default_sg",
+        "security_group_id",
+        "direction",
+        "ethertype",
+        "protocol",
+        "port_range_min",
+        "port_range_max",
+        "remote_ip_prefix",
+        "remote_group_id",
+    ],
+};
+
+pub(crate) fn routes() -> Router<Arc<Ctx>> {
+    Router::new()
+        .route("/v2.0/security-groups", get(list_groups).post(create))
+        .route("/v2.0/security-groups/{id}", get(show).put(update).delete(remove))
+        .route("/v2.0/security-group-rules", get(list_rules).post(create_rule))
+        .route("/v2.0/security-group-rules/{id}", get(show_rule).put(update_rule).delete(remove_rule))
+}
+
+/// The id of a project's default group.
+pub(crate) fn default_id(project: &str) -> String {
+    derived_uuid(&format!("tern-default-security-group:{project}"))
+}
+
+fn egress_rules() -> Vec<SecurityGroupRule> {
+    vec![
+        SecurityGroupRule::new(Direction::Egress, EtherType::IPv4),
+        SecurityGroupRule::new(Direction::Egress, EtherType::IPv6),
+    ]
+}
+
+/// Creates the project's `default` group if it does not exist; returns its id.
+pub(crate) async fn ensure_default(nb: &Nb, project: &str) -> ApiResult<String> {
+    let id = default_id(project);
+    if nb_get::<SecurityGroup>(nb, &id).await?.is_some() {
+        return Ok(id);
+    }
+    let mut rules = egress_rules();
+    for ethertype in [EtherType::IPv4, EtherType::IPv6] {
+        let mut r = SecurityGroupRule::new(Direction::Ingress, ethertype);
+        r.remote_group_id = Some(id.clone());
+        rules.push(r);
+    }
+    for (i, r) in rules.iter_mut().enumerate() {
+        r.id = derived_uuid(&format!("{id}:rule:{i}"));
+        r.security_group_id = id.clone();
+    }
+    let g = SecurityGroup {
+        id: id.clone(),
+        name: "default".into(),
+        description: "Default security group".into(),
+        project_id: project.to_string(),
+        security_group_rules: rules,
+        // Revision 1: replaces only an identical group another creator just wrote; a group that
+        // was changed since (revision 2 or more) makes this a conflict, and the group exists.
+        revision_number: 1,
+        ..SecurityGroup::default()
+    };
+    match nb.put(tern_model::Object::SecurityGroup(g)).await {
+        Ok(_) | Err(NbError::Conflict { .. }) => Ok(id),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn rule_view(g: &SecurityGroup, r: &SecurityGroupRule) -> Map<String, Value> {
+    let mut v = Map::new();
+    v.insert("id".into(), json!(r.id));
+    v.insert("security_group_id".into(), json!(g.id));
+    v.insert("direction".into(), json!(r.direction));
+    v.insert("ethertype".into(), json!(r.ethertype));
+    v.insert("protocol".into(), json!(r.protocol));
+    v.insert("port_range_min".into(), json!(r.port_range_min));
+    v.insert("port_range_max".into(), json!(r.port_range_max));
+    v.insert("remote_ip_prefix".into(), json!(r.remote_ip_prefix.map(|p| p.to_string())));
+    v.insert("remote_group_id".into(), json!(r.remote_group_id));
+    v.insert("remote_address_group_id".into(), Value::Null);
+    v.insert("description".into(), json!(r.description));
+    add_project(&mut v, &g.project_id);
+    v.insert("revision_number".into(), json!(g.revision_number));
+    v.insert("created_at".into(), json!(g.created_at));
+    v.insert("updated_at".into(), json!(g.updated_at));
+    v
+}
+
+pub(crate) fn view(g: &SecurityGroup) -> Map<String, Value> {
+    let mut v = Map::new();
+    v.insert("id".into(), json!(g.id));
+    v.insert("name".into(), json!(g.name));
+    v.insert("description".into(), json!(g.description));
+    add_project(&mut v, &g.project_id);
+    v.insert("stateful".into(), json!(g.stateful));
+    v.insert("shared".into(), json!(false));
+    v.insert(
+        "security_group_rules".into(),
+        Value::Array(g.security_group_rules.iter().map(|r| Value::Object(rule_view(g, r))).collect()),
+    );
+    v.insert("tags".into(), json!([]));
+    v.insert("revision_number".into(), json!(g.revision_number));
+    v.insert("created_at".into(), json!(g.created_at));
+    v.insert("updated_at".into(), json!(g.updated_at));
+    v
+}
+
+/// The project a listing is about (its `project_id`/`tenant_id` filter), "" without one.
+fn listed_project(pairs: &[(String, String)]) -> Option<String> {
+    let projects: Vec<&String> =
+        pairs.iter().filter(|(k, _)| k == "project_id" || k == "tenant_id").map(|(_, v)| v).collect();
+    match projects.as_slice() {
+        [] => Some(String::new()),
+        [one] => Some((*one).clone()),
+        _ => None,
+    }
+}
+
+async fn list_groups(
+    axum::extract::State(ctx): State,
+    headers: HeaderMap,
+    QueryPairs(pairs): QueryPairs,
+) -> ApiResult<Json<Value>> {
+    if let Some(project) = listed_project(&pairs) {
+        ensure_default(&ctx.nb, &project).await?;
+    }
+    let q = ListQuery::parse(pairs)?;
+    let items = list::<SecurityGroup>(&ctx.nb).await?.iter().map(view).collect();
+    let known = view(&SecurityGroup::default());
+    Ok(Json(q.respond(items, &known, "security_groups", "/v2.0/security-groups", &host(&headers))?))
+}
+
+async fn show(
+    axum::extract::State(ctx): State,
+    PathParam(id): PathParam<String>,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Response> {
+    let q = ListQuery::parse(q)?;
+    let g: SecurityGroup = fetch(&ctx.nb, &id).await?;
+    Ok(respond(StatusCode::OK, "security_group", q.project(view(&g))))
+}
+
+/// A group named `default` is the project's default group (one per project: 409 if it exists).
+async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    let mut m = envelope(body, "security_group")?;
+    ATTRS.check(&mut m, Op::Create)?;
+    let project = take_project(&mut m)?.unwrap_or_default();
+    normalize_bool(&mut m, "stateful")?;
+    null_as_empty(&mut m, "description");
+    m.insert("project_id".into(), json!(project));
+    let mut g: SecurityGroup = build_valid(&Map::new(), &m)?;
+    if g.name == "default" {
+        let id = default_id(&project);
+        if nb_get::<SecurityGroup>(&ctx.nb, &id).await?.is_some() {
+            return Err(ApiError::conflict(
+                "SecurityGroupDefaultAlreadyExists",
+                "Default security group already exists.",
+            ));
+        }
+        ensure_default(&ctx.nb, &project).await?;
+        let mut g: SecurityGroup = fetch(&ctx.nb, &id).await?;
+        if !m.contains_key("description") && !m.contains_key("stateful") {
+            return Ok(respond(StatusCode::CREATED, "security_group", view(&g)));
+        }
+        let changes: Map<String, Value> = m
+            .iter()
+            .filter(|(k, _)| *k == "description" || *k == "stateful")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        g = build_valid(&json_map(&g), &changes)?;
+        let g = retry(|| put(&ctx.nb, g.clone())).await?;
+        return Ok(respond(StatusCode::CREATED, "security_group", view(&g)));
+    }
+    g.id = tern_model::generate_id();
+    g.security_group_rules = egress_rules();
+    for r in &mut g.security_group_rules {
+        r.id = tern_model::generate_id();
+        r.security_group_id = g.id.clone();
+    }
+    let g = put(&ctx.nb, g).await?;
+    Ok(respond(StatusCode::CREATED, "security_group", view(&g)))
+}
+
+async fn update(
+    axum::extract::State(ctx): State,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let expected = if_match(&headers)?;
+    let mut m = envelope(body, "security_group")?;
+    ATTRS.check(&mut m, Op::Update)?;
+    normalize_bool(&mut m, "stateful")?;
+    null_as_empty(&mut m, "description");
+    let (ctx, m, id) = (&ctx, &m, &id);
+    let g = retry(|| async move {
+        let cur: SecurityGroup = fetch(&ctx.nb, id).await?;
+        check_if_match(expected, cur.revision_number)?;
+        let g: SecurityGroup = build_valid(&json_map(&cur), m)?;
+        if cur.id == default_id(&cur.project_id) && g.name != "default" {
+            return Err(ApiError::conflict(
+                "SecurityGroupCannotUpdateDefault",
+                "Updating default security group not allowed.",
+            ));
+        }
+        put(&ctx.nb, g).await
+    })
+    .await?;
+    Ok(respond(StatusCode::OK, "security_group", view(&g)))
+}
+
+/// Refused while a port uses the group. Order: rules of other groups that name this group as
+/// their remote are removed first (Neutron cascades them), then the group.
+async fn remove(
+    axum::extract::State(ctx): State,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let expected = if_match(&headers)?;
+    let (ctx, id) = (&ctx, &id);
+    retry(|| async move {
+        let cur: SecurityGroup = fetch(&ctx.nb, id).await?;
+        check_if_match(expected, cur.revision_number)?;
+        if list::<Port>(&ctx.nb).await?.iter().any(|p| p.security_groups.contains(id)) {
+            return Err(in_use(Kind::SecurityGroup, id));
+        }
+        for mut g in list::<SecurityGroup>(&ctx.nb).await? {
+            if g.id == *id {
+                continue;
+            }
+            let before = g.security_group_rules.len();
+            g.security_group_rules.retain(|r| r.remote_group_id.as_deref() != Some(id.as_str()));
+            if g.security_group_rules.len() != before {
+                put(&ctx.nb, g).await?;
+            }
+        }
+        ctx.nb.delete(Kind::SecurityGroup, id).await?;
+        Ok(())
+    })
+    .await?;
+    Ok(no_content())
+}
+
+// --- rules ---
+
+/// Every rule with its group, optionally only the one with `id`.
+async fn all_rules(nb: &Nb) -> ApiResult<Vec<(SecurityGroup, SecurityGroupRule)>> {
+    let mut out = Vec::new();
+    for g in list::<SecurityGroup>(nb).await? {
+        for r in &g.security_group_rules {
+            out.push((g.clone(), r.clone()));
+        }
+    }
+    Ok(out)
+}
+
+async fn find_rule(nb: &Nb, id: &str) -> ApiResult<(SecurityGroup, SecurityGroupRule)> {
+    all_rules(nb).await?.into_iter().find(|(_, r)| r.id == id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "SecurityGroupRuleNotFound",
+            format!("Security group rule {id} does not exist"),
+        )
+    })
+}
+
+async fn list_rules(
+    axum::extract::State(ctx): State,
+    headers: HeaderMap,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Json<Value>> {
+    let q = ListQuery::parse(q)?;
+    let items = all_rules(&ctx.nb).await?.iter().map(|(g, r)| rule_view(g, r)).collect();
+    let known =
+        rule_view(&SecurityGroup::default(), &SecurityGroupRule::new(Direction::Ingress, EtherType::IPv4));
+    Ok(Json(q.respond(
+        items,
+        &known,
+        "security_group_rules",
+        "/v2.0/security-group-rules",
+        &host(&headers),
+    )?))
+}
+
+async fn show_rule(
+    axum::extract::State(ctx): State,
+    PathParam(id): PathParam<String>,
+    QueryPairs(q): QueryPairs,
+) -> ApiResult<Response> {
+    let q = ListQuery::parse(q)?;
+    let (g, r) = find_rule(&ctx.nb, &id).await?;
+    Ok(respond(StatusCode::OK, "security_group_rule", q.project(rule_view(&g, &r))))
+}
+
+/// Neutron's spelling of rule values: protocol as a number or name (any case, "any" = none),
+/// ports as numbers or numeric strings.
+fn normalize_rule(m: &mut Map<String, Value>) -> ApiResult<()> {
+    match m.get("protocol").cloned() {
+        Some(Value::Number(n)) => {
+            m.insert("protocol".into(), json!(n.to_string()));
+        }
+        Some(Value::String(s)) => {
+            let s = s.to_ascii_lowercase();
+            m.insert("protocol".into(), if s == "any" || s.is_empty() { Value::Null } else { json!(s) });
+        }
+        _ => {}
+    }
+    normalize_int(m, "port_range_min")?;
+    normalize_int(m, "port_range_max")?;
+    null_as_empty(m, "description");
+    Ok(())
+}
+
+/// Parses a rule, naming the attribute at fault on a type error.
+fn parse_rule(m: &Map<String, Value>) -> ApiResult<SecurityGroupRule> {
+    match serde_json::from_value::<SecurityGroupRule>(Value::Object(m.clone())) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            for (k, v) in m {
+                let mut one = Map::new();
+                one.insert("direction".into(), json!("ingress"));
+                one.insert(k.clone(), v.clone());
+                if let Err(e) = serde_json::from_value::<SecurityGroupRule>(Value::Object(one)) {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid input for {k}. Reason: {e} (value {v})."
+                    )));
+                }
+            }
+            Err(ApiError::bad_request(format!("Invalid input for security_group_rule: {e}")))
+        }
+    }
+}
+
+/// Two rules match the same traffic (Neutron's duplicate check ignores ids and descriptions).
+fn same_match(a: &SecurityGroupRule, b: &SecurityGroupRule) -> bool {
+    let strip = |r: &SecurityGroupRule| SecurityGroupRule {
+        id: String::new(),
+        security_group_id: String::new(),
+        description: String::new(),
+        ..r.clone()
+    };
+    strip(a) == strip(b)
+}
+
+async fn create_rule(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    let mut m = envelope(body, "security_group_rule")?;
+    RULE_ATTRS.check(&mut m, Op::Create)?;
+    take_project(&mut m)?;
+    normalize_rule(&mut m)?;
+    for required in ["security_group_id", "direction"] {
+        if opt_str(&m, required)?.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "Failed to parse request. Required attribute '{required}' not specified"
+            )));
+        }
+    }
+    let mut rule = parse_rule(&m)?;
+    rule.validate().map_err(|e| crate::error::validation(&e))?;
+    rule.id = tern_model::generate_id();
+    let (ctx, rule) = (&ctx, &rule);
+    let (g, r) = retry(|| async move {
+        let mut g: SecurityGroup = fetch(&ctx.nb, &rule.security_group_id).await?;
+        if let Some(remote) = rule.remote_group_id.as_deref().filter(|r| *r != g.id) {
+            let _: SecurityGroup = fetch(&ctx.nb, remote).await?;
+        }
+        if let Some(existing) = g.security_group_rules.iter().find(|r| same_match(r, rule)) {
+            return Err(ApiError::conflict(
+                "SecurityGroupRuleExists",
+                format!("Security group rule already exists. Rule id is {}.", existing.id),
+            ));
+        }
+        g.security_group_rules.push(rule.clone());
+        let g = put(&ctx.nb, g).await?;
+        Ok((g, rule.clone()))
+    })
+    .await?;
+    Ok(respond(StatusCode::CREATED, "security_group_rule", rule_view(&g, &r)))
+}
+
+async fn update_rule(
+    axum::extract::State(ctx): State,
+    PathParam(id): PathParam<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let mut m = envelope(body, "security_group_rule")?;
+    RULE_ATTRS.check(&mut m, Op::Update)?;
+    null_as_empty(&mut m, "description");
+    let description = opt_str(&m, "description")?;
+    let (ctx, id) = (&ctx, &id);
+    let (g, r) = retry(|| {
+        let description = description.clone();
+        async move {
+            let (mut g, _) = find_rule(&ctx.nb, id).await?;
+            let Some(rule) = g.security_group_rules.iter_mut().find(|r| r.id == *id) else {
+                return Err(ApiError::internal("rule vanished"));
+            };
+            if let Some(d) = description {
+                rule.description = d;
+            }
+            let rule = rule.clone();
+            let g = put(&ctx.nb, g).await?;
+            Ok((g, rule))
+        }
+    })
+    .await?;
+    Ok(respond(StatusCode::OK, "security_group_rule", rule_view(&g, &r)))
+}
+
+async fn remove_rule(
+    axum::extract::State(ctx): State,
+    PathParam(id): PathParam<String>,
+) -> ApiResult<Response> {
+    let (ctx, id) = (&ctx, &id);
+    retry(|| async move {
+        let (mut g, _) = find_rule(&ctx.nb, id).await?;
+        g.security_group_rules.retain(|r| r.id != *id);
+        put(&ctx.nb, g).await
+    })
+    .await?;
+    Ok(no_content())
+}

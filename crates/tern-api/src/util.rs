@@ -1,0 +1,134 @@
+//! Shared plumbing of the handlers: the server state, typed NB reads, the retry of
+//! read-modify-write operations that lost a race, JSON responses, and derived ids.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{Map, Value};
+use tern_model::{Kind, Resource};
+use tern_store::nb::Nb;
+
+use crate::error::{ApiError, ApiResult};
+
+/// What every handler gets.
+pub(crate) struct Ctx {
+    pub nb: Nb,
+}
+
+pub(crate) type State = axum::extract::State<Arc<Ctx>>;
+
+/// How many times a read-modify-write that lost a race with another writer is tried in all.
+const ATTEMPTS: usize = 8;
+
+/// Runs `op` again while it fails with a retryable error (a concurrent write won the race, or a
+/// value the server picked was taken meanwhile). Every attempt re-reads what it needs, so an
+/// `If-Match` precondition is re-checked against the newer object (and then fails with 412).
+pub(crate) async fn retry<T, F, Fut>(mut op: F) -> ApiResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ApiResult<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if e.retry && attempt < ATTEMPTS => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+pub(crate) async fn get<T: Resource>(nb: &Nb, id: &str) -> ApiResult<Option<T>> {
+    Ok(nb.get(T::KIND, id).await?.and_then(|s| T::from_object(s.object)))
+}
+
+/// The object, or Neutron's 404 for its kind.
+pub(crate) async fn fetch<T: Resource>(nb: &Nb, id: &str) -> ApiResult<T> {
+    get(nb, id).await?.ok_or_else(|| ApiError::not_found(T::KIND, id))
+}
+
+/// Every object of a kind, sorted by id.
+pub(crate) async fn list<T: Resource>(nb: &Nb) -> ApiResult<Vec<T>> {
+    let (items, _) = nb.list(T::KIND).await?;
+    Ok(items.into_iter().filter_map(|s| T::from_object(s.object)).collect())
+}
+
+/// Stores `t` (create, or replace when `t.revision_number` is the stored one).
+pub(crate) async fn put<T: Resource>(nb: &Nb, t: T) -> ApiResult<T> {
+    let stored = nb.put(t.into_object()).await?;
+    T::from_object(stored.object).ok_or_else(|| ApiError::internal("the NB returned another kind"))
+}
+
+/// Deletes; an object already gone is fine (idempotent cleanup steps).
+pub(crate) async fn delete_if_present(nb: &Nb, kind: Kind, id: &str) -> ApiResult<()> {
+    match nb.delete(kind, id).await {
+        Ok(_) | Err(tern_store::nb::NbError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `{"<singular>": view}` with a status.
+pub(crate) fn respond(status: StatusCode, singular: &str, view: Map<String, Value>) -> Response {
+    let mut out = Map::new();
+    out.insert(singular.to_string(), Value::Object(view));
+    (status, Json(Value::Object(out))).into_response()
+}
+
+pub(crate) fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The Host the client used (for links), `localhost` if it sent none.
+pub(crate) fn host(headers: &HeaderMap) -> String {
+    headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("localhost")
+        .to_string()
+}
+
+/// A UUID-shaped id derived from `seed` (FNV-1a, 128 bits): the same seed gives the same id on
+/// every server and release, so concurrent creators of a per-project singleton agree on its id.
+pub(crate) fn derived_uuid(seed: &str) -> String {
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for b in seed.bytes() {
+        h ^= b as u128;
+        h = h.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    let mut bytes = h.to_be_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x50; // version 5-like
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+/// `project_id` and its alias `tenant_id`, for views.
+pub(crate) fn add_project(view: &mut Map<String, Value>, project: &str) {
+    view.insert("tenant_id".into(), Value::String(project.to_string()));
+    view.insert("project_id".into(), Value::String(project.to_string()));
+}
+
+/// A model object's JSON form as a map.
+pub(crate) fn json_map<T: serde::Serialize>(t: &T) -> Map<String, Value> {
+    match serde_json::to_value(t) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_uuids_are_stable_and_distinct() {
+        let a = derived_uuid("default-sg:p1");
+        assert_eq!(a, derived_uuid("default-sg:p1"));
+        assert_ne!(a, derived_uuid("default-sg:p2"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "5");
+    }
+}

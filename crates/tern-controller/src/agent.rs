@@ -1,0 +1,300 @@
+//! The local controller of one chassis: a reconciler from (NB, OVSDB) to the flows of br-int.
+//!
+//! It registers its Chassis, lists the NB at revision R and watches from R + 1 (relisting when the
+//! store says so), keeps br-int and its Geneve port in place through OVSDB, follows the VIFs plugged
+//! there, and after every batch of events recomputes the desired flows (`tern-pipeline`, pure),
+//! diffs them against what the switch holds and sends the change as one atomic bundle. On every
+//! (re)connection to the switch it reads the installed flows back and converges from them, so a
+//! restart of the controller does not disturb traffic.
+
+use crate::ofconn::{OfEvent, Switch, Target};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+use tern_model::{Chassis, Kind, Object, Status};
+use tern_ovsdb::vswitch::{self, BridgeConfig, TunnelConfig};
+use tern_ovsdb::watcher::{OvsdbWatcher, WatchEvent as OvsdbEvent, WatcherConfig};
+use tern_pipeline::{ChassisView, FlowSet};
+use tern_store::nb::{Nb, NbEvent, NbWatch};
+use tokio::sync::mpsc;
+
+/// What a controller needs to know about its chassis.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// The chassis name (its hostname, as Nova's `binding:host_id` names it).
+    pub chassis: String,
+    pub tunnel_ip: Ipv4Addr,
+    /// OVSDB target, e.g. `unix:/run/openvswitch/db.sock`.
+    pub ovsdb: String,
+    /// The bridge's OpenFlow target, e.g. `unix:/run/openvswitch/br-int.mgmt`.
+    pub openflow: String,
+    pub bridge: String,
+    /// `system` on real hypervisors, `netdev` (userspace) in the lab.
+    pub datapath_type: String,
+}
+
+impl ControllerConfig {
+    /// The OpenFlow management socket beside an OVSDB unix socket (`<dir>/<bridge>.mgmt`).
+    pub fn default_openflow(ovsdb: &str, bridge: &str) -> Option<String> {
+        let path = std::path::Path::new(ovsdb.strip_prefix("unix:")?);
+        Some(format!("unix:{}", path.parent()?.join(format!("{bridge}.mgmt")).display()))
+    }
+}
+
+/// The name of the single flow-based Geneve port tern puts on br-int.
+pub const TUNNEL_PORT: &str = "tern-geneve";
+
+/// Everything the controller has seen, from which the desired flows follow.
+#[derive(Default)]
+struct Seen {
+    /// NB objects by kind and id.
+    nb: BTreeMap<Kind, BTreeMap<String, Object>>,
+    /// port id -> ofport, for VIFs on br-int.
+    vifs: BTreeMap<String, u32>,
+    tunnel_ofport: Option<u32>,
+}
+
+impl Seen {
+    fn objects<T: tern_model::Resource>(&self) -> Vec<T> {
+        self.nb
+            .get(&T::KIND)
+            .map(|m| m.values().cloned().filter_map(T::from_object).collect())
+            .unwrap_or_default()
+    }
+
+    fn view(&self, chassis: &str) -> ChassisView {
+        ChassisView::from_nb(
+            chassis,
+            &self.objects(),
+            &self.objects(),
+            &self.objects(),
+            &self.objects(),
+            self.vifs.clone(),
+            self.tunnel_ofport,
+        )
+    }
+
+    fn apply(&mut self, event: NbEvent) {
+        match event {
+            NbEvent::Put { object, .. } => {
+                self.nb.entry(object.kind()).or_default().insert(object.id().to_owned(), *object);
+            }
+            NbEvent::Delete { kind, id, .. } => {
+                if let Some(m) = self.nb.get_mut(&kind) {
+                    m.remove(&id);
+                }
+            }
+            NbEvent::Relist { .. } => {}
+        }
+    }
+}
+
+/// What one reconciliation did: sent to whoever listens (tests, benchmarks, `tern status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Flow changes sent in the bundle (0: the switch already held the desired flows).
+    pub changes: usize,
+    /// Flows the switch holds now.
+    pub flows: usize,
+}
+
+/// Runs the controller until `shutdown` resolves. Each reconciliation is reported on `reports`.
+pub async fn run(
+    config: ControllerConfig,
+    nb: Nb,
+    reports: Option<mpsc::UnboundedSender<Reconciled>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    register(&config, &nb).await?;
+    let (ovsdb, mut ovsdb_events) = OvsdbWatcher::spawn(WatcherConfig::new(&config.ovsdb));
+    let (of_tx, mut of_events) = mpsc::unbounded_channel();
+    let target: Target = config.openflow.parse()?;
+    let switch = Switch::spawn(target, of_tx);
+    let (mut seen, mut nb_watch) = relist(&nb).await?;
+    let mut installed: Option<FlowSet> = None;
+    let mut dirty = true;
+    // Port status is only judged once OVSDB has told us which VIFs exist.
+    let mut ovsdb_synced = false;
+    tokio::pin!(shutdown);
+    tracing::info!(chassis = %config.chassis, ovsdb = %config.ovsdb, openflow = %config.openflow, "controller started");
+
+    loop {
+        if dirty {
+            dirty = false;
+            if ovsdb_synced {
+                sync_port_status(&config, &nb, &seen).await;
+            }
+            // Flows wait for OVSDB too: without the VIFs the desired flows would be missing the
+            // local ports, and a restarted controller would tear them down before putting them back.
+            if let Some(inst) = installed.as_ref().filter(|_| ovsdb_synced) {
+                let desired = tern_pipeline::compute(&seen.view(&config.chassis));
+                for c in desired.conflicts() {
+                    tracing::warn!(kept = %c.kept, rejected = %c.rejected, "two flows for one match; kept the first");
+                }
+                let mods = FlowSet::diff(inst, &desired);
+                let report = |changes| {
+                    if let Some(r) = &reports {
+                        let _ = r.send(Reconciled { changes, flows: desired.len() });
+                    }
+                };
+                if mods.is_empty() {
+                    report(0);
+                } else {
+                    let n = mods.len();
+                    match switch.connection().await {
+                        Ok(conn) => match conn.install_bundle(mods).await {
+                            Ok(()) => {
+                                tracing::debug!(changes = n, flows = desired.len(), "flows installed");
+                                report(n);
+                                installed = Some(desired);
+                            }
+                            Err(e) => {
+                                // Read back what the switch holds and try again from there.
+                                tracing::warn!(error = %e, "flow bundle refused; re-reading the switch");
+                                installed = None;
+                                if let Ok(flows) = conn.dump_flows(None).await {
+                                    installed = Some(flows.into_iter().map(|s| s.flow).collect());
+                                }
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                dirty = true;
+                            }
+                        },
+                        Err(e) => tracing::warn!(error = %e, "no switch connection"),
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            event = nb_watch.next() => match event {
+                Some(Ok(NbEvent::Relist { compact_revision })) => {
+                    tracing::warn!(compact_revision, "NB history compacted past our position; relisting");
+                    (seen.nb, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, w) };
+                    dirty = true;
+                }
+                Some(Ok(ev)) => {
+                    seen.apply(ev);
+                    dirty = true;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "NB watch failed; relisting");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    (seen.nb, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, w) };
+                    dirty = true;
+                }
+                None => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    (seen.nb, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, w) };
+                    dirty = true;
+                }
+            },
+            event = ovsdb_events.recv() => {
+                let Some(event) = event else { anyhow::bail!("the OVSDB watcher stopped") };
+                if let OvsdbEvent::Connected { .. } = event {
+                    if let Err(e) = ensure_bridge(&config, &ovsdb).await {
+                        tracing::warn!(error = %e, "cannot set up the bridge yet");
+                    }
+                }
+                if let OvsdbEvent::Synced { .. } = event {
+                    ovsdb_synced = true;
+                    dirty = true;
+                }
+                let (vifs, tunnel) = read_vifs(&config, &ovsdb);
+                if vifs != seen.vifs || tunnel != seen.tunnel_ofport {
+                    seen.vifs = vifs;
+                    seen.tunnel_ofport = tunnel;
+                    dirty = true;
+                }
+            }
+            event = of_events.recv() => match event {
+                Some(OfEvent::Connected { .. }) => {
+                    // Converge from what the switch holds: no clearing, no gap.
+                    if let Ok(conn) = switch.connection().await {
+                        match conn.dump_flows(None).await {
+                            Ok(flows) => {
+                                installed = Some(flows.into_iter().map(|s| s.flow).collect());
+                                dirty = true;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot read the installed flows"),
+                        }
+                    }
+                }
+                Some(OfEvent::Disconnected { reason }) => {
+                    tracing::warn!(%reason, "switch connection lost");
+                    installed = None;
+                }
+                Some(OfEvent::Message(_)) => {}
+                None => anyhow::bail!("the OpenFlow connection task stopped"),
+            },
+        }
+    }
+}
+
+/// Puts this chassis' record in the NB.
+async fn register(config: &ControllerConfig, nb: &Nb) -> anyhow::Result<()> {
+    let mut chassis = Chassis::new(&config.chassis, config.tunnel_ip.into());
+    chassis.hostname = config.chassis.clone();
+    if let Some(old) = nb.get(Kind::Chassis, &config.chassis).await? {
+        if let Object::Chassis(c) = old.object {
+            chassis.unique_key = c.unique_key;
+        }
+    }
+    nb.put(Object::Chassis(chassis)).await?;
+    Ok(())
+}
+
+/// Lists every NB object at one revision and watches from the next.
+async fn relist(nb: &Nb) -> anyhow::Result<(Seen, NbWatch)> {
+    let (all, revision) = nb.dump().await?;
+    let mut seen = Seen::default();
+    for (kind, objects) in all {
+        seen.nb.insert(kind, objects.into_iter().map(|o| (o.id().to_owned(), o)).collect());
+    }
+    let watch = nb.watch(revision + 1).await?;
+    Ok((seen, watch))
+}
+
+async fn ensure_bridge(config: &ControllerConfig, ovsdb: &OvsdbWatcher) -> anyhow::Result<()> {
+    let client = ovsdb.connected(Duration::from_secs(10)).await?;
+    let mut bridge = BridgeConfig::br_int(&config.datapath_type, None);
+    bridge.name = config.bridge.clone();
+    vswitch::ensure_bridge(&client, &bridge).await?;
+    let tunnel =
+        TunnelConfig::geneve(&config.bridge, TUNNEL_PORT).with_local_ip(&config.tunnel_ip.to_string());
+    vswitch::ensure_tunnel_port(&client, &tunnel, Duration::from_secs(30)).await?;
+    Ok(())
+}
+
+/// The VIFs on our bridge (port id -> ofport) and the tunnel port's ofport.
+fn read_vifs(config: &ControllerConfig, ovsdb: &OvsdbWatcher) -> (BTreeMap<String, u32>, Option<u32>) {
+    let replica = ovsdb.replica();
+    let vifs = vswitch::vifs_on_bridge(&replica, &config.bridge);
+    let ports = vifs.values().filter_map(|v| Some((v.iface_id.clone(), v.ofport?))).collect();
+    let tunnel = replica
+        .by_name("Interface", TUNNEL_PORT)
+        .and_then(|(_, row)| tern_ovsdb::datum::read_opt_int(tern_ovsdb::datum::column(row, "ofport")))
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|p| *p > 0);
+    (ports, tunnel)
+}
+
+/// Marks the ports bound here ACTIVE when their VIF is plugged here and DOWN when it is not. Runs
+/// after every batch of events; a write that loses a race is redone when the NB event arrives.
+async fn sync_port_status(config: &ControllerConfig, nb: &Nb, seen: &Seen) {
+    let Some(ports) = seen.nb.get(&Kind::Port) else { return };
+    for (id, object) in ports {
+        let Object::Port(port) = object else { continue };
+        if port.binding_host_id != config.chassis {
+            continue;
+        }
+        let want = if seen.vifs.contains_key(id) { Status::Active } else { Status::Down };
+        if port.status != want {
+            let mut updated = port.clone();
+            updated.status = want;
+            match nb.put(Object::Port(updated)).await {
+                Ok(_) => tracing::info!(port = %id, status = ?want, "port status"),
+                Err(e) => tracing::debug!(port = %id, error = %e, "port status not written (will retry)"),
+            }
+        }
+    }
+}

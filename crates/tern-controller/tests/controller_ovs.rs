@@ -1,0 +1,155 @@
+//! The local controller against real OVS (two hypervisors, each its own OVS in its own namespace)
+//! and one NB: it sets up br-int, follows VIFs, reports port status, programs the L2 flows on both
+//! chassis, and a restarted controller converges from the installed flows with an empty diff.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tern_controller::agent::{self, ControllerConfig, Reconciled};
+use tern_model::{Kind, Object, Status};
+use tern_ovsdb::testing::OvsSandbox;
+use tern_store::nb::Nb;
+use tern_store::LocalStore;
+use tokio::sync::{mpsc, oneshot};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct Hv {
+    sbx: OvsSandbox,
+    config: ControllerConfig,
+}
+
+fn hypervisor(name: &str, ip: &str) -> Hv {
+    let sbx = OvsSandbox::start_isolated().expect("start OVS");
+    let ovsdb = sbx.db_sock();
+    let config = ControllerConfig {
+        chassis: name.into(),
+        tunnel_ip: ip.parse().unwrap(),
+        openflow: ControllerConfig::default_openflow(&ovsdb, "br-int").unwrap(),
+        ovsdb,
+        bridge: "br-int".into(),
+        datapath_type: "netdev".into(),
+    };
+    Hv { sbx, config }
+}
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    reports: mpsc::UnboundedReceiver<Reconciled>,
+}
+
+fn start(hv: &Hv, nb: &Nb) -> Running {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (tx, reports) = mpsc::unbounded_channel();
+    let task = tokio::spawn(agent::run(hv.config.clone(), nb.clone(), Some(tx), async {
+        let _ = stopped.await;
+    }));
+    Running { stop, task, reports }
+}
+
+fn flows(hv: &Hv) -> String {
+    let target = hv.config.openflow.clone();
+    hv.sbx.ofctl(&["-O", "OpenFlow13", "dump-flows", &target, "--no-stats"]).unwrap_or_default()
+}
+
+/// Polls `check` until it holds, failing with `what` after PATIENCE.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn port_key(nb: &Nb, id: &str) -> u32 {
+    nb.fetch(Kind::Port, id).await.unwrap().object.unique_key().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_chassis_get_the_l2_flows_and_a_restart_changes_nothing() {
+    let nb = Nb::new(Arc::new(LocalStore::memory().unwrap()));
+    let hv1 = hypervisor("hv1", "172.31.0.1");
+    let hv2 = hypervisor("hv2", "172.31.0.2");
+    let c1 = start(&hv1, &nb);
+    let c2 = start(&hv2, &nb);
+
+    let net = nb.put_json(Kind::Network, r#"{"name":"n"}"#).await.unwrap().object.id().to_owned();
+    let sub = nb
+        .put_json(Kind::Subnet, &format!(r#"{{"network_id":"{net}","ip_version":4,"cidr":"10.0.0.0/24"}}"#))
+        .await
+        .unwrap()
+        .object
+        .id()
+        .to_owned();
+    let port = |host: &str| {
+        format!(
+            r#"{{"network_id":"{net}","fixed_ips":[{{"subnet_id":"{sub}"}}],"binding:host_id":"{host}"}}"#
+        )
+    };
+    let p1 = nb.put_json(Kind::Port, &port("hv1")).await.unwrap().object.id().to_owned();
+    let p2 = nb.put_json(Kind::Port, &port("hv2")).await.unwrap().object.id().to_owned();
+
+    // The controllers create br-int; plug one VIF on each, as os-vif does.
+    for (hv, p, name) in [(&hv1, &p1, "vif1"), (&hv2, &p2, "vif2")] {
+        eventually("br-int", || hv.sbx.vsctl(&["br-exists", "br-int"]).is_ok()).await;
+        hv.sbx
+            .vsctl(&[
+                "add-port",
+                "br-int",
+                name,
+                "--",
+                "set",
+                "interface",
+                name,
+                "type=internal",
+                &format!("external_ids:iface-id={p}"),
+            ])
+            .unwrap();
+    }
+    let (k1, k2) = (port_key(&nb, &p1).await, port_key(&nb, &p2).await);
+
+    // hv2 sends traffic for p1 through the tunnel to hv1, and delivers p2 locally; and vice versa.
+    eventually("hv2's dispatch flow for p1", || {
+        flows(&hv2)
+            .lines()
+            .any(|l| l.contains(&format!("reg7={k1:#x} ")) && l.contains("172.31.0.1->tun_dst"))
+    })
+    .await;
+    eventually("hv1's dispatch flow for p2", || {
+        flows(&hv1)
+            .lines()
+            .any(|l| l.contains(&format!("reg7={k2:#x} ")) && l.contains("172.31.0.2->tun_dst"))
+    })
+    .await;
+    eventually("hv1's output flow to vif1", || {
+        flows(&hv1).lines().any(|l| l.contains("table=70") && l.contains(&format!("reg7={k1:#x} ")))
+    })
+    .await;
+    // Port status follows the VIFs.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let s1 = nb.fetch(Kind::Port, &p1).await.unwrap().object;
+        if matches!(&s1, Object::Port(p) if p.status == Status::Active) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "p1 never became ACTIVE");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Restart hv1's controller: it reads the flows back and has nothing to change.
+    let before = flows(&hv1);
+    let _ = c1.stop.send(());
+    c1.task.await.unwrap().unwrap();
+    let mut c1 = start(&hv1, &nb);
+    let first = tokio::time::timeout(PATIENCE, c1.reports.recv()).await.expect("a reconciliation").unwrap();
+    assert_eq!(first.changes, 0, "the restarted controller's diff is empty");
+    assert_eq!(flows(&hv1), before);
+
+    // Unplugging p2's VIF takes its output flow away on hv2.
+    hv2.sbx.vsctl(&["del-port", "br-int", "vif2"]).unwrap();
+    eventually("hv2 drops its output flow for p2", || {
+        !flows(&hv2).lines().any(|l| l.contains("table=70") && l.contains(&format!("reg7={k2:#x} ")))
+    })
+    .await;
+    drop(c2);
+}

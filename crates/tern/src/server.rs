@@ -1,0 +1,36 @@
+//! `tern server`: the Neutron v2.0-compatible API over the NB store (see `tern-api`).
+
+use crate::exit::Exit;
+use anyhow::anyhow;
+use clap::Args;
+use std::net::SocketAddr;
+use tern_store::nb::Nb;
+use tern_store::Dsn;
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Address to listen on. A non-loopback address requires --token.
+    #[arg(long, default_value = "127.0.0.1:9696")]
+    listen: SocketAddr,
+    /// The NB store: redb:PATH (this server becomes its one owner), memory: or etcd://HOST:PORT[,...].
+    #[arg(long, env = "TERN_NB", default_value = Dsn::DEFAULT)]
+    nb: String,
+    /// Require `X-Auth-Token: TOKEN` on every request (also from TERN_API_TOKEN).
+    #[arg(long, env = "TERN_API_TOKEN")]
+    token: Option<String>,
+}
+
+pub async fn run(args: ServerArgs) -> Result<(), Exit> {
+    let dsn: Dsn = args.nb.parse().map_err(Exit::bad_input)?;
+    if !args.listen.ip().is_loopback() && args.token.is_none() {
+        return Err(Exit::bad_input(anyhow!(
+            "refusing to listen on non-loopback address {} without --token: the API would be open to the network",
+            args.listen
+        )));
+    }
+    let store = tern_store::open(&dsn.to_string())
+        .await
+        .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
+    let config = tern_api::ApiConfig { listen: args.listen, nb: Nb::new(store), token: args.token };
+    tern_api::serve(config).await.map_err(Exit::failure)
+}
