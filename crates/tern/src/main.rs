@@ -6,6 +6,7 @@
 //! (usage, unknown kind, malformed or invalid object, revision conflict, missing object),
 //! 3 a watch that must relist because the history it needs was compacted.
 
+mod allinone;
 mod controller;
 mod db;
 mod exit;
@@ -28,6 +29,8 @@ enum Command {
     Db(db::DbArgs),
     /// Serve the Neutron v2.0-compatible API (default 127.0.0.1:9696) over the NB store.
     Server(server::ServerArgs),
+    /// A one-machine cloud: the Neutron API and this host's controller in one process.
+    Allinone(allinone::AllinoneArgs),
     /// Run the local controller of one chassis (compute node).
     Controller(controller::ControllerArgs),
     /// Inspect a bridge's OpenFlow tables.
@@ -38,7 +41,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Long-running services say what they do; one-shot commands print only their output.
     let default_level = match cli.command {
-        Command::Server(_) | Command::Controller(_) => "info",
+        Command::Server(_) | Command::Controller(_) | Command::Allinone(_) => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -58,6 +61,7 @@ fn main() -> std::process::ExitCode {
             Command::Flows(args) => flows::run(args).await,
             Command::Server(args) => server::run(args).await,
             Command::Controller(args) => controller::run(args).await,
+            Command::Allinone(args) => allinone::run(args).await,
         }
     });
     match result {
