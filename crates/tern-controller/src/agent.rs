@@ -49,6 +49,8 @@ pub const TUNNEL_PORT: &str = "tern-geneve";
 struct Seen {
     /// NB objects by kind and id.
     nb: BTreeMap<Kind, BTreeMap<String, Object>>,
+    /// The NB revision of the last event applied (or of the listing).
+    revision: u64,
     /// port id -> ofport, for VIFs on br-int.
     vifs: BTreeMap<String, u32>,
     tunnel_ofport: Option<u32>,
@@ -76,10 +78,12 @@ impl Seen {
 
     fn apply(&mut self, event: NbEvent) {
         match event {
-            NbEvent::Put { object, .. } => {
+            NbEvent::Put { object, revision } => {
+                self.revision = self.revision.max(revision);
                 self.nb.entry(object.kind()).or_default().insert(object.id().to_owned(), *object);
             }
-            NbEvent::Delete { kind, id, .. } => {
+            NbEvent::Delete { kind, id, revision } => {
+                self.revision = self.revision.max(revision);
                 if let Some(m) = self.nb.get_mut(&kind) {
                     m.remove(&id);
                 }
@@ -96,6 +100,8 @@ pub struct Reconciled {
     pub changes: usize,
     /// Flows the switch holds now.
     pub flows: usize,
+    /// The NB revision those flows reflect: every NB write up to it is in the switch.
+    pub nb_revision: u64,
 }
 
 /// Runs the controller until `shutdown` resolves. Each reconciliation is reported on `reports`.
@@ -134,7 +140,8 @@ pub async fn run(
                 let mods = FlowSet::diff(inst, &desired);
                 let report = |changes| {
                     if let Some(r) = &reports {
-                        let _ = r.send(Reconciled { changes, flows: desired.len() });
+                        let _ =
+                            r.send(Reconciled { changes, flows: desired.len(), nb_revision: seen.revision });
                     }
                 };
                 if mods.is_empty() {
@@ -169,7 +176,7 @@ pub async fn run(
             event = nb_watch.next() => match event {
                 Some(Ok(NbEvent::Relist { compact_revision })) => {
                     tracing::warn!(compact_revision, "NB history compacted past our position; relisting");
-                    (seen.nb, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, w) };
+                    (seen.nb, seen.revision, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, s.revision, w) };
                     dirty = true;
                 }
                 Some(Ok(ev)) => {
@@ -179,12 +186,12 @@ pub async fn run(
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "NB watch failed; relisting");
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    (seen.nb, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, w) };
+                    (seen.nb, seen.revision, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, s.revision, w) };
                     dirty = true;
                 }
                 None => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    (seen.nb, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, w) };
+                    (seen.nb, seen.revision, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, s.revision, w) };
                     dirty = true;
                 }
             },
@@ -246,7 +253,7 @@ async fn register(config: &ControllerConfig, nb: &Nb) -> anyhow::Result<()> {
 /// Lists every NB object at one revision and watches from the next.
 async fn relist(nb: &Nb) -> anyhow::Result<(Seen, NbWatch)> {
     let (all, revision) = nb.dump().await?;
-    let mut seen = Seen::default();
+    let mut seen = Seen { revision, ..Seen::default() };
     for (kind, objects) in all {
         seen.nb.insert(kind, objects.into_iter().map(|o| (o.id().to_owned(), o)).collect());
     }
