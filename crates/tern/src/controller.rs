@@ -1,53 +1,93 @@
-//! `tern controller`: the local controller of one chassis (see `tern-controller`).
+//! `tern controller`: the local controller of one chassis (see `tern-controller`). Settings come
+//! from flags, then from `--config FILE` (TOML, same names with underscores), then defaults.
 
 use crate::exit::Exit;
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use clap::Args;
+use serde::Deserialize;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use tern_controller::agent::{self, ControllerConfig};
 use tern_store::nb::Nb;
 use tern_store::Dsn;
 
 #[derive(Args)]
 pub struct ControllerArgs {
+    /// A TOML file with any of the settings below (e.g. `chassis = "hv1"`, `tunnel_ip = "10.0.0.1"`);
+    /// flags given on the command line win.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// This chassis' name: the hostname Nova puts in binding:host_id.
     #[arg(long)]
-    chassis: String,
+    chassis: Option<String>,
     /// The IPv4 address other chassis reach this one's tunnel endpoint at.
     #[arg(long)]
-    tunnel_ip: Ipv4Addr,
-    /// The NB store: etcd://HOST:PORT[,...] on a multi-node cloud, redb:PATH when this process owns it.
-    #[arg(long, env = "TERN_NB", default_value = Dsn::DEFAULT)]
-    nb: String,
-    /// This host's OVSDB.
-    #[arg(long, default_value = "unix:/var/run/openvswitch/db.sock")]
-    ovsdb: String,
-    /// The bridge's OpenFlow endpoint (default: <bridge>.mgmt beside the OVSDB socket).
+    tunnel_ip: Option<Ipv4Addr>,
+    /// The NB store: etcd://HOST:PORT[,...] on a multi-node cloud, redb:PATH when this process owns
+    /// it [default: redb:./tern-data/nb.redb].
+    #[arg(long, env = "TERN_NB")]
+    nb: Option<String>,
+    /// This host's OVSDB [default: unix:/var/run/openvswitch/db.sock].
+    #[arg(long)]
+    ovsdb: Option<String>,
+    /// The bridge's OpenFlow endpoint [default: <bridge>.mgmt beside the OVSDB socket].
     #[arg(long = "of")]
     openflow: Option<String>,
-    #[arg(long, default_value = "br-int")]
-    bridge: String,
-    /// `system` (kernel datapath) on real hypervisors, `netdev` (userspace) in the lab.
-    #[arg(long, default_value = "system")]
-    datapath_type: String,
+    /// [default: br-int]
+    #[arg(long)]
+    bridge: Option<String>,
+    /// `system` (kernel datapath) on real hypervisors, `netdev` (userspace) in the lab [default: system].
+    #[arg(long)]
+    datapath_type: Option<String>,
+}
+
+/// The config file: every setting optional; unknown keys are an error naming them.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    chassis: Option<String>,
+    tunnel_ip: Option<Ipv4Addr>,
+    nb: Option<String>,
+    ovsdb: Option<String>,
+    of: Option<String>,
+    bridge: Option<String>,
+    datapath_type: Option<String>,
+}
+
+/// Merges flags over the file over the defaults.
+fn settings(args: ControllerArgs) -> anyhow::Result<(ControllerConfig, String)> {
+    let file = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .map_err(|e| anyhow!("invalid config file {}: {e}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let chassis = args
+        .chassis
+        .or(file.chassis)
+        .ok_or_else(|| anyhow!("--chassis (or `chassis` in the config file) is required"))?;
+    let tunnel_ip = args
+        .tunnel_ip
+        .or(file.tunnel_ip)
+        .ok_or_else(|| anyhow!("--tunnel-ip (or `tunnel_ip` in the config file) is required"))?;
+    let ovsdb = args.ovsdb.or(file.ovsdb).unwrap_or_else(|| "unix:/var/run/openvswitch/db.sock".into());
+    let bridge = args.bridge.or(file.bridge).unwrap_or_else(|| "br-int".into());
+    let openflow = match args.openflow.or(file.of) {
+        Some(of) => of,
+        None => ControllerConfig::default_openflow(&ovsdb, &bridge)
+            .ok_or_else(|| anyhow!("--of is needed when --ovsdb is not a unix: socket ({ovsdb})"))?,
+    };
+    let nb = args.nb.or(file.nb).unwrap_or_else(|| Dsn::DEFAULT.into());
+    let datapath_type = args.datapath_type.or(file.datapath_type).unwrap_or_else(|| "system".into());
+    Ok((ControllerConfig { chassis, tunnel_ip, ovsdb, openflow, bridge, datapath_type }, nb))
 }
 
 pub async fn run(args: ControllerArgs) -> Result<(), Exit> {
-    let dsn: Dsn = args.nb.parse().map_err(Exit::bad_input)?;
-    let openflow = match args.openflow {
-        Some(of) => of,
-        None => ControllerConfig::default_openflow(&args.ovsdb, &args.bridge).ok_or_else(|| {
-            Exit::bad_input(anyhow!("--of is needed when --ovsdb is not a unix: socket ({})", args.ovsdb))
-        })?,
-    };
-    let config = ControllerConfig {
-        chassis: args.chassis,
-        tunnel_ip: args.tunnel_ip,
-        ovsdb: args.ovsdb,
-        openflow,
-        bridge: args.bridge,
-        datapath_type: args.datapath_type,
-    };
+    let (config, nb) = settings(args).map_err(Exit::bad_input)?;
+    let dsn: Dsn = nb.parse().map_err(Exit::bad_input)?;
     let store = tern_store::open(&dsn.to_string())
         .await
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
@@ -55,4 +95,47 @@ pub async fn run(args: ControllerArgs) -> Result<(), Exit> {
         let _ = tokio::signal::ctrl_c().await;
     };
     agent::run(config, Nb::new(store), None, shutdown).await.map_err(Exit::failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    fn parse(args: &[&str]) -> ControllerArgs {
+        Cli::parse_from(std::iter::once("controller").chain(args.iter().copied())).args
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "chassis = \"from-file\"\ntunnel_ip = \"10.0.0.9\"\nbridge = \"br-x\"\novsdb = \"unix:/run/x/db.sock\"\n")
+            .unwrap();
+        let f = file.to_str().unwrap();
+        let (c, nb) = settings(parse(&["--config", f, "--chassis", "from-flag"])).unwrap();
+        assert_eq!(c.chassis, "from-flag");
+        assert_eq!(c.tunnel_ip, "10.0.0.9".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(c.bridge, "br-x");
+        assert_eq!(c.openflow, "unix:/run/x/br-x.mgmt");
+        assert_eq!(c.datapath_type, "system");
+        assert_eq!(nb, Dsn::DEFAULT);
+    }
+
+    #[test]
+    fn bad_config_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "chassis = \"a\"\ncolour = \"blue\"\n").unwrap();
+        let err = settings(parse(&["--config", file.to_str().unwrap()])).err().unwrap().to_string();
+        assert!(err.contains("colour") && err.contains("c.toml"), "{err}");
+        let err = settings(parse(&["--chassis", "a"])).err().unwrap().to_string();
+        assert!(err.contains("tunnel-ip"), "{err}");
+    }
 }
