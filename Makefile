@@ -3,9 +3,10 @@ CARGO ?= cargo
 
 .PHONY: demo test deps pyenv bench
 
+# Three hypervisors (network namespaces with their own OVS), two networks, VMs pinging across them.
 demo: deps
 	$(CARGO) build --release -p tern
-	scripts/demo.sh target/release/tern
+	target/release/tern lab demo
 
 test: deps pyenv
 	$(CARGO) build --workspace --all-targets

@@ -17,8 +17,9 @@ pub const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 pub const BR_INT: &str = "br-int";
 /// The bridge holding the underlay veth; its internal interface carries the tunnel IP.
 pub const BR_PHY: &str = "br-phy";
-/// The one flow-based Geneve port on br-int (`remote_ip=flow`, `key=flow`).
-pub const TUNNEL_PORT: &str = "tern-gnv";
+/// The one flow-based Geneve port on br-int (`remote_ip=flow`, `key=flow`, `local_ip` = the tunnel
+/// IP): the same name and options the controller ensures, so the two never make a second port.
+pub const TUNNEL_PORT: &str = "tern-geneve";
 /// The underlay veth's name inside each hypervisor namespace.
 pub const UNDERLAY_IFACE: &str = "phy0";
 /// The underlay subnet: hypervisor N has tunnel IP 172.31.0.N/24.
@@ -270,6 +271,7 @@ impl Hypervisor {
         let cidr = format!("{}/{UNDERLAY_PREFIX_LEN}", self.tunnel_ip);
         output(cmd::in_netns(ns, "ip").args(["addr", "replace", &cidr, "dev", BR_PHY])).await?;
         output(cmd::in_netns(ns, "ip").args(["link", "set", BR_PHY, "up"])).await?;
+        let local_ip = format!("options:local_ip={}", self.tunnel_ip);
         self.vsctl(&[
             "--may-exist",
             "add-br",
@@ -294,6 +296,7 @@ impl Hypervisor {
             "type=geneve",
             "options:remote_ip=flow",
             "options:key=flow",
+            &local_ip,
         ])
         .await?;
         self.ofport(TUNNEL_PORT).await?;

@@ -11,6 +11,7 @@ mod controller;
 mod db;
 mod exit;
 mod flows;
+mod lab;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,8 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Inspect a bridge's OpenFlow tables.
     Flows(flows::FlowsArgs),
+    /// A test bed of OVS hypervisors and VMs on this machine, with tern's control plane.
+    Lab(lab::LabArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -61,6 +65,7 @@ fn main() -> std::process::ExitCode {
             Command::Flows(args) => flows::run(args).await,
             Command::Server(args) => server::run(args).await,
             Command::Controller(args) => controller::run(args).await,
+            Command::Lab(args) => lab::run(args).await,
             Command::Allinone(args) => allinone::run(args).await,
         }
     });

@@ -1,0 +1,430 @@
+//! `tern lab`: a test bed of real OVS hypervisors on this machine (`tern-lab`) with tern's control
+//! plane on top, driven the way an operator and Nova drive a cloud: networks and ports through the
+//! Neutron API, VIFs plugged the way os-vif plugs them.
+//!
+//! Everything lives in one lab directory (`--dir`): `lab.json` (the namespaces, see `tern-lab`),
+//! `control.json` (NB DSN and API address), and for every process tern starts a pidfile, a log and
+//! its command line (`NAME.pid`, `NAME.log`, `NAME.cmd.json`). Processes are stopped by those
+//! pidfiles, and only when `/proc/PID/environ` carries this lab's `TERN_LAB_DIR`.
+
+mod api;
+mod control;
+mod demo;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use clap::{Args, Subcommand};
+use tern_lab::{Lab, PingResult, Vm};
+
+use crate::exit::Exit;
+pub use control::NbMode;
+
+#[derive(Args)]
+pub struct LabArgs {
+    /// The lab directory (default: $TMPDIR/tern-lab; `demo`: $TMPDIR/tern-lab-demo).
+    #[arg(long, global = true)]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: LabCommand,
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Create the hypervisors (namespaces with their own OVS) and start the control plane.
+    Up(UpArgs),
+    /// Stop the control plane (by its pidfiles) and remove everything the lab created. Safe twice.
+    Down,
+    /// Hypervisors, daemons, VMs and registered chassis.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or remove VMs (ports created through the Neutron API).
+    #[command(subcommand)]
+    Vm(VmCommand),
+    /// Add hypervisors to a running lab.
+    #[command(subcommand)]
+    Hv(HvCommand),
+    /// Ping VM B's IP from VM A.
+    ///
+    /// Across networks the VMs get a host route and a static neighbour entry for each other, so
+    /// the frames really reach the wire and only the network's isolation stops them.
+    Ping {
+        a: String,
+        b: String,
+        #[arg(long, default_value_t = 3)]
+        count: u32,
+    },
+    /// Manage one hypervisor's controller process (`--nb etcd` labs).
+    #[command(subcommand)]
+    Controller(ControllerCommand),
+    /// Run the end-to-end scenario (3 hypervisors, 2 networks, 6 VMs, every pair pinged), report,
+    /// and tear down.
+    Demo(demo::DemoArgs),
+    /// The embedded control plane: store, Neutron API and one controller per hypervisor.
+    #[command(hide = true)]
+    Serve,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// How many hypervisors.
+    #[arg(long, default_value_t = 3)]
+    hypervisors: usize,
+    /// Where the NB lives: one embedded process (redb), or a local etcd with separate `tern server`
+    /// and `tern controller` processes.
+    #[arg(long, value_enum, default_value_t = NbMode::Embedded)]
+    nb: NbMode,
+    /// Namespace name prefix (tests use their own).
+    #[arg(long, hide = true, default_value = tern_lab::DEFAULT_PREFIX)]
+    prefix: String,
+}
+
+#[derive(Subcommand)]
+enum VmCommand {
+    /// Create VM NAME on hypervisor N with a port on network NET (created when absent).
+    Add {
+        name: String,
+        /// The hypervisor's number (hvN).
+        #[arg(long)]
+        hv: u32,
+        #[arg(long)]
+        network: String,
+        /// A fixed IP on the network's subnet (default: allocated by the API).
+        #[arg(long)]
+        ip: Option<Ipv4Addr>,
+    },
+    /// Unplug VM NAME, delete its namespace and its port.
+    Rm { name: String },
+}
+
+#[derive(Subcommand)]
+enum HvCommand {
+    /// Add one hypervisor (hvN+1) and its controller.
+    Add,
+}
+
+#[derive(Subcommand)]
+enum ControllerCommand {
+    /// Stop (if alive) and start again one hypervisor's `tern controller` with its recorded
+    /// command line.
+    Restart {
+        /// hvN or N.
+        hv: String,
+    },
+}
+
+fn default_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(name)
+}
+
+pub async fn run(args: LabArgs) -> Result<(), Exit> {
+    let dir = args.dir.clone().unwrap_or_else(|| default_dir("tern-lab"));
+    match args.command {
+        LabCommand::Up(up) => {
+            let lab = bring_up(&dir, up.hypervisors, up.nb, &up.prefix).await?;
+            println!("lab up in {} (hypervisors: {}, nb {})", lab.dir().display(), up.hypervisors, up.nb);
+            Ok(())
+        }
+        LabCommand::Down => tear_down(&dir).await.map_err(Exit::failure),
+        LabCommand::Status { json } => status(&dir, json).await,
+        LabCommand::Vm(VmCommand::Add { name, hv, network, ip }) => {
+            let mut lab = open(&dir)?;
+            let vm = vm_add(&mut lab, &name, hv, &network, ip).await?;
+            println!("{} on hv{}: {} {} port {}", vm.name(), vm.hv(), vm.mac(), vm.ip_cidr(), vm.iface_id());
+            Ok(())
+        }
+        LabCommand::Vm(VmCommand::Rm { name }) => {
+            let mut lab = open(&dir)?;
+            vm_rm(&mut lab, &name).await
+        }
+        LabCommand::Hv(HvCommand::Add) => {
+            let mut lab = open(&dir)?;
+            hv_add(&mut lab).await.map_err(Exit::failure)
+        }
+        LabCommand::Ping { a, b, count } => {
+            let lab = open(&dir)?;
+            let r = ping_vms(&lab, &a, &b, count, Duration::from_secs(1)).await?;
+            print!("{}", r.output);
+            if r.all_ok() {
+                Ok(())
+            } else {
+                Err(Exit::failure(anyhow!("{a} -> {b}: {}/{} replies", r.received, r.transmitted)))
+            }
+        }
+        LabCommand::Controller(ControllerCommand::Restart { hv }) => {
+            let lab = open(&dir)?;
+            let index = parse_hv(&hv)?;
+            let pid = control::restart_controller(&lab, index).await?;
+            println!("hv{index}: controller restarted (pid {pid})");
+            Ok(())
+        }
+        LabCommand::Demo(d) => {
+            let dir = args.dir.unwrap_or_else(|| default_dir("tern-lab-demo"));
+            demo::run(&dir, d).await
+        }
+        LabCommand::Serve => control::serve(&dir).await.map_err(Exit::failure),
+    }
+}
+
+fn open(dir: &Path) -> Result<Lab, Exit> {
+    if !dir.join(tern_lab::STATE_FILE).exists() {
+        return Err(Exit::bad_input(anyhow!("no lab in {} (run `tern lab up`)", dir.display())));
+    }
+    Lab::open(dir).map_err(Exit::failure)
+}
+
+fn parse_hv(s: &str) -> Result<u32, Exit> {
+    s.strip_prefix("hv")
+        .unwrap_or(s)
+        .parse()
+        .map_err(|_| Exit::bad_input(anyhow!("{s:?} is not a hypervisor (hvN or N)")))
+}
+
+/// Prints a progress line on stderr.
+fn progress(msg: impl std::fmt::Display) {
+    eprintln!("tern lab: {msg}");
+}
+
+/// `tern lab up`: the namespaces, then the control plane, then waits until every chassis is
+/// registered. A failure after the lab was created takes it down again.
+pub(crate) async fn bring_up(dir: &Path, hypervisors: usize, nb: NbMode, prefix: &str) -> Result<Lab, Exit> {
+    if hypervisors == 0 {
+        return Err(Exit::bad_input(anyhow!("a lab needs at least one hypervisor")));
+    }
+    if dir.join(tern_lab::STATE_FILE).exists() {
+        return Err(Exit::bad_input(anyhow!(
+            "a lab already exists in {} (`tern lab down --dir {}` first)",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    let started = Instant::now();
+    progress(format!("creating {hypervisors} hypervisors in {}", dir.display()));
+    let lab = Lab::create_with_prefix(dir, prefix, hypervisors)
+        .await
+        .map_err(|e| Exit::failure(anyhow!(e).context("creating the lab")))?;
+    progress(format!("hypervisors ready ({:.1} s); starting the control plane (nb {nb})", secs(started)));
+    let res = async {
+        control::start(&lab, nb).await?;
+        control::wait_ready(&lab, Duration::from_secs(90)).await
+    }
+    .await;
+    if let Err(e) = res {
+        progress("the control plane did not come up; taking the lab down");
+        if let Err(down) = tear_down(lab.dir()).await {
+            progress(format!("taking the lab down failed too: {down:#}"));
+        }
+        return Err(Exit::failure(e));
+    }
+    progress(format!("lab up in {:.1} s", secs(started)));
+    Ok(lab)
+}
+
+/// `tern lab down`: the control plane by its pidfiles, then everything `tern-lab` recorded.
+pub(crate) async fn tear_down(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        progress(format!("no lab in {}: nothing to do", dir.display()));
+        return Ok(());
+    }
+    for (name, pid) in control::stop_all(dir).await {
+        progress(format!("stopped {name} (pid {pid})"));
+    }
+    Lab::down(dir).await.with_context(|| format!("removing the lab in {}", dir.display()))?;
+    progress(format!("lab in {} removed", dir.display()));
+    Ok(())
+}
+
+pub(crate) fn secs(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64()
+}
+
+/// `tern lab vm add`: network (and subnet) when absent, then a port bound to hvN as Nova creates
+/// it, then the VM plugged with that port's MAC, IP and id. The port is deleted again if plugging
+/// fails.
+pub(crate) async fn vm_add(
+    lab: &mut Lab,
+    name: &str,
+    hv: u32,
+    network: &str,
+    ip: Option<Ipv4Addr>,
+) -> Result<Vm, Exit> {
+    if lab.vm(name).is_some() {
+        return Err(Exit::bad_input(anyhow!("VM {name} already exists")));
+    }
+    match lab.hypervisor(hv) {
+        Some(h) if h.is_ready() => {}
+        _ => return Err(Exit::bad_input(anyhow!("no (ready) hypervisor hv{hv} in this lab"))),
+    }
+    let api = api::Api::open(lab.dir()).map_err(Exit::failure)?;
+    let net = api.ensure_network(network).await.map_err(Exit::failure)?;
+    let port = api.create_port(&net, name, &format!("hv{hv}"), ip).await?;
+    let cidr = format!("{}/{}", port.ip, net.prefix_len);
+    match lab.add_vm(name, hv, &port.mac, &cidr, &port.id).await {
+        Ok(vm) => Ok(vm),
+        Err(e) => {
+            if let Err(del) = api.delete_port(&port.id).await {
+                progress(format!("deleting port {} after the failed plug failed too: {del:#}", port.id));
+            }
+            Err(Exit::failure(anyhow!(e).context(format!("plugging VM {name}"))))
+        }
+    }
+}
+
+/// `tern lab vm rm`: unplug and delete the namespace, then delete the port.
+async fn vm_rm(lab: &mut Lab, name: &str) -> Result<(), Exit> {
+    let Some(vm) = lab.vm(name).cloned() else {
+        return Err(Exit::bad_input(anyhow!("no VM named {name} in this lab")));
+    };
+    lab.remove_vm(name)
+        .await
+        .map_err(|e| Exit::failure(anyhow!(e).context(format!("removing VM {name}"))))?;
+    let api = api::Api::open(lab.dir()).map_err(Exit::failure)?;
+    api.delete_port(vm.iface_id()).await.map_err(Exit::failure)?;
+    println!("{name} removed (port {})", vm.iface_id());
+    Ok(())
+}
+
+/// `tern lab hv add`: the hypervisor, its controller, and waits for its chassis.
+async fn hv_add(lab: &mut Lab) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let hv = lab.add_hypervisor().await.context("adding a hypervisor")?;
+    progress(format!("{} created ({:.1} s)", hv.name(), secs(started)));
+    control::start_controller(lab, &hv).await?;
+    control::wait_ready(lab, Duration::from_secs(60)).await?;
+    println!("{} added (tunnel IP {})", hv.name(), hv.tunnel_ip());
+    Ok(())
+}
+
+fn vm_net(vm: &Vm) -> Option<(u32, u8)> {
+    let (_, len) = vm.ip_cidr().split_once('/')?;
+    let len: u8 = len.parse().ok()?;
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) };
+    Some((u32::from(vm.ip()) & mask, len))
+}
+
+/// True if both VMs' addresses are on one subnet (so they ARP for each other directly).
+pub(crate) fn same_subnet(a: &Vm, b: &Vm) -> bool {
+    vm_net(a).is_some() && vm_net(a) == vm_net(b)
+}
+
+/// For VMs on different subnets: a host route and a permanent neighbour entry on both sides, so
+/// pings between them leave the VM as frames addressed to the other's MAC and only the network's
+/// isolation can stop them.
+async fn l2_path(lab: &Lab, a: &Vm, b: &Vm) -> anyhow::Result<()> {
+    for (from, to) in [(a, b), (b, a)] {
+        let ip = format!("{}/32", to.ip());
+        lab.exec_in_vm(from.name(), "ip", &["route", "replace", &ip, "dev", from.iface()]).await?;
+        let ip = to.ip().to_string();
+        lab.exec_in_vm(
+            from.name(),
+            "ip",
+            &["neigh", "replace", &ip, "lladdr", to.mac(), "dev", from.iface(), "nud", "permanent"],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Pings VM `b` from VM `a` (see [`LabCommand::Ping`]).
+pub(crate) async fn ping_vms(
+    lab: &Lab,
+    a: &str,
+    b: &str,
+    count: u32,
+    timeout: Duration,
+) -> Result<PingResult, Exit> {
+    let va = lab.vm(a).ok_or_else(|| Exit::bad_input(anyhow!("no VM named {a}")))?;
+    let vb = lab.vm(b).ok_or_else(|| Exit::bad_input(anyhow!("no VM named {b}")))?;
+    if !same_subnet(va, vb) {
+        l2_path(lab, va, vb).await.map_err(Exit::failure)?;
+    }
+    lab.ping(a, vb.ip(), count, timeout).await.map_err(Exit::failure)
+}
+
+/// `tern lab status`.
+async fn status(dir: &Path, json: bool) -> Result<(), Exit> {
+    let lab = open(dir)?;
+    let st = lab.status();
+    let daemons = control::daemons(lab.dir());
+    let control = control::ControlState::read(lab.dir()).ok();
+    let (chassis, ports) = match api::Api::open(lab.dir()) {
+        Ok(api) => (api.chassis().await.ok(), api.port_networks().await.ok()),
+        Err(_) => (None, None),
+    };
+    let vm_network = |v: &Vm| ports.as_ref().and_then(|p| p.get(v.iface_id()).cloned());
+    if json {
+        let vms: Vec<serde_json::Value> = st
+            .vms
+            .iter()
+            .zip(lab.vms())
+            .map(|(s, v)| {
+                let mut j = serde_json::to_value(s).unwrap_or_default();
+                j["network"] = serde_json::json!(vm_network(v));
+                j
+            })
+            .collect();
+        let out = serde_json::json!({
+            "dir": st.dir,
+            "prefix": st.prefix,
+            "healthy": st.healthy(),
+            "underlay": st.underlay,
+            "hypervisors": st.hypervisors,
+            "vms": vms,
+            "control": control,
+            "daemons": daemons,
+            "chassis": chassis,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    print!("{st}");
+    match &control {
+        Some(c) => println!("  control   nb {} ({}), API {}", c.nb, c.mode, c.api),
+        None => println!("  control   not started"),
+    }
+    for d in &daemons {
+        let state = d.pid.map_or_else(|| "no pid".into(), |p| format!("pid {p}"));
+        println!("  daemon    {:<16} {state} {}", d.name, if d.alive { "alive" } else { "DOWN" });
+    }
+    match &chassis {
+        Some(c) => {
+            println!("  chassis   registered: {}", if c.is_empty() { "none".into() } else { c.join(" ") })
+        }
+        None => println!("  chassis   unknown (API unreachable)"),
+    }
+    for v in lab.vms() {
+        if let Some(n) = vm_network(v) {
+            println!("  vm {:<6} network {n}", v.name());
+        }
+    }
+    Ok(())
+}
+
+/// Polls `check` every 100 ms until it yields a value or `timeout` passes.
+pub(crate) async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() > deadline {
+            match last_err {
+                Some(e) => bail!("timed out after {timeout:?} waiting for {what}: {e:#}"),
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

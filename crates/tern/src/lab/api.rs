@@ -1,0 +1,224 @@
+//! The lab's Neutron client: what an operator and Nova send to `tern server` (reqwest, JSON).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::control::ControlState;
+use crate::exit::Exit;
+
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// A network with its (first IPv4) subnet.
+pub struct Net {
+    pub id: String,
+    pub subnet_id: String,
+    pub prefix_len: u8,
+}
+
+/// What the API gave the port.
+pub struct NewPort {
+    pub id: String,
+    pub mac: String,
+    pub ip: Ipv4Addr,
+}
+
+impl Api {
+    /// The API of the lab in `dir` (from `control.json`).
+    pub fn open(dir: &Path) -> anyhow::Result<Api> {
+        let control = ControlState::read(dir)?;
+        Ok(Api::new(&control.api))
+    }
+
+    pub fn new(base: &str) -> Api {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("a plain HTTP client builds");
+        Api { base: base.trim_end_matches('/').to_owned(), http }
+    }
+
+    /// One request; a non-2xx answer is an error carrying Neutron's message. Returns the status
+    /// and the body (Null when empty).
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.with_context(|| format!("{method} {url}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.with_context(|| format!("{method} {url}: reading the answer"))?;
+        let value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if !(200..300).contains(&status) {
+            let msg = value["NeutronError"]["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
+            bail!("{method} {path}: HTTP {status}: {msg}");
+        }
+        Ok((status, value))
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.call(Method::GET, path, None).await?.1)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        Ok(self.call(Method::POST, path, Some(body)).await?.1)
+    }
+
+    /// The hosts of the registered chassis (`GET /v2.0/agents`).
+    pub async fn chassis(&self) -> anyhow::Result<Vec<String>> {
+        let v = self.get("/v2.0/agents").await?;
+        let mut hosts: Vec<String> = v["agents"]
+            .as_array()
+            .ok_or_else(|| anyhow!("GET /v2.0/agents: no agents list in {v}"))?
+            .iter()
+            .filter_map(|a| a["host"].as_str().map(str::to_owned))
+            .collect();
+        hosts.sort();
+        Ok(hosts)
+    }
+
+    /// port id -> network name, for status.
+    pub async fn port_networks(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        let nets = self.get("/v2.0/networks").await?;
+        let names: BTreeMap<&str, &str> = nets["networks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| Some((n["id"].as_str()?, n["name"].as_str()?)))
+            .collect();
+        let ports = self.get("/v2.0/ports").await?;
+        Ok(ports["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                let net = names.get(p["network_id"].as_str()?)?;
+                Some((p["id"].as_str()?.to_owned(), (*net).to_owned()))
+            })
+            .collect())
+    }
+
+    /// The network named `name` with an IPv4 subnet, both created when absent. A new subnet is
+    /// 10.K.0.0/24, K the network's position in creation order (the next free K if taken).
+    pub async fn ensure_network(&self, name: &str) -> anyhow::Result<Net> {
+        let nets = self.get("/v2.0/networks").await?;
+        let all = nets["networks"].as_array().cloned().unwrap_or_default();
+        let found: Vec<&Value> = all.iter().filter(|n| n["name"].as_str() == Some(name)).collect();
+        if found.len() > 1 {
+            bail!("{} networks are named {name}; give each VM's network a unique name", found.len());
+        }
+        let (net_id, position) = match found.first() {
+            Some(n) => {
+                let id = n["id"].as_str().ok_or_else(|| anyhow!("network without id: {n}"))?.to_owned();
+                let pos = ordered(&all).iter().position(|x| *x == id).unwrap_or(all.len()) + 1;
+                (id, pos)
+            }
+            None => {
+                let n = self.post("/v2.0/networks", json!({"network": {"name": name}})).await?;
+                let id =
+                    n["network"]["id"].as_str().ok_or_else(|| anyhow!("no network id in {n}"))?.to_owned();
+                super::progress(format!("network {name} created ({id})"));
+                (id, all.len() + 1)
+            }
+        };
+        let subnets = self.get("/v2.0/subnets").await?;
+        let subnets = subnets["subnets"].as_array().cloned().unwrap_or_default();
+        let mine = subnets.iter().find(|s| s["network_id"].as_str() == Some(&net_id) && s["ip_version"] == 4);
+        if let Some(s) = mine {
+            let cidr = s["cidr"].as_str().unwrap_or_default();
+            let prefix_len = cidr.split_once('/').and_then(|(_, l)| l.parse().ok()).unwrap_or(24);
+            let id = s["id"].as_str().ok_or_else(|| anyhow!("subnet without id: {s}"))?.to_owned();
+            return Ok(Net { id: net_id, subnet_id: id, prefix_len });
+        }
+        let used: Vec<&str> = subnets.iter().filter_map(|s| s["cidr"].as_str()).collect();
+        let k = (position..=255)
+            .find(|k| !used.contains(&format!("10.{k}.0.0/24").as_str()))
+            .ok_or_else(|| anyhow!("no free 10.K.0.0/24 left for network {name}"))?;
+        let cidr = format!("10.{k}.0.0/24");
+        let s = self
+            .post(
+                "/v2.0/subnets",
+                json!({"subnet": {"network_id": net_id, "ip_version": 4, "cidr": cidr, "name": format!("{name}-v4")}}),
+            )
+            .await?;
+        let id = s["subnet"]["id"].as_str().ok_or_else(|| anyhow!("no subnet id in {s}"))?.to_owned();
+        super::progress(format!("subnet {cidr} created on network {name}"));
+        Ok(Net { id: net_id, subnet_id: id, prefix_len: 24 })
+    }
+
+    /// A port for VM `vm` bound to `host`, as Nova asks for one.
+    pub async fn create_port(
+        &self,
+        net: &Net,
+        vm: &str,
+        host: &str,
+        ip: Option<Ipv4Addr>,
+    ) -> Result<NewPort, Exit> {
+        let mut fixed = json!({"subnet_id": net.subnet_id});
+        if let Some(ip) = ip {
+            fixed["ip_address"] = json!(ip.to_string());
+        }
+        let body = json!({"port": {
+            "network_id": net.id,
+            "name": vm,
+            "device_owner": "compute:nova",
+            "device_id": vm,
+            "binding:host_id": host,
+            "fixed_ips": [fixed],
+        }});
+        let (_, p) = match self.call(Method::POST, "/v2.0/ports", Some(body)).await {
+            Ok(r) => r,
+            // A bad fixed IP or a taken address is the caller's input.
+            Err(e) if e.to_string().contains("HTTP 4") => return Err(Exit::bad_input(e)),
+            Err(e) => return Err(Exit::failure(e)),
+        };
+        let p = &p["port"];
+        let id = p["id"].as_str().ok_or_else(|| Exit::failure(anyhow!("no port id in {p}")))?.to_owned();
+        let mac = p["mac_address"].as_str().unwrap_or_default().to_owned();
+        let ip = p["fixed_ips"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["ip_address"].as_str()?.parse::<Ipv4Addr>().ok())
+            .next()
+            .ok_or_else(|| Exit::failure(anyhow!("port {id} got no IPv4 address: {p}")))?;
+        Ok(NewPort { id, mac, ip })
+    }
+
+    /// Deletes a port; one that is gone already is fine.
+    pub async fn delete_port(&self, id: &str) -> anyhow::Result<()> {
+        match self.call(Method::DELETE, &format!("/v2.0/ports/{id}"), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("HTTP 404") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Network ids in creation order (created_at, then id).
+fn ordered(nets: &[Value]) -> Vec<String> {
+    let mut v: Vec<(String, String)> = nets
+        .iter()
+        .filter_map(|n| {
+            Some((n["created_at"].as_str().unwrap_or_default().to_owned(), n["id"].as_str()?.to_owned()))
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, id)| id).collect()
+}

@@ -1,0 +1,295 @@
+//! `tern lab demo`: 3 hypervisors, 2 networks, 6 VMs (one of each network on every hypervisor),
+//! every ordered pair pinged: same network must pass, different networks must be blocked. Prints a
+//! table, optionally writes the JSON report, and always tears the lab down.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use clap::Args;
+use serde::Serialize;
+use tern_lab::Lab;
+
+use super::{progress, secs, NbMode};
+use crate::exit::Exit;
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Where the NB lives (see `tern lab up`).
+    #[arg(long, value_enum, default_value_t = NbMode::Embedded)]
+    nb: NbMode,
+    /// Namespace name prefix (tests use their own).
+    #[arg(long, hide = true, default_value = tern_lab::DEFAULT_PREFIX)]
+    prefix: String,
+}
+
+const HYPERVISORS: usize = 3;
+/// (VM, network, hypervisor): each network has a VM on every hypervisor, and every hypervisor
+/// holds VMs of both networks (isolation is checked on one chassis and across chassis).
+const VMS: [(&str, &str, u32); 6] = [
+    ("red1", "red", 1),
+    ("red2", "red", 2),
+    ("red3", "red", 3),
+    ("blue1", "blue", 2),
+    ("blue2", "blue", 3),
+    ("blue3", "blue", 1),
+];
+/// How long flows may take to converge after the last VM was plugged.
+const CONVERGENCE: Duration = Duration::from_secs(120);
+const PINGS: u32 = 3;
+
+#[derive(Serialize, Clone)]
+struct VmRow {
+    name: String,
+    network: String,
+    hv: u32,
+    ip: String,
+    mac: String,
+}
+
+#[derive(Serialize, Clone)]
+struct Pair {
+    from: String,
+    to: String,
+    same_network: bool,
+    transmitted: u32,
+    received: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Pair {
+    fn passed(&self) -> bool {
+        self.error.is_none() && self.transmitted > 0 && self.received == self.transmitted
+    }
+
+    fn blocked(&self) -> bool {
+        self.error.is_none() && self.transmitted > 0 && self.received == 0
+    }
+}
+
+#[derive(Serialize)]
+struct Connectivity {
+    pairs_tested: usize,
+    pairs_ok: usize,
+    failures: Vec<Pair>,
+}
+
+#[derive(Serialize)]
+struct Isolation {
+    pairs_tested: usize,
+    pairs_blocked: usize,
+    leaks: Vec<Pair>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    hypervisors: usize,
+    nb: NbMode,
+    networks: usize,
+    vms: Vec<VmRow>,
+    connectivity: Connectivity,
+    isolation: Isolation,
+    /// From the last VM plugged to every same-network pair answering.
+    converged_after_s: f64,
+    passed: bool,
+    #[serde(skip)]
+    pairs: Vec<Pair>,
+}
+
+pub async fn run(dir: &Path, args: DemoArgs) -> Result<(), Exit> {
+    let started = Instant::now();
+    let lab = super::bring_up(dir, HYPERVISORS, args.nb, &args.prefix).await?;
+    let dir = lab.dir().to_path_buf();
+    let outcome = tokio::select! {
+        r = scenario(lab, args.nb) => r,
+        _ = tokio::signal::ctrl_c() => Err(Exit::failure(anyhow!("interrupted"))),
+    };
+    progress("tearing the lab down");
+    let down = super::tear_down(&dir).await;
+    let report = outcome?;
+    print_report(&report);
+    println!("total {:.1} s (lab up, VMs, convergence, pings, teardown)", secs(started));
+    if let Some(path) = &args.json {
+        let json = serde_json::to_vec_pretty(&report).map_err(|e| Exit::failure(anyhow!(e)))?;
+        std::fs::write(path, json).map_err(|e| Exit::failure(anyhow!("writing {}: {e}", path.display())))?;
+    }
+    down.map_err(Exit::failure)?;
+    if report.passed {
+        println!("PASS");
+        Ok(())
+    } else {
+        Err(Exit::failure(anyhow!(
+            "demo failed: {} of {} same-network pairs failed, {} of {} cross-network pairs leaked",
+            report.connectivity.failures.len(),
+            report.connectivity.pairs_tested,
+            report.isolation.leaks.len(),
+            report.isolation.pairs_tested
+        )))
+    }
+}
+
+async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
+    for (name, network, hv) in VMS {
+        let vm = super::vm_add(&mut lab, name, hv, network, None).await?;
+        progress(format!("VM {name} on hv{hv}, network {network}: {} {}", vm.mac(), vm.ip_cidr()));
+    }
+    let rows: Vec<VmRow> = VMS
+        .iter()
+        .filter_map(|(name, network, hv)| {
+            let vm = lab.vm(name)?;
+            Some(VmRow {
+                name: (*name).into(),
+                network: (*network).into(),
+                hv: *hv,
+                ip: vm.ip().to_string(),
+                mac: vm.mac().into(),
+            })
+        })
+        .collect();
+    let mut pairs = Vec::new();
+    for a in &rows {
+        for b in &rows {
+            if a.name != b.name {
+                pairs.push((a.name.clone(), b.name.clone(), a.network == b.network));
+            }
+        }
+    }
+
+    // Convergence: every same-network pair answers one ping (retried) before anything is judged.
+    let converging = Instant::now();
+    progress("waiting for the flows to converge (same-network pings)");
+    let mut set = tokio::task::JoinSet::new();
+    for (a, b, _) in pairs.iter().filter(|p| p.2) {
+        let (lab, a, b) = (lab.clone(), a.clone(), b.clone());
+        set.spawn(async move {
+            let deadline = Instant::now() + CONVERGENCE;
+            loop {
+                let ok =
+                    super::ping_vms(&lab, &a, &b, 1, Duration::from_secs(1)).await.is_ok_and(|r| r.all_ok());
+                if ok || Instant::now() > deadline {
+                    return ok;
+                }
+            }
+        });
+    }
+    let converged = set.join_all().await.into_iter().all(|ok| ok);
+    let converged_after_s = secs(converging);
+    if converged {
+        progress(format!("converged after {converged_after_s:.2} s"));
+    } else {
+        progress(format!("some pairs never answered within {CONVERGENCE:?}; measuring anyway"));
+    }
+
+    // The measurement: every ordered pair, PINGS pings each, all at once.
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (a, b, same)) in pairs.iter().enumerate() {
+        let (lab, a, b, same) = (lab.clone(), a.clone(), b.clone(), *same);
+        set.spawn(async move {
+            let r = super::ping_vms(&lab, &a, &b, PINGS, Duration::from_secs(1)).await;
+            let pair = match r {
+                Ok(r) => Pair {
+                    from: a,
+                    to: b,
+                    same_network: same,
+                    transmitted: r.transmitted,
+                    received: r.received,
+                    error: None,
+                },
+                Err(e) => Pair {
+                    from: a,
+                    to: b,
+                    same_network: same,
+                    transmitted: 0,
+                    received: 0,
+                    error: Some(format!("{:#}", e.error)),
+                },
+            };
+            (i, pair)
+        });
+    }
+    let mut measured = set.join_all().await;
+    measured.sort_by_key(|(i, _)| *i);
+    let pairs: Vec<Pair> = measured.into_iter().map(|(_, p)| p).collect();
+    let same: Vec<&Pair> = pairs.iter().filter(|p| p.same_network).collect();
+    let cross: Vec<&Pair> = pairs.iter().filter(|p| !p.same_network).collect();
+    let connectivity = Connectivity {
+        pairs_tested: same.len(),
+        pairs_ok: same.iter().filter(|p| p.passed()).count(),
+        failures: same.iter().filter(|p| !p.passed()).map(|p| (*p).clone()).collect(),
+    };
+    let isolation = Isolation {
+        pairs_tested: cross.len(),
+        pairs_blocked: cross.iter().filter(|p| p.blocked()).count(),
+        leaks: cross.iter().filter(|p| !p.blocked()).map(|p| (*p).clone()).collect(),
+    };
+    let passed = connectivity.failures.is_empty() && isolation.leaks.is_empty() && !pairs.is_empty();
+    Ok(Report {
+        hypervisors: lab.hypervisors().len(),
+        nb,
+        networks: 2,
+        vms: rows,
+        connectivity,
+        isolation,
+        converged_after_s,
+        passed,
+        pairs,
+    })
+}
+
+fn print_report(r: &Report) {
+    println!();
+    println!(
+        "tern lab demo: {} hypervisors, {} networks, {} VMs, NB {}",
+        r.hypervisors,
+        r.networks,
+        r.vms.len(),
+        r.nb
+    );
+    println!();
+    println!("{:<6} {:<6} {:<4} {:<15} {:<17}", "VM", "NET", "HV", "IP", "MAC");
+    for v in &r.vms {
+        println!("{:<6} {:<6} hv{:<2} {:<15} {:<17}", v.name, v.network, v.hv, v.ip, v.mac);
+    }
+    println!();
+    let where_ = |name: &str| {
+        r.vms.iter().find(|v| v.name == name).map(|v| format!("{}@hv{}", v.network, v.hv)).unwrap_or_default()
+    };
+    println!(
+        "{:<6} {:<6} {:<9} {:<9} {:<8} {:<8} {:<6}",
+        "FROM", "TO", "FROM-NET", "TO-NET", "EXPECT", "REPLIES", "RESULT"
+    );
+    for p in &r.pairs {
+        let (expect, good) = if p.same_network { ("reach", p.passed()) } else { ("blocked", p.blocked()) };
+        let replies = match &p.error {
+            Some(_) => "error".to_owned(),
+            None => format!("{}/{}", p.received, p.transmitted),
+        };
+        println!(
+            "{:<6} {:<6} {:<9} {:<9} {:<8} {:<8} {:<6}",
+            p.from,
+            p.to,
+            where_(&p.from),
+            where_(&p.to),
+            expect,
+            replies,
+            if good { "ok" } else { "FAIL" }
+        );
+        if let Some(e) = &p.error {
+            println!("       error: {e}");
+        }
+    }
+    println!();
+    println!(
+        "connectivity: {}/{} same-network pairs reach each other",
+        r.connectivity.pairs_ok, r.connectivity.pairs_tested
+    );
+    println!(
+        "isolation:    {}/{} cross-network pairs blocked (frames sent to the peer's MAC via a host route)",
+        r.isolation.pairs_blocked, r.isolation.pairs_tested
+    );
+    println!("convergence:  {:.2} s after the last VM was plugged", r.converged_after_s);
+}

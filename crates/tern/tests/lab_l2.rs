@@ -1,0 +1,284 @@
+//! `tern lab` end to end on real OVS (root, Open vSwitch, iproute2, etcd): the L2 overlay between
+//! hypervisors as `tern` sets it up, driven only through the `tern` binary.
+//!
+//! The lab's namespace names are fixed per prefix, so the tests here share one prefix
+//! (`tern-e2e`, never a person's `tern`) and run one at a time (a lock). Each has its own
+//! directory, is cleaned up with `tern lab down` by a guard (also on panic), and removes a crashed
+//! earlier run of itself first.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TERN: &str = env!("CARGO_BIN_EXE_tern");
+const PREFIX: &str = "tern-e2e";
+const PATIENCE: Duration = Duration::from_secs(60);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// `tern lab down` when the test ends (field order: the lab goes before the lock is released).
+struct Session {
+    dir: PathBuf,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let out = Command::new(TERN).args(["lab", "down", "--dir"]).arg(&self.dir).output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                eprintln!("tern lab down {}: {}", self.dir.display(), String::from_utf8_lossy(&o.stderr))
+            }
+            Err(e) => eprintln!("tern lab down {}: {e}", self.dir.display()),
+        }
+    }
+}
+
+fn session(test: &str) -> Session {
+    let lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("{PREFIX}-{test}"));
+    let s = Session { dir, _lock: lock };
+    // A crashed earlier run of this test.
+    s.ok(&["down"]);
+    s
+}
+
+impl Session {
+    fn tern(&self, args: &[&str]) -> Output {
+        Command::new(TERN)
+            .arg("lab")
+            .args(args)
+            .arg("--dir")
+            .arg(&self.dir)
+            .env_remove("TERN_NB")
+            .output()
+            .expect("run tern")
+    }
+
+    /// Runs `tern lab ARGS --dir DIR`, which must succeed; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.tern(args);
+        assert!(
+            out.status.success(),
+            "tern lab {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn up(&self, hypervisors: u32, nb: &str) {
+        self.ok(&["up", "--hypervisors", &hypervisors.to_string(), "--nb", nb, "--prefix", PREFIX]);
+    }
+
+    fn vm(&self, name: &str, hv: u32, network: &str) {
+        self.ok(&["vm", "add", name, "--hv", &hv.to_string(), "--network", network]);
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).unwrap()
+    }
+
+    fn vm_field(&self, name: &str, field: &str) -> String {
+        let st = self.status();
+        let vm = st["vms"].as_array().unwrap().iter().find(|v| v["name"] == name).expect("VM in status");
+        vm[field].as_str().unwrap().to_owned()
+    }
+
+    /// Pings until one ping of `from` -> `to` passes (flows converge), then 3 must all pass.
+    fn reaches(&self, from: &str, to: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.tern(&["ping", from, to, "--count", "1"]).status.success() {
+            assert!(Instant::now() < deadline, "{from} never reached {to}");
+        }
+        self.ok(&["ping", from, to, "--count", "3"]);
+    }
+
+    /// 3 pings from `from` to `to` (another network) all get lost.
+    fn blocked(&self, from: &str, to: &str) {
+        let out = self.tern(&["ping", from, to, "--count", "3"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{from} reached {to} on another network: {stdout}");
+        assert!(stdout.contains("3 packets transmitted, 0 received"), "{from} -> {to}: {stdout}");
+    }
+
+    /// Flows of every hypervisor's br-int, by hypervisor name.
+    fn flows(&self) -> Vec<(String, String)> {
+        let st = self.status();
+        st["hypervisors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                let mgmt = h["mgmt_sock"].as_str().unwrap();
+                let out = Command::new("ovs-ofctl")
+                    .args(["-O", "OpenFlow13", "dump-flows", mgmt, "--no-stats"])
+                    .output()
+                    .expect("ovs-ofctl");
+                assert!(out.status.success(), "dump-flows {mgmt}: {}", String::from_utf8_lossy(&out.stderr));
+                (h["name"].as_str().unwrap().to_owned(), String::from_utf8(out.stdout).unwrap())
+            })
+            .collect()
+    }
+
+    fn pid(&self, name: &str) -> u32 {
+        std::fs::read_to_string(self.dir.join(format!("{name}.pid"))).unwrap().trim().parse().unwrap()
+    }
+}
+
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn gone(dir: &Path) {
+    assert!(!dir.exists(), "{} still exists", dir.display());
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let ns = String::from_utf8_lossy(&ns.stdout);
+    assert!(!ns.lines().any(|l| l.starts_with(&format!("{PREFIX}-"))), "namespaces left: {ns}");
+}
+
+#[test]
+fn demo_passes_and_reports() {
+    let s = session("demo");
+    let json = std::env::temp_dir().join(format!("{PREFIX}-demo.json"));
+    let _ = std::fs::remove_file(&json);
+    let started = Instant::now();
+    let out = s.tern(&["demo", "--json", json.to_str().unwrap(), "--prefix", PREFIX]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("tern lab demo took {:.1} s", started.elapsed().as_secs_f64());
+    assert!(stdout.contains("12/12 same-network pairs"), "{stdout}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["hypervisors"], 3);
+    assert_eq!(report["connectivity"]["pairs_tested"], 12);
+    assert_eq!(report["connectivity"]["pairs_ok"], 12);
+    assert_eq!(report["connectivity"]["failures"], serde_json::json!([]));
+    assert_eq!(report["isolation"]["pairs_tested"], 18);
+    assert_eq!(report["isolation"]["pairs_blocked"], 18);
+    // The demo tears down after itself.
+    gone(&s.dir);
+    let _ = std::fs::remove_file(&json);
+}
+
+#[test]
+fn embedded_l2_unplug_and_new_hypervisor() {
+    let s = session("l2");
+    s.up(3, "embedded");
+    let st = s.status();
+    assert_eq!(st["chassis"], serde_json::json!(["hv1", "hv2", "hv3"]), "{st}");
+    // red on hv1, hv2, hv3; blue on hv1 (beside a red VM) and hv3.
+    s.vm("a", 1, "red");
+    s.vm("b", 2, "red");
+    s.vm("c", 3, "red");
+    s.vm("x", 1, "blue");
+    s.vm("y", 3, "blue");
+    assert_eq!(s.vm_field("a", "network"), "red");
+    for (from, to) in [("a", "b"), ("b", "a"), ("b", "c"), ("c", "a"), ("x", "y"), ("y", "x")] {
+        s.reaches(from, to);
+    }
+    for (from, to) in [("a", "x"), ("x", "a"), ("a", "y"), ("y", "b"), ("c", "y")] {
+        s.blocked(from, to);
+    }
+
+    // Unplugging b takes every flow naming its MAC away, on every chassis.
+    let mac = s.vm_field("b", "mac");
+    let with_mac = |flows: &[(String, String)]| -> Vec<String> {
+        flows.iter().filter(|(_, f)| f.contains(&mac)).map(|(h, _)| h.clone()).collect()
+    };
+    let before = with_mac(&s.flows());
+    assert!(before.contains(&"hv2".to_owned()) && before.len() >= 2, "b's MAC {mac} on {before:?}");
+    s.ok(&["vm", "rm", "b"]);
+    eventually("b's flows to go from every chassis", || with_mac(&s.flows()).is_empty());
+    s.reaches("a", "c");
+
+    // A new hypervisor with a VM on red: ARP needs red's flood to reach it and back.
+    s.ok(&["hv", "add"]);
+    s.vm("d", 4, "red");
+    for (from, to) in [("d", "a"), ("a", "d"), ("c", "d")] {
+        s.reaches(from, to);
+    }
+    s.blocked("d", "x");
+
+    s.ok(&["down"]);
+    gone(&s.dir);
+    s.ok(&["down"]);
+}
+
+#[test]
+fn etcd_l2_and_controller_kill_loses_nothing() {
+    let s = session("etcd");
+    s.up(2, "etcd");
+    let st = s.status();
+    let names: Vec<&str> =
+        st["daemons"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["controller-hv1", "controller-hv2", "server", "etcd"], "{st}");
+    s.vm("a", 1, "red");
+    s.vm("b", 2, "red");
+    s.vm("x", 1, "blue");
+    s.vm("y", 2, "blue");
+    for (from, to) in [("a", "b"), ("b", "a"), ("x", "y"), ("y", "x")] {
+        s.reaches(from, to);
+    }
+    for (from, to) in [("a", "y"), ("x", "b"), ("a", "x")] {
+        s.blocked(from, to);
+    }
+
+    // kill -9 of hv2's controller while a ping from hv1 to hv2 runs, then a restart: no loss,
+    // and the restarted controller leaves the flows as they were.
+    let flows_before = s.flows();
+    let b_ip = s.vm_field("b", "ip_cidr").split('/').next().unwrap().to_owned();
+    let mut ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("{PREFIX}-vm-a"),
+            "ping",
+            "-n",
+            "-i",
+            "0.05",
+            "-c",
+            "120",
+            "-W",
+            "1",
+            &b_ip,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(ping.stdout.take().unwrap()).lines();
+    // Wait for the first reply before the kill.
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let reply = line.contains("bytes from");
+        seen.push(line);
+        if reply {
+            break;
+        }
+    }
+    let old = s.pid("controller-hv2");
+    assert!(Command::new("kill").args(["-9", &old.to_string()]).status().unwrap().success());
+    s.ok(&["controller", "restart", "hv2"]);
+    let new = s.pid("controller-hv2");
+    assert_ne!(old, new);
+    let log = s.dir.join("controller-hv2.log");
+    eventually("the restarted controller to connect to its switch", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.matches("OpenFlow connected").count() >= 2)
+    });
+    seen.extend(lines.map(|l| l.unwrap()));
+    assert!(ping.wait().unwrap().success(), "ping failed: {}", seen.join("\n"));
+    let summary = seen.iter().find(|l| l.contains("packets transmitted")).expect("ping summary");
+    assert!(summary.starts_with("120 packets transmitted, 120 received"), "{summary}");
+    eventually("hv2's flows to be what they were", || s.flows() == flows_before);
+    s.reaches("b", "a");
+}
