@@ -7,6 +7,7 @@
 //! (re)connection to the switch it reads the installed flows back and converges from them, so a
 //! restart of the controller does not disturb traffic.
 
+use crate::cache::NbCache;
 use crate::ofconn::{OfEvent, Switch, Target};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -47,49 +48,23 @@ pub const TUNNEL_PORT: &str = "tern-geneve";
 /// Everything the controller has seen, from which the desired flows follow.
 #[derive(Default)]
 struct Seen {
-    /// NB objects by kind and id.
-    nb: BTreeMap<Kind, BTreeMap<String, Object>>,
-    /// The NB revision of the last event applied (or of the listing).
-    revision: u64,
+    nb: NbCache,
     /// port id -> ofport, for VIFs on br-int.
     vifs: BTreeMap<String, u32>,
     tunnel_ofport: Option<u32>,
 }
 
 impl Seen {
-    fn objects<T: tern_model::Resource>(&self) -> Vec<T> {
-        self.nb
-            .get(&T::KIND)
-            .map(|m| m.values().cloned().filter_map(T::from_object).collect())
-            .unwrap_or_default()
-    }
-
     fn view(&self, chassis: &str) -> ChassisView {
         ChassisView::from_nb(
             chassis,
-            &self.objects(),
-            &self.objects(),
-            &self.objects(),
-            &self.objects(),
+            &self.nb.all(),
+            &self.nb.all(),
+            &self.nb.all(),
+            &self.nb.all(),
             self.vifs.clone(),
             self.tunnel_ofport,
         )
-    }
-
-    fn apply(&mut self, event: NbEvent) {
-        match event {
-            NbEvent::Put { object, revision } => {
-                self.revision = self.revision.max(revision);
-                self.nb.entry(object.kind()).or_default().insert(object.id().to_owned(), *object);
-            }
-            NbEvent::Delete { kind, id, revision } => {
-                self.revision = self.revision.max(revision);
-                if let Some(m) = self.nb.get_mut(&kind) {
-                    m.remove(&id);
-                }
-            }
-            NbEvent::Relist { .. } => {}
-        }
     }
 }
 
@@ -116,7 +91,8 @@ pub async fn run(
     let (of_tx, mut of_events) = mpsc::unbounded_channel();
     let target: Target = config.openflow.parse()?;
     let switch = Switch::spawn(target, of_tx);
-    let (mut seen, mut nb_watch) = relist(&nb).await?;
+    let (cache, mut nb_watch) = relist(&nb).await?;
+    let mut seen = Seen { nb: cache, ..Seen::default() };
     let mut installed: Option<FlowSet> = None;
     let mut dirty = true;
     // Port status is only judged once OVSDB has told us which VIFs exist.
@@ -140,8 +116,11 @@ pub async fn run(
                 let mods = FlowSet::diff(inst, &desired);
                 let report = |changes| {
                     if let Some(r) = &reports {
-                        let _ =
-                            r.send(Reconciled { changes, flows: desired.len(), nb_revision: seen.revision });
+                        let _ = r.send(Reconciled {
+                            changes,
+                            flows: desired.len(),
+                            nb_revision: seen.nb.revision(),
+                        });
                     }
                 };
                 if mods.is_empty() {
@@ -176,22 +155,22 @@ pub async fn run(
             event = nb_watch.next() => match event {
                 Some(Ok(NbEvent::Relist { compact_revision })) => {
                     tracing::warn!(compact_revision, "NB history compacted past our position; relisting");
-                    (seen.nb, seen.revision, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, s.revision, w) };
+                    (seen.nb, nb_watch) = relist(&nb).await?;
                     dirty = true;
                 }
                 Some(Ok(ev)) => {
-                    seen.apply(ev);
+                    seen.nb.apply(ev);
                     dirty = true;
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "NB watch failed; relisting");
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    (seen.nb, seen.revision, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, s.revision, w) };
+                    (seen.nb, nb_watch) = relist(&nb).await?;
                     dirty = true;
                 }
                 None => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    (seen.nb, seen.revision, nb_watch) = { let (s, w) = relist(&nb).await?; (s.nb, s.revision, w) };
+                    (seen.nb, nb_watch) = relist(&nb).await?;
                     dirty = true;
                 }
             },
@@ -251,14 +230,11 @@ async fn register(config: &ControllerConfig, nb: &Nb) -> anyhow::Result<()> {
 }
 
 /// Lists every NB object at one revision and watches from the next.
-async fn relist(nb: &Nb) -> anyhow::Result<(Seen, NbWatch)> {
+async fn relist(nb: &Nb) -> anyhow::Result<(NbCache, NbWatch)> {
     let (all, revision) = nb.dump().await?;
-    let mut seen = Seen { revision, ..Seen::default() };
-    for (kind, objects) in all {
-        seen.nb.insert(kind, objects.into_iter().map(|o| (o.id().to_owned(), o)).collect());
-    }
+    let cache = NbCache::from_listing(all.into_values().flatten(), revision);
     let watch = nb.watch(revision + 1).await?;
-    Ok((seen, watch))
+    Ok((cache, watch))
 }
 
 async fn ensure_bridge(config: &ControllerConfig, ovsdb: &OvsdbWatcher) -> anyhow::Result<()> {
@@ -288,12 +264,8 @@ fn read_vifs(config: &ControllerConfig, ovsdb: &OvsdbWatcher) -> (BTreeMap<Strin
 /// Marks the ports bound here ACTIVE when their VIF is plugged here and DOWN when it is not. Runs
 /// after every batch of events; a write that loses a race is redone when the NB event arrives.
 async fn sync_port_status(config: &ControllerConfig, nb: &Nb, seen: &Seen) {
-    let Some(ports) = seen.nb.get(&Kind::Port) else { return };
-    for (id, object) in ports {
-        let Object::Port(port) = object else { continue };
-        if port.binding_host_id != config.chassis {
-            continue;
-        }
+    for id in seen.nb.ports_on_chassis(&config.chassis) {
+        let Some(Object::Port(port)) = seen.nb.get(Kind::Port, id) else { continue };
         let want = if seen.vifs.contains_key(id) { Status::Active } else { Status::Down };
         if port.status != want {
             let mut updated = port.clone();

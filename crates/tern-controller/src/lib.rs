@@ -4,4 +4,5 @@
 //! dumps, reconnection with backoff).
 
 pub mod agent;
+pub mod cache;
 pub mod ofconn;

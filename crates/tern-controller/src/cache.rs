@@ -1,0 +1,148 @@
+//! The controller's local copy of the NB: every object by kind and id, plus the indexes the
+//! controller asks questions by — ports by network and by chassis, objects by unique key — kept in
+//! step with every put and delete, and the NB revision the copy reflects.
+
+use std::collections::{BTreeMap, BTreeSet};
+use tern_model::{Kind, Object, Resource};
+use tern_store::nb::NbEvent;
+
+/// The NB as one controller has seen it.
+#[derive(Default, Debug)]
+pub struct NbCache {
+    objects: BTreeMap<Kind, BTreeMap<String, Object>>,
+    ports_by_network: BTreeMap<String, BTreeSet<String>>,
+    ports_by_chassis: BTreeMap<String, BTreeSet<String>>,
+    by_unique_key: BTreeMap<(Kind, u32), String>,
+    /// The NB revision of the last change applied (or of the listing it was built from).
+    revision: u64,
+}
+
+impl NbCache {
+    /// A cache holding a listing taken at `revision`.
+    pub fn from_listing(objects: impl IntoIterator<Item = Object>, revision: u64) -> NbCache {
+        let mut cache = NbCache { revision, ..NbCache::default() };
+        for o in objects {
+            cache.insert(o);
+        }
+        cache
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Applies one NB event. Relist events are the caller's business (build a new cache).
+    pub fn apply(&mut self, event: NbEvent) {
+        match event {
+            NbEvent::Put { object, revision } => {
+                self.revision = self.revision.max(revision);
+                self.insert(*object);
+            }
+            NbEvent::Delete { kind, id, revision } => {
+                self.revision = self.revision.max(revision);
+                self.remove(kind, &id);
+            }
+            NbEvent::Relist { .. } => {}
+        }
+    }
+
+    pub fn get(&self, kind: Kind, id: &str) -> Option<&Object> {
+        self.objects.get(&kind)?.get(id)
+    }
+
+    /// Every object of one kind, as its own type.
+    pub fn all<T: Resource>(&self) -> Vec<T> {
+        self.objects
+            .get(&T::KIND)
+            .map(|m| m.values().cloned().filter_map(T::from_object).collect())
+            .unwrap_or_default()
+    }
+
+    /// Ids of the ports on a network.
+    pub fn ports_on_network(&self, network: &str) -> impl Iterator<Item = &str> {
+        self.ports_by_network.get(network).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Ids of the ports bound to a chassis (`binding:host_id`).
+    pub fn ports_on_chassis(&self, chassis: &str) -> impl Iterator<Item = &str> {
+        self.ports_by_chassis.get(chassis).into_iter().flatten().map(String::as_str)
+    }
+
+    /// The id of the object of `kind` with this unique key (what a flow's register value names).
+    pub fn by_unique_key(&self, kind: Kind, key: u32) -> Option<&str> {
+        self.by_unique_key.get(&(kind, key)).map(String::as_str)
+    }
+
+    fn insert(&mut self, object: Object) {
+        let (kind, id) = (object.kind(), object.id().to_owned());
+        self.remove(kind, &id);
+        if let Some(key) = object.unique_key().filter(|k| *k != 0) {
+            self.by_unique_key.insert((kind, key), id.clone());
+        }
+        if let Object::Port(p) = &object {
+            self.ports_by_network.entry(p.network_id.clone()).or_default().insert(id.clone());
+            if !p.binding_host_id.is_empty() {
+                self.ports_by_chassis.entry(p.binding_host_id.clone()).or_default().insert(id.clone());
+            }
+        }
+        self.objects.entry(kind).or_default().insert(id, object);
+    }
+
+    fn remove(&mut self, kind: Kind, id: &str) {
+        let Some(old) = self.objects.get_mut(&kind).and_then(|m| m.remove(id)) else { return };
+        if let Some(key) = old.unique_key() {
+            if self.by_unique_key.get(&(kind, key)).is_some_and(|owner| owner == id) {
+                self.by_unique_key.remove(&(kind, key));
+            }
+        }
+        if let Object::Port(p) = &old {
+            for (index, k) in [
+                (&mut self.ports_by_network, &p.network_id),
+                (&mut self.ports_by_chassis, &p.binding_host_id),
+            ] {
+                if let Some(set) = index.get_mut(k) {
+                    set.remove(id);
+                    if set.is_empty() {
+                        index.remove(k);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(id: &str, net: &str, host: &str, key: u32) -> Object {
+        let mut p = tern_model::Port::new(net);
+        p.id = id.into();
+        p.binding_host_id = host.into();
+        p.unique_key = key;
+        Object::Port(p)
+    }
+
+    fn put(object: Object, revision: u64) -> NbEvent {
+        NbEvent::Put { revision, object: Box::new(object) }
+    }
+
+    #[test]
+    fn indexes_follow_puts_moves_and_deletes() {
+        let mut c = NbCache::from_listing([port("p1", "n1", "hv1", 1), port("p2", "n1", "hv2", 2)], 10);
+        assert_eq!(c.ports_on_network("n1").collect::<Vec<_>>(), ["p1", "p2"]);
+        assert_eq!(c.ports_on_chassis("hv1").collect::<Vec<_>>(), ["p1"]);
+        assert_eq!(c.by_unique_key(Kind::Port, 2), Some("p2"));
+        // p1 migrates to hv2 and changes network.
+        c.apply(put(port("p1", "n2", "hv2", 1), 11));
+        assert_eq!(c.ports_on_chassis("hv1").count(), 0);
+        assert_eq!(c.ports_on_chassis("hv2").collect::<Vec<_>>(), ["p1", "p2"]);
+        assert_eq!(c.ports_on_network("n2").collect::<Vec<_>>(), ["p1"]);
+        c.apply(NbEvent::Delete { revision: 12, kind: Kind::Port, id: "p2".into() });
+        assert_eq!(c.by_unique_key(Kind::Port, 2), None);
+        assert_eq!(c.ports_on_network("n1").count(), 0);
+        assert_eq!(c.revision(), 12);
+        assert_eq!(c.all::<tern_model::Port>().len(), 1);
+        assert!(c.get(Kind::Port, "p1").is_some());
+    }
+}
