@@ -77,6 +77,8 @@ fn main() {
                 ovsdb,
                 bridge: "br-int".into(),
                 datapath_type: "netdev".into(),
+                report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
+                down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
             };
             let (tx, rx) = mpsc::unbounded_channel::<Reconciled>();
             tokio::spawn(agent::run(config, nb.clone(), Some(tx), std::future::pending()));

@@ -16,6 +16,7 @@ use tern_model::{Chassis, Kind, Object, Status};
 use tern_ovsdb::vswitch::{self, BridgeConfig, TunnelConfig};
 use tern_ovsdb::watcher::{OvsdbWatcher, WatchEvent as OvsdbEvent, WatcherConfig};
 use tern_pipeline::{ChassisView, FlowSet};
+use tern_store::liveness::Heartbeater;
 use tern_store::nb::{Nb, NbEvent, NbWatch};
 use tokio::sync::mpsc;
 
@@ -32,6 +33,10 @@ pub struct ControllerConfig {
     pub bridge: String,
     /// `system` on real hypervisors, `netdev` (userspace) in the lab.
     pub datapath_type: String,
+    /// How often the heartbeat is refreshed.
+    pub report_interval: Duration,
+    /// After this long without a heartbeat the chassis counts as down (the heartbeat lease's TTL).
+    pub down_time: Duration,
 }
 
 impl ControllerConfig {
@@ -87,6 +92,12 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     register(&config, &nb).await?;
+    let _heartbeat = Heartbeater::start(
+        nb.store().clone(),
+        config.chassis.clone(),
+        config.report_interval,
+        config.down_time,
+    );
     let (ovsdb, mut ovsdb_events) = OvsdbWatcher::spawn(WatcherConfig::new(&config.ovsdb));
     let (of_tx, mut of_events) = mpsc::unbounded_channel();
     let target: Target = config.openflow.parse()?;

@@ -28,6 +28,8 @@ fn hypervisor(name: &str, ip: &str) -> Hv {
         ovsdb,
         bridge: "br-int".into(),
         datapath_type: "netdev".into(),
+        report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
+        down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
     };
     Hv { sbx, config }
 }
@@ -152,4 +154,36 @@ async fn two_chassis_get_the_l2_flows_and_a_restart_changes_nothing() {
     })
     .await;
     drop(c2);
+}
+
+/// Polls liveness until it equals `want`; returns how long it took.
+async fn until_alive_is(nb: &Nb, chassis: &str, want: bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if tern_store::liveness::is_alive(nb.store().as_ref(), chassis).await.unwrap() == want {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < PATIENCE, "{chassis} never became alive={want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_controller_shows_down_and_alive_again_after_restart() {
+    let nb = Nb::new(Arc::new(LocalStore::memory().unwrap()));
+    let mut hv = hypervisor("hv1", "172.31.0.1");
+    hv.config.report_interval = Duration::from_millis(200);
+    hv.config.down_time = Duration::from_secs(1);
+    let c = start(&hv, &nb);
+    until_alive_is(&nb, "hv1", true).await;
+    let beat = tern_store::liveness::alive(nb.store().as_ref()).await.unwrap();
+    assert_eq!(beat["hv1"].down_time_ms, 1000);
+    // The controller dies (its heartbeats stop): the chassis shows down once the lease runs out.
+    let _ = c.stop.send(());
+    c.task.await.unwrap().unwrap();
+    let down_after = until_alive_is(&nb, "hv1", false).await;
+    let c = start(&hv, &nb);
+    let up_after = until_alive_is(&nb, "hv1", true).await;
+    eprintln!("down after {down_after:?} (down_time 1s), alive again {up_after:?} after restart");
+    let _ = c.stop.send(());
 }

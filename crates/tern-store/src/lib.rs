@@ -5,6 +5,7 @@
 
 mod dsn;
 pub mod etcd;
+pub mod liveness;
 mod local;
 pub mod nb;
 mod store;

@@ -7,7 +7,9 @@ use clap::Args;
 use serde::Deserialize;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::time::Duration;
 use tern_controller::agent::{self, ControllerConfig};
+use tern_store::liveness;
 use tern_store::nb::Nb;
 use tern_store::Dsn;
 
@@ -39,6 +41,12 @@ pub struct ControllerArgs {
     /// `system` (kernel datapath) on real hypervisors, `netdev` (userspace) in the lab [default: system].
     #[arg(long)]
     datapath_type: Option<String>,
+    /// How often the heartbeat is refreshed, e.g. `1s`, `500ms` [default: 1s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    report_interval: Option<Duration>,
+    /// How long without a heartbeat before the chassis counts as down [default: 3s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    down_time: Option<Duration>,
 }
 
 /// The config file: every setting optional; unknown keys are an error naming them.
@@ -52,6 +60,8 @@ struct FileConfig {
     of: Option<String>,
     bridge: Option<String>,
     datapath_type: Option<String>,
+    report_interval: Option<String>,
+    down_time: Option<String>,
 }
 
 /// Merges flags over the file over the defaults.
@@ -82,7 +92,38 @@ fn settings(args: ControllerArgs) -> anyhow::Result<(ControllerConfig, String)> 
     };
     let nb = args.nb.or(file.nb).unwrap_or_else(|| Dsn::DEFAULT.into());
     let datapath_type = args.datapath_type.or(file.datapath_type).unwrap_or_else(|| "system".into());
-    Ok((ControllerConfig { chassis, tunnel_ip, ovsdb, openflow, bridge, datapath_type }, nb))
+    let duration =
+        |flag: Option<Duration>, file: Option<String>, name: &str, default: Duration| match (flag, file) {
+            (Some(d), _) => Ok(d),
+            (None, Some(text)) => humantime::parse_duration(&text)
+                .map_err(|e| anyhow!("invalid `{name}` {text:?} in the config file: {e}")),
+            (None, None) => Ok(default),
+        };
+    let report_interval = duration(
+        args.report_interval,
+        file.report_interval,
+        "report_interval",
+        liveness::DEFAULT_REPORT_INTERVAL,
+    )?;
+    let down_time = duration(args.down_time, file.down_time, "down_time", liveness::DEFAULT_DOWN_TIME)?;
+    if down_time <= report_interval {
+        return Err(anyhow!(
+            "down_time ({down_time:?}) must be longer than report_interval ({report_interval:?}), or a live chassis would flap"
+        ));
+    }
+    Ok((
+        ControllerConfig {
+            chassis,
+            tunnel_ip,
+            ovsdb,
+            openflow,
+            bridge,
+            datapath_type,
+            report_interval,
+            down_time,
+        },
+        nb,
+    ))
 }
 
 pub async fn run(args: ControllerArgs) -> Result<(), Exit> {

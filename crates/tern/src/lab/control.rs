@@ -466,6 +466,8 @@ pub async fn serve(dir: &Path) -> anyhow::Result<()> {
                         openflow: hv.mgmt_sock(),
                         bridge: tern_lab::hv::BR_INT.into(),
                         datapath_type: "netdev".into(),
+                        report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
+                        down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
                     };
                     tracing::info!(chassis = %config.chassis, "starting controller");
                     tasks.spawn(supervise(config, nb.clone(), stop_rx.clone()));
