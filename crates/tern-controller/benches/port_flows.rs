@@ -79,6 +79,7 @@ fn main() {
                 datapath_type: "netdev".into(),
                 report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
                 down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
+        dual_delivery: true,
             };
             let (tx, rx) = mpsc::unbounded_channel::<Reconciled>();
             tokio::spawn(agent::run(config, nb.clone(), Some(tx), std::future::pending()));

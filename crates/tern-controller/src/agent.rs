@@ -37,6 +37,9 @@ pub struct ControllerConfig {
     pub report_interval: Duration,
     /// After this long without a heartbeat the chassis counts as down (the heartbeat lease's TTL).
     pub down_time: Duration,
+    /// Deliver a migrating port's traffic to both ends until activation (off: the spec's original
+    /// design, traffic moves only at activation).
+    pub dual_delivery: bool,
 }
 
 impl ControllerConfig {
@@ -60,13 +63,13 @@ struct Seen {
 }
 
 impl Seen {
-    fn view(&self, chassis: &str) -> ChassisView {
+    fn view(&self, chassis: &str, dual_delivery: bool) -> ChassisView {
         ChassisView::from_nb(
             chassis,
             &self.nb.all(),
             &self.nb.all(),
             &self.nb.all(),
-            &self.nb.all(),
+            &crate::migration::for_pipeline(self.nb.all(), dual_delivery),
             self.vifs.clone(),
             self.tunnel_ofport,
         )
@@ -108,6 +111,12 @@ pub async fn run(
     let mut dirty = true;
     // Port status is only judged once OVSDB has told us which VIFs exist.
     let mut ovsdb_synced = false;
+    // The VIFs at the previous look, to tell an unplug from a VIF never seen.
+    let mut vifs_before: BTreeMap<String, u32> = BTreeMap::new();
+    // Whether br-int and its tunnel port are known to be in place; retried until they are.
+    let mut bridge_ready = false;
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     tracing::info!(chassis = %config.chassis, ovsdb = %config.ovsdb, openflow = %config.openflow, "controller started");
 
@@ -116,11 +125,26 @@ pub async fn run(
             dirty = false;
             if ovsdb_synced {
                 sync_port_status(&config, &nb, &seen).await;
+                let migrations: BTreeMap<String, tern_model::Migration> = seen
+                    .nb
+                    .all::<tern_model::Migration>()
+                    .into_iter()
+                    .map(|m| (m.port_id.clone(), m))
+                    .collect();
+                let steps = crate::migration::steps(
+                    &config.chassis,
+                    &seen.nb.all(),
+                    &migrations,
+                    &seen.vifs,
+                    &vifs_before,
+                );
+                crate::migration::apply(&nb, steps).await;
+                vifs_before = seen.vifs.clone();
             }
             // Flows wait for OVSDB too: without the VIFs the desired flows would be missing the
             // local ports, and a restarted controller would tear them down before putting them back.
             if let Some(inst) = installed.as_ref().filter(|_| ovsdb_synced) {
-                let desired = tern_pipeline::compute(&seen.view(&config.chassis));
+                let desired = tern_pipeline::compute(&seen.view(&config.chassis, config.dual_delivery));
                 for c in desired.conflicts() {
                     tracing::warn!(kept = %c.kept, rejected = %c.rejected, "two flows for one match; kept the first");
                 }
@@ -163,6 +187,9 @@ pub async fn run(
         }
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
+            _ = retry.tick(), if !bridge_ready => {
+                bridge_ready = ensure_bridge_logged(&config, &ovsdb).await;
+            }
             event = nb_watch.next() => match event {
                 Some(Ok(NbEvent::Relist { compact_revision })) => {
                     tracing::warn!(compact_revision, "NB history compacted past our position; relisting");
@@ -188,9 +215,10 @@ pub async fn run(
             event = ovsdb_events.recv() => {
                 let Some(event) = event else { anyhow::bail!("the OVSDB watcher stopped") };
                 if let OvsdbEvent::Connected { .. } = event {
-                    if let Err(e) = ensure_bridge(&config, &ovsdb).await {
-                        tracing::warn!(error = %e, "cannot set up the bridge yet");
-                    }
+                    bridge_ready = false;
+                }
+                if let OvsdbEvent::Synced { .. } = event {
+                    bridge_ready = ensure_bridge_logged(&config, &ovsdb).await;
                 }
                 if let OvsdbEvent::Synced { .. } = event {
                     ovsdb_synced = true;
@@ -246,6 +274,17 @@ async fn relist(nb: &Nb) -> anyhow::Result<(NbCache, NbWatch)> {
     let cache = NbCache::from_listing(all.into_values().flatten(), revision);
     let watch = nb.watch(revision + 1).await?;
     Ok((cache, watch))
+}
+
+/// Sets up br-int and its tunnel port; says whether that worked.
+async fn ensure_bridge_logged(config: &ControllerConfig, ovsdb: &OvsdbWatcher) -> bool {
+    match ensure_bridge(config, ovsdb).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot set up the bridge yet; retrying");
+            false
+        }
+    }
 }
 
 async fn ensure_bridge(config: &ControllerConfig, ovsdb: &OvsdbWatcher) -> anyhow::Result<()> {

@@ -5,4 +5,5 @@
 
 pub mod agent;
 pub mod cache;
+pub mod migration;
 pub mod ofconn;

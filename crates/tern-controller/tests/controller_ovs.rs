@@ -30,6 +30,7 @@ fn hypervisor(name: &str, ip: &str) -> Hv {
         datapath_type: "netdev".into(),
         report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
         down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
+        dual_delivery: true,
     };
     Hv { sbx, config }
 }
@@ -186,4 +187,106 @@ async fn a_stopped_controller_shows_down_and_alive_again_after_restart() {
     let up_after = until_alive_is(&nb, "hv1", true).await;
     eprintln!("down after {down_after:?} (down_time 1s), alive again {up_after:?} after restart");
     let _ = c.stop.send(());
+}
+
+fn plug(hv: &Hv, name: &str, port: &str) {
+    hv.sbx
+        .vsctl(&[
+            "add-port",
+            "br-int",
+            name,
+            "--",
+            "set",
+            "interface",
+            name,
+            "type=internal",
+            &format!("external_ids:iface-id={port}"),
+        ])
+        .unwrap();
+}
+
+async fn migration_state(nb: &Nb, port: &str) -> Option<tern_model::MigrationState> {
+    match nb.get(Kind::Migration, port).await.unwrap().map(|s| s.object) {
+        Some(Object::Migration(m)) => Some(m.state),
+        _ => None,
+    }
+}
+
+async fn until_state(nb: &Nb, port: &str, want: Option<tern_model::MigrationState>) {
+    let deadline = Instant::now() + PATIENCE;
+    while migration_state(nb, port).await != want {
+        assert!(Instant::now() < deadline, "migration of {port} never reached {want:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The tunnel destinations hv's dispatch flow for port key `key` sends to.
+fn dispatch_targets(hv: &Hv, key: u32) -> Vec<String> {
+    let flows = flows(hv);
+    let Some(line) = flows.lines().find(|l| l.contains("table=50") && l.contains(&format!("reg7={key:#x} ")))
+    else {
+        return vec![];
+    };
+    let mut targets: Vec<String> = line
+        .split("set_field:")
+        .filter_map(|p| p.split_once("->tun_dst").map(|(ip, _)| ip.to_owned()))
+        .collect();
+    targets.sort();
+    targets
+}
+
+async fn until_targets(hv: &Hv, key: u32, want: &[&str]) {
+    let deadline = Instant::now() + PATIENCE;
+    while dispatch_targets(hv, key) != want {
+        assert!(
+            Instant::now() < deadline,
+            "bystander never sent port {key} to {want:?}: {:?}",
+            dispatch_targets(hv, key)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_dual_delivery_activation_by_unplug_completion_and_abort() {
+    let nb = Nb::new(Arc::new(LocalStore::memory().unwrap()));
+    let hvs =
+        [hypervisor("hv1", "172.31.0.1"), hypervisor("hv2", "172.31.0.2"), hypervisor("hv3", "172.31.0.3")];
+    let _running: Vec<Running> = hvs.iter().map(|hv| start(hv, &nb)).collect();
+    let net = nb.put_json(Kind::Network, r#"{"name":"n"}"#).await.unwrap().object.id().to_owned();
+    let port = |host: &str| format!(r#"{{"network_id":"{net}","binding:host_id":"{host}"}}"#);
+    let vm = nb.put_json(Kind::Port, &port("hv1")).await.unwrap().object;
+    let (p, key) = (vm.id().to_owned(), vm.unique_key().unwrap());
+    let peer = nb.put_json(Kind::Port, &port("hv3")).await.unwrap().object.id().to_owned();
+    for hv in &hvs {
+        eventually("br-int", || hv.sbx.vsctl(&["br-exists", "br-int"]).is_ok()).await;
+    }
+    plug(&hvs[0], "vm-src", &p);
+    plug(&hvs[2], "peer", &peer);
+    let bystander = &hvs[2];
+    until_targets(bystander, key, &["172.31.0.1"]).await;
+
+    // Nova plugs the destination: dual delivery on the bystander.
+    plug(&hvs[1], "vm-dst", &p);
+    until_state(&nb, &p, Some(tern_model::MigrationState::DestPlugged)).await;
+    until_targets(bystander, key, &["172.31.0.1", "172.31.0.2"]).await;
+    // The VM stops on the source and its VIF goes: activated, traffic to the destination only.
+    hvs[0].sbx.vsctl(&["del-port", "br-int", "vm-src"]).unwrap();
+    until_state(&nb, &p, Some(tern_model::MigrationState::Activated)).await;
+    until_targets(bystander, key, &["172.31.0.2"]).await;
+    // Nova updates the binding: the record goes, traffic stays on the destination.
+    let Object::Port(mut moved) = nb.fetch(Kind::Port, &p).await.unwrap().object else { unreachable!() };
+    moved.binding_host_id = "hv2".into();
+    moved.revision_number = 0;
+    nb.put(Object::Port(moved)).await.unwrap();
+    until_state(&nb, &p, None).await;
+    until_targets(bystander, key, &["172.31.0.2"]).await;
+
+    // A migration back that is aborted: the destination (hv1) VIF goes before activation.
+    plug(&hvs[0], "vm-back", &p);
+    until_state(&nb, &p, Some(tern_model::MigrationState::DestPlugged)).await;
+    until_targets(bystander, key, &["172.31.0.1", "172.31.0.2"]).await;
+    hvs[0].sbx.vsctl(&["del-port", "br-int", "vm-back"]).unwrap();
+    until_state(&nb, &p, None).await;
+    until_targets(bystander, key, &["172.31.0.2"]).await;
 }

@@ -64,6 +64,7 @@ pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
         datapath_type: args.datapath_type,
         report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
         down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
+        dual_delivery: true,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

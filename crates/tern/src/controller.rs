@@ -47,6 +47,10 @@ pub struct ControllerArgs {
     /// How long without a heartbeat before the chassis counts as down [default: 3s].
     #[arg(long, value_parser = humantime::parse_duration)]
     down_time: Option<Duration>,
+    /// Move a migrating port's traffic only at activation (the original Dragonflow design), instead
+    /// of delivering it to both ends from the destination plug on.
+    #[arg(long)]
+    no_dual_delivery: bool,
 }
 
 /// The config file: every setting optional; unknown keys are an error naming them.
@@ -62,6 +66,7 @@ struct FileConfig {
     datapath_type: Option<String>,
     report_interval: Option<String>,
     down_time: Option<String>,
+    dual_delivery: Option<bool>,
 }
 
 /// Merges flags over the file over the defaults.
@@ -121,6 +126,7 @@ fn settings(args: ControllerArgs) -> anyhow::Result<(ControllerConfig, String)> 
             datapath_type,
             report_interval,
             down_time,
+            dual_delivery: !args.no_dual_delivery && file.dual_delivery.unwrap_or(true),
         },
         nb,
     ))

@@ -468,6 +468,7 @@ pub async fn serve(dir: &Path) -> anyhow::Result<()> {
                         datapath_type: "netdev".into(),
                         report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
                         down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
+                        dual_delivery: true,
                     };
                     tracing::info!(chassis = %config.chassis, "starting controller");
                     tasks.spawn(supervise(config, nb.clone(), stop_rx.clone()));
