@@ -1,7 +1,12 @@
-//! `/v2.0/agents` (read-only): one Neutron agent per registered chassis (a tern controller).
-//! Liveness is not modelled yet: the `Chassis` object has no liveness field, so `alive` is
-//! always true and `heartbeat_timestamp` is the registration time; the liveness issue fills both.
+//! `/v2.0/agents` (read-only): one Neutron agent per registered chassis (a tern controller), and
+//! the chassis liveness the rest of the API decides from.
+//!
+//! A chassis is alive exactly while its heartbeat key exists (`tern_store::liveness`: the
+//! controller keeps it alive under a lease; it disappears `down_time` after the last heartbeat).
+//! `alive` and `heartbeat_timestamp` come from that key; a chassis without one shows its
+//! registration time as `heartbeat_timestamp`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -10,8 +15,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use tern_model::Chassis;
+use tern_store::liveness::{self, Heartbeat};
+use tern_store::nb::{Nb, NbError};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::input::{PathParam, QueryPairs};
 use crate::query::ListQuery;
 use crate::util::{fetch, host, list, respond, Ctx, State};
@@ -28,17 +35,20 @@ fn neutron_time(rfc3339: Option<&str>) -> Value {
     }
 }
 
-pub(crate) fn view(c: &Chassis) -> Map<String, Value> {
+pub(crate) fn view(c: &Chassis, heartbeat: Option<&Heartbeat>) -> Map<String, Value> {
     let registered = neutron_time(c.registered_at.as_deref());
+    let last_beat = match heartbeat {
+        Some(h) => neutron_time(Some(&h.heartbeat_at)),
+        None => registered.clone(),
+    };
     let v = json!({
         "id": c.id,
         "agent_type": "tern controller",
         "binary": "tern-controller",
         "host": c.hostname(),
-        // TODO(liveness): from the chassis' liveness once the model has it.
-        "alive": true,
+        "alive": heartbeat.is_some(),
         "admin_state_up": true,
-        "heartbeat_timestamp": registered,
+        "heartbeat_timestamp": last_beat,
         "created_at": registered,
         "started_at": registered,
         "topic": "N/A",
@@ -52,9 +62,61 @@ pub(crate) fn view(c: &Chassis) -> Map<String, Value> {
             "integration_bridge": c.bridge,
             "version": c.version,
             "unique_key": c.unique_key,
+            "report_interval_ms": heartbeat.map(|h| h.report_interval_ms),
+            "down_time_ms": heartbeat.map(|h| h.down_time_ms),
         },
     });
     v.as_object().cloned().unwrap_or_default()
+}
+
+/// The registered chassis and the heartbeats alive now, read once per request.
+pub(crate) struct Liveness {
+    chassis: Vec<Chassis>,
+    alive: BTreeMap<String, Heartbeat>,
+}
+
+impl Liveness {
+    pub(crate) async fn read(nb: &Nb) -> ApiResult<Liveness> {
+        let chassis = list::<Chassis>(nb).await?;
+        let alive = liveness::alive(&**nb.store()).await.map_err(|e| ApiError::from(NbError::from(e)))?;
+        Ok(Liveness { chassis, alive })
+    }
+
+    /// The registered chassis a binding host names: by id, else by hostname (as the pipeline
+    /// resolves `binding:host_id`).
+    pub(crate) fn chassis_of(&self, host: &str) -> Option<&Chassis> {
+        if host.is_empty() {
+            return None;
+        }
+        self.chassis
+            .iter()
+            .find(|c| c.id == host)
+            .or_else(|| self.chassis.iter().find(|c| c.hostname() == host))
+    }
+
+    /// The registered chassis `host` names when it has no heartbeat. A host that names no
+    /// registered chassis is not "dead": nothing is known about it.
+    pub(crate) fn dead_chassis(&self, host: &str) -> Option<&Chassis> {
+        self.chassis_of(host).filter(|c| !self.alive.contains_key(&c.id))
+    }
+}
+
+/// Refuses to bind `port` (its id, empty for a port being created) to `host` when `host` names a registered chassis that is not
+/// alive (409 naming it). Hosts that name no registered chassis are allowed, as before liveness:
+/// Nova may bind before the controller of a new compute node has registered, and the pipeline
+/// places the port as soon as that chassis appears.
+pub(crate) async fn check_bindable(nb: &Nb, port: &str, host: &str) -> ApiResult<()> {
+    if host.is_empty() {
+        return Ok(());
+    }
+    if let Some(c) = Liveness::read(nb).await?.dead_chassis(host) {
+        let what = if port.is_empty() { "the new port".to_string() } else { format!("port {port}") };
+        return Err(ApiError::conflict(
+            "PortBindingError",
+            format!("chassis \"{}\" is not alive (no heartbeat for it); refusing to bind {what} there", c.id),
+        ));
+    }
+    Ok(())
 }
 
 async fn list_agents(
@@ -63,8 +125,9 @@ async fn list_agents(
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(q)?;
-    let items = list::<Chassis>(&ctx.nb).await?.iter().map(view).collect();
-    let known = view(&Chassis::new("x", std::net::Ipv4Addr::LOCALHOST.into()));
+    let live = Liveness::read(&ctx.nb).await?;
+    let items = live.chassis.iter().map(|c| view(c, live.alive.get(&c.id))).collect();
+    let known = view(&Chassis::new("x", std::net::Ipv4Addr::LOCALHOST.into()), None);
     Ok(Json(q.respond(items, &known, "agents", "/v2.0/agents", &host(&headers))?))
 }
 
@@ -75,5 +138,12 @@ async fn show(
 ) -> ApiResult<Response> {
     let q = ListQuery::parse(q)?;
     let c: Chassis = fetch(&ctx.nb, &id).await?;
-    Ok(respond(StatusCode::OK, "agent", q.project(view(&c))))
+    let heartbeat = ctx
+        .nb
+        .store()
+        .get(&liveness::heartbeat_key(&c.id))
+        .await
+        .map_err(|e| ApiError::from(NbError::from(e)))?
+        .and_then(|kv| serde_json::from_slice::<Heartbeat>(&kv.value).ok());
+    Ok(respond(StatusCode::OK, "agent", q.project(view(&c, heartbeat.as_ref()))))
 }

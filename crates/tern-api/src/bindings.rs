@@ -12,6 +12,9 @@
 //! A crash after 1 leaves no ACTIVE object (the port still names A); after 2 the port names B
 //! and B's object is still INACTIVE (activating B again completes step 3). No order of
 //! failures ever leaves two ACTIVE binding objects.
+//!
+//! Creating or activating a binding on a registered chassis that is not alive is refused (409
+//! naming it, see `agents::check_bindable`); hosts that name no registered chassis are allowed.
 
 use std::sync::Arc;
 
@@ -153,6 +156,7 @@ async fn create(
                 format!("Binding for port {id} on host {host_name} already exists."),
             ));
         }
+        crate::agents::check_bindable(&ctx.nb, id, host_name).await?;
         if port.binding_host_id.is_empty() {
             let mut p = port.clone();
             p.binding_host_id = host_name.clone();
@@ -233,6 +237,7 @@ async fn activate(
         let Some(b) = object else {
             return Err(ApiError::not_found(Kind::PortBinding, &bid));
         };
+        crate::agents::check_bindable(&ctx.nb, id, host_name).await?;
         let mut p = port.clone();
         p.binding_host_id = host_name.clone();
         p.binding_vnic_type = b.vnic_type;

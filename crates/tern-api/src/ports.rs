@@ -1,6 +1,8 @@
 //! `/v2.0/ports`: ports with generated MACs, fixed IPs (resolved to their subnets, allocated when
 //! only a subnet or nothing is given), port security, the project's default security group, and
 //! the port-binding attributes (`binding:host_id` moves the active binding, see `bindings`).
+//! Liveness (see `agents`): binding a port to a registered chassis that is not alive is refused,
+//! and a port bound to one reads `status: DOWN` (decided at read time; the stored status stays).
 //! Also the service ports other resources own (router interfaces and gateways, floating IPs).
 
 use std::net::IpAddr;
@@ -13,6 +15,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use tern_model::{FixedIp, FloatingIp, FloatingIpStatus, Kind, Network, Port, PortBinding, Status, Subnet};
 
+use crate::agents::{check_bindable, Liveness};
 use crate::bindings::{self, bound_vif};
 use tern_model::Resource as _;
 
@@ -156,13 +159,31 @@ pub(crate) fn view(p: &Port) -> Map<String, Value> {
     v
 }
 
+/// `view` with the status liveness gives it: DOWN on a registered chassis that is not alive.
+fn live_view(p: &Port, live: &Liveness) -> Map<String, Value> {
+    let mut v = view(p);
+    if live.dead_chassis(&p.binding_host_id).is_some() {
+        v.insert("status".into(), json!(Status::Down));
+    }
+    v
+}
+
+/// `live_view` of one port (reads liveness only for a bound port).
+async fn live_view_of(ctx: &Ctx, p: &Port) -> ApiResult<Map<String, Value>> {
+    if p.binding_host_id.is_empty() {
+        return Ok(view(p));
+    }
+    Ok(live_view(p, &Liveness::read(&ctx.nb).await?))
+}
+
 async fn list_ports(
     axum::extract::State(ctx): State,
     headers: HeaderMap,
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(q)?;
-    let items = list::<Port>(&ctx.nb).await?.iter().map(view).collect();
+    let live = Liveness::read(&ctx.nb).await?;
+    let items = list::<Port>(&ctx.nb).await?.iter().map(|p| live_view(p, &live)).collect();
     let known = view(&Port::new(""));
     Ok(Json(q.respond(items, &known, "ports", "/v2.0/ports", &host(&headers))?))
 }
@@ -174,7 +195,7 @@ async fn show(
 ) -> ApiResult<Response> {
     let q = ListQuery::parse(q)?;
     let p: Port = fetch(&ctx.nb, &id).await?;
-    Ok(respond(StatusCode::OK, "port", q.project(view(&p))))
+    Ok(respond(StatusCode::OK, "port", q.project(live_view_of(&ctx, &p).await?)))
 }
 
 /// Parses a `fixed_ips` value (`null` = none).
@@ -295,6 +316,7 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
             // before the first write; the default security group is the only write before the port.
             p.validate().map_err(|e| crate::error::validation(&e))?;
             check_fixed_ips_fit(ctx, &p, &subnets).await?;
+            check_bindable(&ctx.nb, &p.id, &p.binding_host_id).await?;
             for sg in &p.security_groups {
                 let _: tern_model::SecurityGroup = fetch(&ctx.nb, sg).await?;
             }
@@ -306,7 +328,7 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
         }
     })
     .await?;
-    Ok(respond(StatusCode::CREATED, "port", view(&port)))
+    Ok(respond(StatusCode::CREATED, "port", live_view_of(ctx, &port).await?))
 }
 
 /// Fixed IPs name existing subnets (404 otherwise) of the port's network, and addresses inside
@@ -354,6 +376,9 @@ async fn update(
                 set_vif(&mut p);
             }
             p.validate().map_err(|e| crate::error::validation(&e))?;
+            if p.binding_host_id != cur.binding_host_id {
+                check_bindable(&ctx.nb, &p.id, &p.binding_host_id).await?;
+            }
             for sg in p.security_groups.iter().filter(|sg| !cur.security_groups.contains(sg)) {
                 let _: tern_model::SecurityGroup = fetch(&ctx.nb, sg).await?;
             }
@@ -365,7 +390,7 @@ async fn update(
         }
     })
     .await?;
-    Ok(respond(StatusCode::OK, "port", view(&port)))
+    Ok(respond(StatusCode::OK, "port", live_view_of(ctx, &port).await?))
 }
 
 /// Order: disassociate the floating IPs pointing at the port, delete its extra bindings and

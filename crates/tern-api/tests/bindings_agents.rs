@@ -132,6 +132,18 @@ async fn agents_are_chassis() {
     let mut c = tern_model::Chassis::new("compute-1", "192.0.2.10".parse().unwrap());
     c.version = "0.1.0".into();
     s.nb.put(tern_model::Object::Chassis(c)).await.unwrap();
+    // Registered but no heartbeat yet: not alive.
+    let (_, v) = s.get("/v2.0/agents").await;
+    assert_eq!(v["agents"][0]["alive"], false);
+    // Its controller's heartbeat makes it alive.
+    let store = s.nb.store().clone();
+    let lease = store.grant_lease(600).await.unwrap();
+    let hb = serde_json::json!({"chassis": "compute-1", "heartbeat_at": "2026-11-24T00:00:00Z",
+        "heartbeat_at_ms": 0, "report_interval_ms": 1000, "down_time_ms": 3000});
+    store
+        .put(&tern_store::liveness::heartbeat_key("compute-1"), hb.to_string().into_bytes(), Some(lease))
+        .await
+        .unwrap();
     let (st, v) = s.get("/v2.0/agents").await;
     assert_eq!(st, 200);
     let a = &v["agents"][0];

@@ -94,13 +94,15 @@ pub async fn run(
     reports: Option<mpsc::UnboundedSender<Reconciled>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    register(&config, &nb).await?;
+    // Alive first, then registered: a registered chassis is never seen as dead while starting.
     let _heartbeat = Heartbeater::start(
         nb.store().clone(),
         config.chassis.clone(),
         config.report_interval,
         config.down_time,
-    );
+    )
+    .await?;
+    register(&config, &nb).await?;
     let (ovsdb, mut ovsdb_events) = OvsdbWatcher::spawn(WatcherConfig::new(&config.ovsdb));
     let (of_tx, mut of_events) = mpsc::unbounded_channel();
     let target: Target = config.openflow.parse()?;
@@ -259,6 +261,7 @@ pub async fn run(
 async fn register(config: &ControllerConfig, nb: &Nb) -> anyhow::Result<()> {
     let mut chassis = Chassis::new(&config.chassis, config.tunnel_ip.into());
     chassis.hostname = config.chassis.clone();
+    chassis.registered_at = Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
     if let Some(old) = nb.get(Kind::Chassis, &config.chassis).await? {
         if let Object::Chassis(c) = old.object {
             chassis.unique_key = c.unique_key;
@@ -278,7 +281,8 @@ async fn relist(nb: &Nb) -> anyhow::Result<(NbCache, NbWatch)> {
 
 /// Sets up br-int and its tunnel port; says whether that worked.
 async fn ensure_bridge_logged(config: &ControllerConfig, ovsdb: &OvsdbWatcher) -> bool {
-    match ensure_bridge(config, ovsdb).await {
+    let attempt = tokio::time::timeout(Duration::from_secs(15), ensure_bridge(config, ovsdb));
+    match attempt.await.unwrap_or_else(|_| Err(anyhow::anyhow!("OVSDB did not answer within 15 s"))) {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, "cannot set up the bridge yet; retrying");

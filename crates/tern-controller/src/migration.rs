@@ -44,7 +44,9 @@ pub fn steps(
         let bound = port.binding_host_id.as_str();
         match open {
             None => {
-                if here_now && !bound.is_empty() && bound != me {
+                // Only a VIF that appears opens a migration: a VIF left behind on the old source after
+                // the binding moved (the API came before the unplug) is no migration back.
+                if here_now && !here_before && !bound.is_empty() && bound != me {
                     let epoch = migrations.get(&port.id).map_or(1, |m| m.epoch + 1);
                     let mut m = Migration::new(&port.id, epoch, bound, me);
                     m.state = MigrationState::DestPlugged;
@@ -131,6 +133,8 @@ mod tests {
             (m.source.as_str(), m.destination.as_str(), m.state),
             ("hv1", "hv2", MigrationState::DestPlugged)
         );
+        // The old source keeping its VIF after the binding moved does not migrate it back.
+        assert!(steps("hv1", &[port("p", "hv2")], &BTreeMap::new(), &vifs(&["p"]), &vifs(&["p"])).is_empty());
         // Seen again (duplicate event): nothing more to write.
         let open = record(MigrationState::DestPlugged);
         assert!(steps("hv2", &[port("p", "hv1")], &open, &vifs(&["p"]), &vifs(&["p"])).is_empty());

@@ -258,8 +258,12 @@ async fn migration_dual_delivery_activation_by_unplug_completion_and_abort() {
     let vm = nb.put_json(Kind::Port, &port("hv1")).await.unwrap().object;
     let (p, key) = (vm.id().to_owned(), vm.unique_key().unwrap());
     let peer = nb.put_json(Kind::Port, &port("hv3")).await.unwrap().object.id().to_owned();
-    for hv in &hvs {
-        eventually("br-int", || hv.sbx.vsctl(&["br-exists", "br-int"]).is_ok()).await;
+    for (hv, running) in hvs.iter().zip(&_running) {
+        eventually(&format!("br-int on {}", hv.config.chassis), || {
+            assert!(!running.task.is_finished(), "the controller of {} stopped", hv.config.chassis);
+            hv.sbx.vsctl(&["br-exists", "br-int"]).is_ok()
+        })
+        .await;
     }
     plug(&hvs[0], "vm-src", &p);
     plug(&hvs[2], "peer", &peer);

@@ -13,6 +13,7 @@ mod cmd;
 pub mod hv;
 pub mod probe;
 mod status;
+pub mod stream;
 pub mod vm;
 
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use tokio::process::Command;
 pub use cmd::{LabError, Result};
 pub use hv::{DaemonPids, Hypervisor};
 pub use status::{HvStatus, LabStatus, VmStatus};
-pub use vm::{tap_name, PingResult, Plug, Vm};
+pub use vm::{tap_name, PingResult, Plug, SwitchOptions, Switched, Vm};
 
 use cmd::{io_err, output};
 

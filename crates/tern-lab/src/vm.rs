@@ -3,7 +3,7 @@
 //! the three network steps of a live migration (pre-plug, switchover, source unplug).
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::process::Command;
@@ -354,24 +354,68 @@ impl Lab {
     /// gratuitous ARP (`arp_notify` is on for every VM interface). One `ip -batch`, so the gap is
     /// a few milliseconds. Downtime is measured from this call's return.
     pub async fn switch_vm(&mut self, name: &str) -> Result<()> {
+        self.switch_vm_with(name, SwitchOptions { announce: true, keep_neighbours: false }).await.map(|_| ())
+    }
+
+    /// [`Lab::switch_vm`] with a choice of what the resumed VM does. Without `announce` it sends
+    /// nothing on its own at resume: `arp_notify` and IPv6 (DAD, router and MLD solicitations) are
+    /// turned off on the new interface before the switchover, so only the VM's own traffic can
+    /// reveal it. `keep_neighbours` copies the old interface's ARP entries onto the new one in the
+    /// same batch, as a real guest keeps its ARP cache across a migration (it never sees a link
+    /// change); without it the VM must ARP for its peers again after resuming. Returns when the
+    /// VM paused and resumed (the `ip -batch` ran between the two).
+    pub async fn switch_vm_with(&mut self, name: &str, opts: SwitchOptions) -> Result<Switched> {
         let i = self.vm_index(name)?;
         let vm = self.state.vms[i].clone();
         let Some(new) = vm.preplugged.clone() else {
             return Err(LabError::Invalid(format!("VM {name} has no pre-plugged destination")));
         };
         let old = vm.plug.clone();
+        if !opts.announce {
+            // IPv6 may be absent from the kernel: then there is nothing to silence.
+            let sysctl = format!(
+                "echo 0 > /proc/sys/net/ipv4/conf/{n}/arp_notify && f=/proc/sys/net/ipv6/conf/{n}/disable_ipv6 && {{ [ ! -e $f ] || echo 1 > $f; }}",
+                n = new.iface
+            );
+            output(cmd::in_netns(Some(&vm.netns), "sh").args(["-c", &sysctl])).await?;
+        }
+        let neighbours = if opts.keep_neighbours {
+            let json = output(ip(&vm.netns).args(["-j", "-4", "neigh", "show", "dev", &old.iface])).await?;
+            neighbour_lines(&json, &new.iface)
+        } else {
+            String::new()
+        };
         let stdin = format!(
-            "link set {o} down\naddr flush dev {o}\nlink set {n} address {mac}\naddr add {cidr} dev {n}\nlink set {n} up\n",
+            "link set {o} down\naddr flush dev {o}\nlink set {n} address {mac}\naddr add {cidr} dev {n}\nlink set {n} up\n{neighbours}",
             o = old.iface,
             n = new.iface,
             mac = vm.mac,
             cidr = vm.ip_cidr
         );
+        let paused_at = SystemTime::now();
         cmd::output_with_stdin(ip(&vm.netns).args(["-batch", "-"]), Some(stdin.as_bytes())).await?;
+        let resumed_at = SystemTime::now();
         let v = &mut self.state.vms[i];
         v.plug = new;
         v.preplugged = None;
         v.source = Some(old);
+        self.save()?;
+        Ok(Switched { paused_at, resumed_at })
+    }
+
+    /// Aborts a migration before its switchover: removes the pre-plugged destination port from
+    /// its br-int and the second veth from the VM (the VM keeps running where it is).
+    pub async fn cancel_preplug(&mut self, name: &str) -> Result<()> {
+        let i = self.vm_index(name)?;
+        let vm = self.state.vms[i].clone();
+        let Some(pre) = vm.preplugged.clone() else {
+            return Err(LabError::Invalid(format!("VM {name} has no pre-plugged destination")));
+        };
+        if let Some(hv) = self.hypervisor(pre.hv) {
+            hv.vsctl(&["--if-exists", "del-port", BR_INT, &pre.tap]).await?;
+        }
+        output(ip(&vm.netns).args(["link", "del", &pre.iface])).await?;
+        self.state.vms[i].preplugged = None;
         self.save()
     }
 
@@ -436,6 +480,40 @@ async fn plug_port(vm: &Vm, host: &Hypervisor, plug: &Plug) -> Result<()> {
     Ok(())
 }
 
+/// What a resumed VM does at [`Lab::switch_vm_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchOptions {
+    /// Announce itself with a gratuitous ARP as the interface comes up (as QEMU's RARP does).
+    pub announce: bool,
+    /// Keep its ARP cache (copy the entries to the new interface).
+    pub keep_neighbours: bool,
+}
+
+/// When a switchover paused and resumed the VM (wall clock, shared by every lab namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switched {
+    pub paused_at: SystemTime,
+    pub resumed_at: SystemTime,
+}
+
+/// `neigh replace` batch lines putting the resolved entries of `ip -j neigh show` onto `dev`.
+fn neighbour_lines(json: &str, dev: &str) -> String {
+    let entries: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+    entries
+        .iter()
+        .filter(|e| {
+            let states: Vec<&str> =
+                e["state"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+            !states.iter().any(|s| matches!(*s, "FAILED" | "INCOMPLETE" | "NOARP"))
+        })
+        .filter_map(|e| {
+            let dst: Ipv4Addr = e["dst"].as_str()?.parse().ok()?;
+            let mac = e["lladdr"].as_str().filter(|m| valid_mac(m))?;
+            Some(format!("neigh replace {dst} lladdr {mac} dev {dev} nud reachable\n"))
+        })
+        .collect()
+}
+
 /// "N packets transmitted, M received" from ping's summary.
 fn parse_ping(out: &str) -> Option<(u32, u32)> {
     let line = out.lines().find(|l| l.contains("packets transmitted"))?;
@@ -465,6 +543,19 @@ mod tests {
         let err = "5 packets transmitted, 0 received, +5 errors, 100% packet loss, time 812ms";
         assert_eq!(parse_ping(err), Some((5, 0)));
         assert_eq!(parse_ping("garbage"), None);
+    }
+
+    #[test]
+    fn copies_resolved_neighbours_only() {
+        let json = r#"[{"dst":"10.1.0.3","dev":"eth0","lladdr":"fa:16:3e:00:00:03","state":["REACHABLE"]},
+            {"dst":"10.1.0.4","dev":"eth0","state":["FAILED"]},
+            {"dst":"10.1.0.5","dev":"eth0","lladdr":"fa:16:3e:00:00:05","state":["STALE"]}]"#;
+        assert_eq!(
+            neighbour_lines(json, "eth1"),
+            "neigh replace 10.1.0.3 lladdr fa:16:3e:00:00:03 dev eth1 nud reachable\n\
+             neigh replace 10.1.0.5 lladdr fa:16:3e:00:00:05 dev eth1 nud reachable\n"
+        );
+        assert_eq!(neighbour_lines("", "eth1"), "");
     }
 
     #[test]

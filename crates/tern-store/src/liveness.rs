@@ -56,16 +56,19 @@ pub struct Heartbeater {
 }
 
 impl Heartbeater {
-    pub fn start(
+    /// Beats once (so the chassis is alive when this returns), then keeps beating in a task.
+    pub async fn start(
         store: Arc<dyn Store>,
         chassis: String,
         report_interval: Duration,
         down_time: Duration,
-    ) -> Heartbeater {
+    ) -> Result<Heartbeater, StoreError> {
+        let ttl = down_time.as_secs().max(1) as i64;
+        let mut lease: Option<LeaseId> = None;
+        beat(&*store, &chassis, &mut lease, ttl, report_interval, down_time).await?;
         let task = tokio::spawn(async move {
-            let ttl = down_time.as_secs().max(1) as i64;
-            let mut lease: Option<LeaseId> = None;
-            let mut tick = tokio::time::interval(report_interval);
+            let first = tokio::time::Instant::now() + report_interval;
+            let mut tick = tokio::time::interval_at(first, report_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -75,7 +78,7 @@ impl Heartbeater {
                 }
             }
         });
-        Heartbeater { task }
+        Ok(Heartbeater { task })
     }
 
     /// Stops beating; the chassis shows as down once its lease runs out (or at once with `revoke`).

@@ -10,6 +10,7 @@
 mod api;
 mod control;
 mod demo;
+mod migrate;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -65,9 +66,19 @@ enum LabCommand {
     /// Run the end-to-end scenario (3 hypervisors, 2 networks, 6 VMs, every pair pinged), report,
     /// and tear down.
     Demo(demo::DemoArgs),
+    /// Live-migrate VM to hypervisor N the way Nova does, measuring the network's blackout with a
+    /// two-way 1 kHz UDP probe between the VM and a peer VM on another hypervisor.
+    Migrate(migrate::MigrateArgs),
     /// The embedded control plane: store, Neutron API and one controller per hypervisor.
     #[command(hide = true)]
     Serve,
+    /// The migration probe run inside VM namespaces (`tern_lab::stream`):
+    /// LISTEN_PORT TARGET:PORT [INTERVAL_US] [MAX_SECS].
+    #[command(hide = true)]
+    ProbeStream {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -167,7 +178,15 @@ pub async fn run(args: LabArgs) -> Result<(), Exit> {
             let dir = args.dir.unwrap_or_else(|| default_dir("tern-lab-demo"));
             demo::run(&dir, d).await
         }
+        LabCommand::Migrate(m) => {
+            let mut lab = open(&dir)?;
+            migrate::run(&mut lab, m).await
+        }
         LabCommand::Serve => control::serve(&dir).await.map_err(Exit::failure),
+        LabCommand::ProbeStream { args } => tokio::task::spawn_blocking(move || tern_lab::stream::cli(&args))
+            .await
+            .map_err(|e| Exit::failure(anyhow!("the probe panicked: {e}")))?
+            .map_err(|e| Exit::bad_input(anyhow!(e))),
     }
 }
 

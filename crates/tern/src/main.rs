@@ -7,12 +7,14 @@
 //! 3 a watch that must relist because the history it needs was compacted.
 
 mod allinone;
+mod chassis;
 mod controller;
 mod db;
 mod exit;
 mod flows;
 mod lab;
 mod server;
+mod status;
 
 use clap::{Parser, Subcommand};
 use exit::Exit;
@@ -38,6 +40,10 @@ enum Command {
     Flows(flows::FlowsArgs),
     /// A test bed of OVS hypervisors and VMs on this machine, with tern's control plane.
     Lab(lab::LabArgs),
+    /// The chassis: tunnel IP, alive or down, last heartbeat, ports bound there, migrations in flight.
+    Status(status::StatusArgs),
+    /// Operate on registered chassis (delete a stale one).
+    Chassis(chassis::ChassisArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +73,8 @@ fn main() -> std::process::ExitCode {
             Command::Controller(args) => controller::run(args).await,
             Command::Lab(args) => lab::run(args).await,
             Command::Allinone(args) => allinone::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Chassis(args) => chassis::run(args).await,
         }
     });
     match result {

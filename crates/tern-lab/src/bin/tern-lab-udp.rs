@@ -1,6 +1,8 @@
 //! `tern-lab-udp`: the UDP echo / probe helper run inside lab VM namespaces.
 //!   tern-lab-udp echo ADDR:PORT [IDLE_MS]            echo until idle (default 10000 ms)
 //!   tern-lab-udp probe ADDR:PORT COUNT [INTERVAL_MS] [WAIT_MS]   prints {"sent":N,"received":M}
+//!   tern-lab-udp stream LISTEN_PORT ADDR:PORT [INTERVAL_US] [MAX_SECS]   the migration probe
+//!                                                    (see `tern_lab::stream`)
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,8 +24,11 @@ fn num(args: &[String], i: usize, default: u64) -> Result<u64, String> {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
+    if args.first().map(String::as_str) == Some("stream") {
+        return tern_lab::stream::cli(&args[1..]);
+    }
     let usage =
-        "usage: tern-lab-udp echo ADDR:PORT [IDLE_MS] | probe ADDR:PORT COUNT [INTERVAL_MS] [WAIT_MS]";
+        "usage: tern-lab-udp echo ADDR:PORT [IDLE_MS] | probe ADDR:PORT COUNT [INTERVAL_MS] [WAIT_MS] | stream LISTEN_PORT ADDR:PORT [INTERVAL_US] [MAX_SECS]";
     let addr: SocketAddr =
         args.get(1).ok_or(usage)?.parse().map_err(|e| format!("bad address {:?}: {e}", args[1]))?;
     match args.first().map(String::as_str) {

@@ -1,0 +1,703 @@
+//! `tern lab migrate`: one live migration driven the way Nova drives it — an inactive destination
+//! binding, the destination plug, the switchover, the source unplug and the binding activation, in
+//! the order the trigger asks for — measured with real packets: a two-way sequence-numbered UDP
+//! stream (`tern_lab::stream`) between the VM and a peer on another hypervisor of its network.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use clap::{Args, ValueEnum};
+use serde_json::{json, Value};
+use tern_lab::stream::{self, DirectionStats, StreamLog, Window};
+use tern_lab::{Lab, SwitchOptions, Vm};
+use tern_model::{Kind, Migration, Object};
+use tern_store::nb::{Nb, NbEvent};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin};
+use tokio::sync::{mpsc, oneshot};
+
+use super::control::ControlState;
+use super::{api, ping_vms, progress, same_subnet};
+use crate::exit::Exit;
+
+/// The UDP port both probe processes listen on (each in its own VM namespace).
+const PROBE_PORT: u16 = 47474;
+/// How long probes may take to flow at all before the migration starts (ARP, flows, process start).
+const WARM_UP: Duration = Duration::from_secs(60);
+/// Steady probing before the switchover, so the destination is pre-programmed as Nova's wait for
+/// `network-vif-plugged` would ensure.
+const SETTLE: Duration = Duration::from_millis(1000);
+/// Probing after the last step.
+const TAIL: Duration = Duration::from_millis(1500);
+/// Probes sent this close to the stop may still be in flight: they are not judged.
+const IN_FLIGHT: Duration = Duration::from_millis(200);
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// The VM to migrate.
+    vm: String,
+    /// The destination hypervisor (hvN or N).
+    #[arg(long)]
+    to: String,
+    /// What tells the network the VM now runs on the destination first.
+    #[arg(long, value_enum, default_value_t = Trigger::Rarp)]
+    trigger: Trigger,
+    /// The probe interval in each direction, in ms (1 = 1 kHz; fractions allowed).
+    #[arg(long, default_value_t = 1.0)]
+    probe_interval_ms: f64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Trigger {
+    /// The VM announces itself (GARP) as it resumes; source unplug +200 ms, API +500 ms.
+    Rarp,
+    /// No announcement; the source VIF is unplugged at the switchover, API +500 ms.
+    Unplug,
+    /// No announcement; the destination binding is activated at the switchover, unplug +500 ms.
+    Api,
+}
+
+impl Trigger {
+    fn name(self) -> &'static str {
+        match self {
+            Trigger::Rarp => "rarp",
+            Trigger::Unplug => "unplug",
+            Trigger::Api => "api",
+        }
+    }
+}
+
+// === The Neutron calls Nova makes ===
+
+/// The three binding calls of Nova's live migration (the lab's `Api` keeps its request helper
+/// private).
+struct Nova {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Nova {
+    fn open(dir: &Path) -> anyhow::Result<Nova> {
+        let control = ControlState::read(dir)?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        Ok(Nova { base: control.api.trim_end_matches('/').to_owned(), http })
+    }
+
+    /// One request; returns the status and Neutron's message for non-2xx answers.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, String)> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.with_context(|| format!("{method} {url}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["NeutronError"]["message"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        Ok((status, msg))
+    }
+
+    /// `POST /v2.0/ports/{id}/bindings`: the inactive destination binding. One left by an
+    /// earlier attempt is fine.
+    async fn create_binding(&self, port: &str, host: &str) -> anyhow::Result<()> {
+        let body = json!({"binding": {"host": host}});
+        match self.call(reqwest::Method::POST, &format!("/v2.0/ports/{port}/bindings"), Some(body)).await? {
+            (201 | 200, _) => Ok(()),
+            (409, m) if m.contains("already exists") => {
+                progress(format!("binding of {port} on {host} exists already: reusing it"));
+                Ok(())
+            }
+            (s, m) => bail!("POST /v2.0/ports/{port}/bindings (host {host}): HTTP {s}: {m}"),
+        }
+    }
+
+    /// `PUT /v2.0/ports/{id}/bindings/{host}/activate`.
+    async fn activate(&self, port: &str, host: &str) -> anyhow::Result<()> {
+        let path = format!("/v2.0/ports/{port}/bindings/{host}/activate");
+        match self.call(reqwest::Method::PUT, &path, None).await? {
+            (200, _) => Ok(()),
+            (409, m) if m.contains("already active") => Ok(()),
+            (s, m) => bail!("PUT {path}: HTTP {s}: {m}"),
+        }
+    }
+
+    /// `DELETE /v2.0/ports/{id}/bindings/{host}`: Nova's clean-up of the source binding.
+    async fn delete_binding(&self, port: &str, host: &str) -> anyhow::Result<()> {
+        let path = format!("/v2.0/ports/{port}/bindings/{host}");
+        match self.call(reqwest::Method::DELETE, &path, None).await? {
+            (204 | 200 | 404, _) => Ok(()),
+            (s, m) => bail!("DELETE {path}: HTTP {s}: {m}"),
+        }
+    }
+}
+
+// === The probe processes ===
+
+/// One `tern lab probe-stream` process inside a VM namespace.
+struct ProbeProc {
+    vm: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::UnboundedReceiver<String>,
+    flowing_in: bool,
+    flowing_out: bool,
+}
+
+impl ProbeProc {
+    fn spawn(lab: &Lab, vm: &str, target: std::net::Ipv4Addr, interval_us: u64) -> anyhow::Result<ProbeProc> {
+        let exe = std::env::current_exe().context("locating the tern binary")?;
+        let mut c = lab.vm_command(vm, &exe.display().to_string())?;
+        c.args([
+            "lab",
+            "probe-stream",
+            &PROBE_PORT.to_string(),
+            &format!("{target}:{PROBE_PORT}"),
+            &interval_us.to_string(),
+            "300",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        let mut child = c.spawn().with_context(|| format!("starting the probe in VM {vm}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut r = BufReader::new(stdout).lines();
+            while let Ok(Some(l)) = r.next_line().await {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Ok(ProbeProc { vm: vm.to_owned(), child, stdin, lines, flowing_in: false, flowing_out: false })
+    }
+
+    /// Takes the events printed so far; errors if the process ended.
+    fn poll(&mut self) -> anyhow::Result<()> {
+        while let Ok(l) = self.lines.try_recv() {
+            match serde_json::from_str::<Value>(&l).ok().and_then(|v| v["event"].as_str().map(str::to_owned))
+            {
+                Some(e) if e == "first_rx" => self.flowing_in = true,
+                Some(e) if e == "first_echo" => self.flowing_out = true,
+                _ => {}
+            }
+        }
+        if let Ok(Some(status)) = self.child.try_wait() {
+            bail!("the probe in VM {} exited early ({status})", self.vm);
+        }
+        Ok(())
+    }
+
+    /// Stops the process and returns its log.
+    async fn finish(mut self) -> anyhow::Result<StreamLog> {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"stop\n").await;
+        }
+        let done = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(l) = self.lines.recv().await {
+                if l.contains("\"done\"") {
+                    return Some(l);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), e.read_to_string(&mut err)).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        let line = done.ok_or_else(|| anyhow!("the probe in VM {} gave no log: {}", self.vm, err.trim()))?;
+        serde_json::from_str(&line).with_context(|| format!("reading the probe log of VM {}", self.vm))
+    }
+}
+
+// === The controller's Migration record (NB watch) ===
+
+/// A Migration record as the watch delivered it, and when.
+struct Seen {
+    at_us: u64,
+    record: Option<Migration>,
+}
+
+/// Watches the NB for the port's Migration record until told to stop. Only reachable in labs
+/// whose NB is a shared store (etcd); the embedded lab's redb file belongs to its control process.
+async fn watch_migration(
+    dir: &Path,
+    port: String,
+) -> Result<(oneshot::Sender<()>, tokio::task::JoinHandle<Vec<Seen>>), String> {
+    let control = ControlState::read(dir).map_err(|e| format!("{e:#}"))?;
+    if !control.nb.starts_with("etcd://") {
+        return Err(format!(
+            "the NB ({}) is held by the embedded control process; its Migration record is not readable from here (an --nb etcd lab shows it)",
+            control.nb
+        ));
+    }
+    let store = tern_store::open(&control.nb).await.map_err(|e| format!("opening {}: {e}", control.nb))?;
+    let mut watch = Nb::new(store).watch(0).await.map_err(|e| format!("watching {}: {e}", control.nb))?;
+    let (stop_tx, mut stop_rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        loop {
+            tokio::select! {
+                _ = &mut stop_rx => break,
+                ev = watch.next() => match ev {
+                    Some(Ok(NbEvent::Put { object, .. })) => {
+                        if let Object::Migration(m) = *object {
+                            if m.port_id == port {
+                                seen.push(Seen { at_us: stream::now_us(), record: Some(m) });
+                            }
+                        }
+                    }
+                    Some(Ok(NbEvent::Delete { kind: Kind::Migration, id, .. })) if id == port => {
+                        seen.push(Seen { at_us: stream::now_us(), record: None });
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+            }
+        }
+        seen
+    });
+    Ok((stop_tx, task))
+}
+
+// === The migration ===
+
+/// Lab-side times of each step, µs since the epoch.
+#[derive(Default)]
+struct Steps {
+    binding_created: u64,
+    preplugged: u64,
+    probes_flowing: u64,
+    switch_started: u64,
+    t0: u64,
+    unplug: (u64, u64),
+    activate: (u64, u64),
+    probes_stopped: u64,
+}
+
+fn rel(us: u64, t0: u64) -> f64 {
+    ((us as i64 - t0 as i64) as f64 / 10.0).round() / 100.0
+}
+
+/// The peer: a VM of the same network on another hypervisor, preferring one on neither end of
+/// the migration.
+async fn find_peer(lab: &Lab, vm: &Vm, dest: u32) -> Result<Vm, Exit> {
+    let networks = match api::Api::open(lab.dir()) {
+        Ok(a) => a.port_networks().await.ok(),
+        Err(_) => None,
+    };
+    let network = networks.as_ref().and_then(|n| n.get(vm.iface_id()).cloned());
+    let same_net = |o: &Vm| match (&networks, &network) {
+        (Some(n), Some(net)) => n.get(o.iface_id()) == Some(net),
+        _ => same_subnet(vm, o),
+    };
+    let mut peers: Vec<&Vm> = lab
+        .vms()
+        .iter()
+        .filter(|o| o.name() != vm.name() && o.hv() != vm.hv() && same_net(o))
+        .filter(|o| o.preplugged().is_none())
+        .collect();
+    peers.sort_by_key(|o| (o.hv() == dest, o.name().to_owned()));
+    match peers.first() {
+        Some(p) => Ok((*p).clone()),
+        None => Err(Exit::bad_input(anyhow!(
+            "VM {} has no peer to probe: add a VM on {} on another hypervisor than hv{}",
+            vm.name(),
+            network.as_deref().map_or_else(|| "its subnet".to_owned(), |n| format!("network {n}")),
+            vm.hv()
+        ))),
+    }
+}
+
+/// `tern lab migrate`.
+pub async fn run(lab: &mut Lab, args: MigrateArgs) -> Result<(), Exit> {
+    let dest = super::parse_hv(&args.to)?;
+    let Some(vm) = lab.vm(&args.vm).cloned() else {
+        return Err(Exit::bad_input(anyhow!("no VM named {} in this lab", args.vm)));
+    };
+    if !(0.05..=1000.0).contains(&args.probe_interval_ms) {
+        return Err(Exit::bad_input(anyhow!("--probe-interval-ms must be between 0.05 and 1000")));
+    }
+    if vm.preplugged().is_some() || vm.source().is_some() {
+        return Err(Exit::bad_input(anyhow!("VM {} is in the middle of another migration", vm.name())));
+    }
+    let src = vm.hv();
+    if src == dest {
+        return Err(Exit::bad_input(anyhow!("VM {} already runs on hv{dest}", vm.name())));
+    }
+    let (src_host, dest_host) = match (lab.hypervisor(src), lab.hypervisor(dest)) {
+        (Some(s), Some(d)) if d.is_ready() => (s.name().to_owned(), d.name().to_owned()),
+        _ => return Err(Exit::bad_input(anyhow!("no (ready) hypervisor hv{dest} in this lab"))),
+    };
+    let peer = find_peer(lab, &vm, dest).await?;
+    let nova = Nova::open(lab.dir()).map_err(Exit::failure)?;
+    let dual_delivery = dual_delivery(lab.dir());
+    let interval_us = (args.probe_interval_ms * 1000.0).round() as u64;
+    progress(format!(
+        "migrating {} hv{src} -> hv{dest} (trigger {}), probing with {} on hv{} every {} ms",
+        vm.name(),
+        args.trigger.name(),
+        peer.name(),
+        peer.hv(),
+        args.probe_interval_ms
+    ));
+
+    let watch = watch_migration(lab.dir(), vm.iface_id().to_owned()).await;
+    let mut steps = Steps::default();
+
+    // 1-2: Nova's inactive destination binding, then the plug on the destination.
+    nova.create_binding(vm.iface_id(), &dest_host).await.map_err(Exit::failure)?;
+    steps.binding_created = stream::now_us();
+    lab.preplug_vm(vm.name(), dest)
+        .await
+        .map_err(|e| Exit::failure(anyhow!(e).context(format!("pre-plugging {} on hv{dest}", vm.name()))))?;
+    steps.preplugged = stream::now_us();
+
+    // 3: the probes, warmed up; a failure here rolls the migration back.
+    let started = async {
+        let mut to_vm = ProbeProc::spawn(lab, peer.name(), vm.ip(), interval_us)?;
+        let mut from_vm = ProbeProc::spawn(lab, vm.name(), peer.ip(), interval_us)?;
+        super::poll("probes to flow both ways", WARM_UP, || {
+            let r = to_vm.poll().and_then(|_| from_vm.poll());
+            let ok = to_vm.flowing_in && to_vm.flowing_out && from_vm.flowing_in && from_vm.flowing_out;
+            std::future::ready(r.map(|_| ok.then_some(())))
+        })
+        .await?;
+        Ok::<_, anyhow::Error>((to_vm, from_vm))
+    }
+    .await;
+    let (to_vm, from_vm) = match started {
+        Ok(p) => p,
+        Err(e) => {
+            progress("the probes never flowed; undoing the pre-plug and the destination binding");
+            if let Err(u) = lab.cancel_preplug(vm.name()).await {
+                progress(format!("undoing the pre-plug failed: {u}"));
+            }
+            if let Err(u) = nova.delete_binding(vm.iface_id(), &dest_host).await {
+                progress(format!("deleting the destination binding failed: {u:#}"));
+            }
+            return Err(Exit::failure(e));
+        }
+    };
+    steps.probes_flowing = stream::now_us();
+    let measure_from = steps.probes_flowing + 200_000;
+    tokio::time::sleep(SETTLE).await;
+
+    // 4: the switchover, then the other steps in the trigger's order.
+    let res = switchover(lab, &nova, &vm, &dest_host, args.trigger, &mut steps).await;
+    if res.is_ok() {
+        tokio::time::sleep(TAIL).await;
+    }
+    steps.probes_stopped = stream::now_us();
+    let logs = tokio::join!(to_vm.finish(), from_vm.finish());
+    res.map_err(Exit::failure)?;
+    let (to_vm_log, from_vm_log) = (logs.0.map_err(Exit::failure)?, logs.1.map_err(Exit::failure)?);
+    // Nova's clean-up after the migration.
+    if let Err(e) = nova.delete_binding(vm.iface_id(), &src_host).await {
+        progress(format!("deleting the source binding failed: {e:#}"));
+    }
+
+    // 5: the figures.
+    let w = Window {
+        from_us: measure_from,
+        to_us: steps.probes_stopped - IN_FLIGHT.as_micros() as u64,
+        switch_start_us: steps.switch_started,
+        t0_us: steps.t0,
+        gap_to_us: steps.unplug.1.max(steps.activate.1) + 200_000,
+    };
+    // peer -> VM: sent by the peer's process, received by the VM's; and the other way.
+    let down = stream::analyze(&to_vm_log.sent, &from_vm_log.received, w);
+    let up = stream::analyze(&from_vm_log.sent, &to_vm_log.received, w);
+    let controller = match watch {
+        Ok((stop, task)) => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = stop.send(());
+            Ok(task.await.unwrap_or_default())
+        }
+        Err(why) => Err(why),
+    };
+
+    // 6: connectivity after the migration.
+    let mut ping = Vec::new();
+    for (a, b) in [(vm.name(), peer.name()), (peer.name(), vm.name())] {
+        let mut r = ping_vms(lab, a, b, 3, Duration::from_secs(1)).await?;
+        if !r.all_ok() {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            r = ping_vms(lab, a, b, 3, Duration::from_secs(1)).await?;
+        }
+        ping.push((format!("{a}->{b}"), r.received, r.transmitted));
+    }
+    let ping_ok = ping.iter().all(|(_, rx, tx)| rx == tx && *tx > 0);
+
+    let report = Report {
+        vm: &vm,
+        peer: &peer,
+        src,
+        dest,
+        trigger: args.trigger,
+        dual_delivery,
+        interval_ms: args.probe_interval_ms,
+        down: &down,
+        up: &up,
+        send_errors: (to_vm_log.send_errors, from_vm_log.send_errors),
+        steps: &steps,
+        controller: &controller,
+        ping: &ping,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json()).unwrap_or_default());
+    } else {
+        print!("{}", report.text());
+    }
+    if !ping_ok {
+        return Err(Exit::failure(anyhow!(
+            "{} and {} do not reach each other after the migration",
+            vm.name(),
+            peer.name()
+        )));
+    }
+    Ok(())
+}
+
+/// Step 4: the switchover at T0, then source unplug and binding activation in the trigger's
+/// order and at its offsets.
+async fn switchover(
+    lab: &mut Lab,
+    nova: &Nova,
+    vm: &Vm,
+    dest_host: &str,
+    trigger: Trigger,
+    steps: &mut Steps,
+) -> anyhow::Result<()> {
+    let announce = trigger == Trigger::Rarp;
+    let opts = SwitchOptions { announce, keep_neighbours: true };
+    let switched = lab.switch_vm_with(vm.name(), opts).await?;
+    let us = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    };
+    steps.switch_started = us(switched.paused_at);
+    steps.t0 = us(switched.resumed_at);
+    let base = tokio::time::Instant::now();
+    let (unplug_ms, activate_ms) = match trigger {
+        Trigger::Rarp => (200, 500),
+        Trigger::Unplug => (0, 500),
+        Trigger::Api => (500, 0),
+    };
+    let mut order = [(unplug_ms, true), (activate_ms, false)];
+    order.sort();
+    for (ms, is_unplug) in order {
+        tokio::time::sleep_until(base + Duration::from_millis(ms)).await;
+        if is_unplug {
+            let start = stream::now_us();
+            lab.unplug_source(vm.name()).await.context("unplugging the source")?;
+            steps.unplug = (start, stream::now_us());
+        } else {
+            let start = stream::now_us();
+            nova.activate(vm.iface_id(), dest_host).await?;
+            steps.activate = (start, stream::now_us());
+        }
+    }
+    Ok(())
+}
+
+/// Whether the lab's controllers deliver to both ends during a migration (`control.json`'s
+/// `dual_delivery`; on unless the lab says otherwise).
+fn dual_delivery(dir: &Path) -> bool {
+    std::fs::read(dir.join("control.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["dual_delivery"].as_bool())
+        .unwrap_or(true)
+}
+
+// === The report ===
+
+struct Report<'a> {
+    vm: &'a Vm,
+    peer: &'a Vm,
+    src: u32,
+    dest: u32,
+    trigger: Trigger,
+    dual_delivery: bool,
+    interval_ms: f64,
+    /// peer -> VM.
+    down: &'a DirectionStats,
+    /// VM -> peer.
+    up: &'a DirectionStats,
+    send_errors: (u64, u64),
+    steps: &'a Steps,
+    controller: &'a Result<Vec<Seen>, String>,
+    ping: &'a [(String, u32, u32)],
+}
+
+fn ns_rel(ns: Option<u64>, t0_us: u64) -> Option<f64> {
+    ns.map(|n| rel(n / 1000, t0_us))
+}
+
+impl Report<'_> {
+    fn controller_json(&self) -> Value {
+        let t0 = self.steps.t0;
+        let seen = match self.controller {
+            Ok(s) => s,
+            Err(why) => return json!({"available": false, "why": why}),
+        };
+        let observed: Vec<Value> = seen
+            .iter()
+            .map(|s| match &s.record {
+                Some(m) => json!({"at_ms": rel(s.at_us, t0), "state": m.state, "epoch": m.epoch}),
+                None => json!({"at_ms": rel(s.at_us, t0), "state": "deleted"}),
+            })
+            .collect();
+        let deleted = seen.iter().rev().find(|s| s.record.is_none()).map(|s| rel(s.at_us, t0));
+        let last = seen.iter().rev().find_map(|s| s.record.as_ref());
+        let Some(m) = last else {
+            return json!({"available": true, "record_seen": false, "observed": observed});
+        };
+        let ts = &m.timestamps;
+        json!({
+            "available": true,
+            "record_seen": true,
+            "source": m.source,
+            "destination": m.destination,
+            "epoch": m.epoch,
+            "activated_by": m.activated_by,
+            "started_ms": ns_rel(ts.started_at_ns, t0),
+            "dest_plugged_ms": ns_rel(ts.dest_plugged_at_ns, t0),
+            "activated_ms": ns_rel(ts.activated_at_ns, t0),
+            "completed_ms": ns_rel(ts.completed_at_ns, t0),
+            "aborted_ms": ns_rel(ts.aborted_at_ns, t0),
+            "record_deleted_ms": deleted,
+            "observed": observed,
+        })
+    }
+
+    fn timeline(&self) -> Value {
+        let s = self.steps;
+        let t0 = s.t0;
+        json!({
+            "t0_ms": t0 / 1000,
+            "binding_created_ms": rel(s.binding_created, t0),
+            "preplugged_ms": rel(s.preplugged, t0),
+            "probes_flowing_ms": rel(s.probes_flowing, t0),
+            "switch_started_ms": rel(s.switch_started, t0),
+            "switched_ms": 0.0,
+            "source_unplug_ms": [rel(s.unplug.0, t0), rel(s.unplug.1, t0)],
+            "binding_activate_ms": [rel(s.activate.0, t0), rel(s.activate.1, t0)],
+            "probes_stopped_ms": rel(s.probes_stopped, t0),
+            "controller": self.controller_json(),
+        })
+    }
+
+    fn json(&self) -> Value {
+        let (d, u) = (self.down, self.up);
+        json!({
+            "vm": self.vm.name(),
+            "peer": self.peer.name(),
+            "from": format!("hv{}", self.src),
+            "to": format!("hv{}", self.dest),
+            "trigger": self.trigger.name(),
+            "dual_delivery": self.dual_delivery,
+            "probe_interval_ms": self.interval_ms,
+            "sent": d.sent + u.sent,
+            "lost": d.lost + u.lost,
+            "duplicates": d.duplicates + u.duplicates,
+            "blackout_ms": {"to_vm": d.blackout_ms, "from_vm": u.blackout_ms},
+            "max_gap_ms": {"to_vm": d.max_gap_ms, "from_vm": u.max_gap_ms},
+            "directions": {"to_vm": d, "from_vm": u},
+            "send_errors": {"to_vm": self.send_errors.0, "from_vm": self.send_errors.1},
+            "timeline": self.timeline(),
+            "ping": self.ping.iter().map(|(p, rx, tx)| (p.clone(), json!(format!("{rx}/{tx}")))).collect::<BTreeMap<_, _>>(),
+        })
+    }
+
+    fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let f = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "{} migrated hv{} -> hv{} (trigger {}, dual delivery {}, probe every {} ms with {} on hv{})",
+            self.vm.name(),
+            self.src,
+            self.dest,
+            self.trigger.name(),
+            if self.dual_delivery { "on" } else { "off" },
+            self.interval_ms,
+            self.peer.name(),
+            self.peer.hv()
+        );
+        let _ = writeln!(
+            o,
+            "  {:<16} {:>6} {:>6} {:>5} {:>12} {:>11}",
+            "direction", "sent", "lost", "dup", "blackout ms", "max gap ms"
+        );
+        for (name, d) in [("to VM (peer->vm)", self.down), ("from VM (vm->peer)", self.up)] {
+            let _ = writeln!(
+                o,
+                "  {:<16} {:>6} {:>6} {:>5} {:>12} {:>11}",
+                name,
+                d.sent,
+                d.lost,
+                d.duplicates,
+                f(d.blackout_ms),
+                f(d.max_gap_ms)
+            );
+        }
+        let s = self.steps;
+        let t0 = s.t0;
+        let _ = writeln!(o, "  timeline (ms from T0 = {} ms since the epoch):", t0 / 1000);
+        for (what, at) in [
+            ("destination binding created", rel(s.binding_created, t0)),
+            ("pre-plugged on the destination", rel(s.preplugged, t0)),
+            ("probes flowing", rel(s.probes_flowing, t0)),
+            ("switchover started", rel(s.switch_started, t0)),
+            ("switched (T0)", 0.0),
+            ("source unplug started", rel(s.unplug.0, t0)),
+            ("source unplugged", rel(s.unplug.1, t0)),
+            ("binding activation sent", rel(s.activate.0, t0)),
+            ("binding activated", rel(s.activate.1, t0)),
+        ] {
+            let _ = writeln!(o, "    {at:>10.2}  {what}");
+        }
+        let c = self.controller_json();
+        if c["available"] == false {
+            let _ = writeln!(o, "  controller timeline: unavailable ({})", c["why"].as_str().unwrap_or(""));
+        } else if c["record_seen"] == false {
+            let _ = writeln!(o, "  controller timeline: no Migration record was written for the port");
+        } else {
+            let _ = writeln!(
+                o,
+                "  controller timeline: dest_plugged {} ms, activated {} ms (by {}), completed {} ms, record deleted {} ms",
+                f(c["dest_plugged_ms"].as_f64()),
+                f(c["activated_ms"].as_f64()),
+                c["activated_by"].as_str().unwrap_or("-"),
+                f(c["completed_ms"].as_f64()),
+                f(c["record_deleted_ms"].as_f64())
+            );
+        }
+        for (p, rx, tx) in self.ping {
+            let _ = writeln!(o, "  ping {p}: {rx}/{tx}");
+        }
+        o
+    }
+}
