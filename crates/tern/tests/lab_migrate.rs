@@ -7,72 +7,25 @@
 //! guard (also on panic), and a crashed earlier run removed first. The blackout figures are
 //! printed, never asserted: speed goals belong to the lab report, not to tests.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const TERN: &str = env!("CARGO_BIN_EXE_tern");
 const PREFIX: &str = "tern-e2m";
 const PATIENCE: Duration = Duration::from_secs(60);
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// `tern lab down` when the test ends (field order: the lab goes before the lock is released).
-struct Session {
-    dir: PathBuf,
-    _lock: MutexGuard<'static, ()>,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let out = Command::new(TERN).args(["lab", "down", "--dir"]).arg(&self.dir).output();
-        match out {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                eprintln!("tern lab down {}: {}", self.dir.display(), String::from_utf8_lossy(&o.stderr))
-            }
-            Err(e) => eprintln!("tern lab down {}: {e}", self.dir.display()),
-        }
-    }
-}
+#[path = "common/lab_session.rs"]
+mod lab_session;
+use lab_session::Session;
 
 fn session(test: &str) -> Session {
-    let lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("{PREFIX}-{test}"));
-    let s = Session { dir, _lock: lock };
-    // A crashed earlier run of this test.
-    s.ok(&["down"]);
-    s
+    lab_session::session(&SERIAL, PREFIX, test)
 }
 
 impl Session {
-    fn tern(&self, args: &[&str]) -> Output {
-        Command::new(TERN)
-            .arg("lab")
-            .args(args)
-            .arg("--dir")
-            .arg(&self.dir)
-            .env_remove("TERN_NB")
-            .output()
-            .expect("run tern")
-    }
-
-    /// Runs `tern lab ARGS --dir DIR`, which must succeed; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.tern(args);
-        assert!(
-            out.status.success(),
-            "tern lab {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
     /// `vm add`, retried while the new chassis are not yet reported alive.
     fn vm(&self, name: &str, hv: u32, network: &str) {
         let deadline = Instant::now() + PATIENCE;
