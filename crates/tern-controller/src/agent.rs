@@ -8,6 +8,7 @@
 //! restart of the controller does not disturb traffic.
 
 use crate::cache::NbCache;
+use crate::migration::LocalActivations;
 use crate::ofconn::{OfEvent, Switch, Target};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -60,19 +61,31 @@ struct Seen {
     /// port id -> ofport, for VIFs on br-int.
     vifs: BTreeMap<String, u32>,
     tunnel_ofport: Option<u32>,
+    /// Migrations activated here by a packet from the VM, ahead of the store.
+    activated_here: LocalActivations,
 }
 
 impl Seen {
     fn view(&self, chassis: &str, dual_delivery: bool) -> ChassisView {
-        ChassisView::from_nb(
+        let migrations = self.activated_here.overlay(self.nb.all());
+        let mut view = ChassisView::from_nb(
             chassis,
             &self.nb.all(),
             &self.nb.all(),
             &self.nb.all(),
-            &crate::migration::for_pipeline(self.nb.all(), dual_delivery),
+            &crate::migration::for_pipeline(migrations.clone(), dual_delivery),
             self.vifs.clone(),
             self.tunnel_ofport,
-        )
+        );
+        // Without dual delivery the pipeline does not see dest_plugged records, but the
+        // destination still watches for the VM's first packet.
+        view.awaiting_activation = tern_pipeline::view::awaiting_activation(chassis, &migrations);
+        view
+    }
+
+    /// The NB's migration records by port id.
+    fn migrations(&self) -> BTreeMap<String, tern_model::Migration> {
+        self.nb.all::<tern_model::Migration>().into_iter().map(|m| (m.port_id.clone(), m)).collect()
     }
 }
 
@@ -95,19 +108,22 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Alive first, then registered: a registered chassis is never seen as dead while starting.
-    let _heartbeat = Heartbeater::start(
-        nb.store().clone(),
-        config.chassis.clone(),
-        config.report_interval,
-        config.down_time,
-    )
-    .await?;
-    register(&config, &nb).await?;
+    // The store may be unreachable for a while: a controller waits for it, it does not exit.
+    let _heartbeat = retrying("start the heartbeat", || {
+        Heartbeater::start(
+            nb.store().clone(),
+            config.chassis.clone(),
+            config.report_interval,
+            config.down_time,
+        )
+    })
+    .await;
+    retrying("register the chassis", || register(&config, &nb)).await;
     let (ovsdb, mut ovsdb_events) = OvsdbWatcher::spawn(WatcherConfig::new(&config.ovsdb));
     let (of_tx, mut of_events) = mpsc::unbounded_channel();
     let target: Target = config.openflow.parse()?;
     let switch = Switch::spawn(target, of_tx);
-    let (cache, mut nb_watch) = relist(&nb).await?;
+    let (cache, mut nb_watch) = retrying("list the NB", || relist(&nb)).await;
     let mut seen = Seen { nb: cache, ..Seen::default() };
     let mut installed: Option<FlowSet> = None;
     let mut dirty = true;
@@ -125,11 +141,13 @@ pub async fn run(
     loop {
         if dirty {
             dirty = false;
+            let nb_migrations = seen.migrations();
+            seen.activated_here.prune(&config.chassis, &nb_migrations);
             if ovsdb_synced {
                 sync_port_status(&config, &nb, &seen).await;
                 let migrations: BTreeMap<String, tern_model::Migration> = seen
-                    .nb
-                    .all::<tern_model::Migration>()
+                    .activated_here
+                    .overlay(nb_migrations.values().cloned().collect())
                     .into_iter()
                     .map(|m| (m.port_id.clone(), m))
                     .collect();
@@ -186,6 +204,8 @@ pub async fn run(
                     }
                 }
             }
+            // Activations by a packet from the VM: our own flows first (above), then the store.
+            crate::migration::apply(&nb, seen.activated_here.steps(&nb_migrations)).await;
         }
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
@@ -195,7 +215,7 @@ pub async fn run(
             event = nb_watch.next() => match event {
                 Some(Ok(NbEvent::Relist { compact_revision })) => {
                     tracing::warn!(compact_revision, "NB history compacted past our position; relisting");
-                    (seen.nb, nb_watch) = relist(&nb).await?;
+                    (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb)).await;
                     dirty = true;
                 }
                 Some(Ok(ev)) => {
@@ -205,12 +225,12 @@ pub async fn run(
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "NB watch failed; relisting");
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    (seen.nb, nb_watch) = relist(&nb).await?;
+                    (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb)).await;
                     dirty = true;
                 }
                 None => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    (seen.nb, nb_watch) = relist(&nb).await?;
+                    (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb)).await;
                     dirty = true;
                 }
             },
@@ -250,9 +270,55 @@ pub async fn run(
                     tracing::warn!(%reason, "switch connection lost");
                     installed = None;
                 }
-                Some(OfEvent::Message(_)) => {}
+                Some(OfEvent::Message(msg)) => {
+                    if let Some(key) = activation_packet(&msg) {
+                        let (at, records) = (crate::migration::now_ns(), seen.migrations());
+                        if seen.activated_here.on_packet(&config.chassis, key, &seen.nb.all(), &records, at) {
+                            tracing::info!(port_key = key, "migration activated here by a packet from the VM");
+                            dirty = true;
+                        }
+                    }
+                }
                 None => anyhow::bail!("the OpenFlow connection task stopped"),
             },
+        }
+    }
+}
+
+/// The port key of a packet-in sent by the classifier's copy-to-controller for a port awaiting
+/// activation: from the userdata of a packet-in2, or, when the switch sends a plain packet-in
+/// (it drops the userdata unless the connection asked for the packet-in2 format), from the
+/// classifier flow's cookie.
+fn activation_packet(msg: &tern_openflow::Message) -> Option<u32> {
+    use tern_openflow::Message;
+    use tern_pipeline::apps::classifier::parse_activation_userdata;
+    use tern_pipeline::cookie::{App, Object};
+    match msg {
+        Message::NxPacketIn2(pin) => parse_activation_userdata(&pin.userdata),
+        Message::PacketIn(pin) if pin.table_id == tern_pipeline::tables::CLASSIFY => {
+            match App::from_cookie(pin.cookie)? {
+                (App::Classifier, Object::Port(key)) => Some(key),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Runs `f` until it succeeds, logging each failure, with a backoff from 100 ms to 5 s.
+async fn retrying<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "cannot {what} yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
         }
     }
 }

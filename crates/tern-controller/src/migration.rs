@@ -9,6 +9,11 @@
 //! * source: P's VIF disappears here while the record is `dest_plugged` -> `activated`
 //!   (by source unplug).
 //!
+//! * destination, by packet: while P's record is `dest_plugged` toward here, P's VIF copies its
+//!   packets to the controller (`tern_pipeline::apps::classifier`); the first one (the VM's
+//!   RARP/GARP, or any packet) activates here at once ([`LocalActivations`]: this chassis computes
+//!   its flows as if the record said `activated`) and the `activated` record is written after.
+//!
 //! Activation by the API needs no write here: a binding on the destination already points every
 //! chassis at it.
 
@@ -23,7 +28,8 @@ pub enum Step {
     Delete { port_id: String },
 }
 
-fn now_ns() -> u64 {
+/// Nanoseconds since the Unix epoch: the records' timestamps.
+pub fn now_ns() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
@@ -79,6 +85,68 @@ pub fn steps(
         }
     }
     out
+}
+
+/// Migrations this chassis activated on a packet from the VM before the store has the `activated`
+/// record: port id -> (epoch, activation time in ns).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalActivations(BTreeMap<String, (u64, u64)>);
+
+impl LocalActivations {
+    /// A packet from the VIF of the port with key `port_key` reached the controller: records
+    /// the activation if that port's migration is `dest_plugged` toward `me` (and not already
+    /// activated here); says whether it did.
+    pub fn on_packet(
+        &mut self,
+        me: &str,
+        port_key: u32,
+        ports: &[Port],
+        migrations: &BTreeMap<String, Migration>,
+        at_ns: u64,
+    ) -> bool {
+        let Some(port) = ports.iter().find(|p| p.unique_key == port_key && p.unique_key != 0) else {
+            return false;
+        };
+        let Some(m) = migrations.get(&port.id) else { return false };
+        if m.state != MigrationState::DestPlugged || m.destination != me || self.0.contains_key(&port.id) {
+            return false;
+        }
+        self.0.insert(port.id.clone(), (m.epoch, at_ns));
+        true
+    }
+
+    /// Forgets the activations the store no longer needs: the record left `dest_plugged` (our
+    /// write landed, or another step won), went, or belongs to another migration.
+    pub fn prune(&mut self, me: &str, migrations: &BTreeMap<String, Migration>) {
+        self.0.retain(|port, (epoch, _)| {
+            migrations.get(port).is_some_and(|m| {
+                m.state == MigrationState::DestPlugged && m.destination == me && m.epoch == *epoch
+            })
+        });
+    }
+
+    /// `m` as this chassis sees it: `activated` (by RARP) if activated here first.
+    fn apply(&self, m: &Migration) -> Option<Migration> {
+        let &(epoch, at) = self.0.get(&m.port_id)?;
+        if m.state != MigrationState::DestPlugged || m.epoch != epoch {
+            return None;
+        }
+        let mut a = m.clone();
+        a.state = MigrationState::Activated;
+        a.activated_by = Some(ActivationSource::Rarp);
+        a.timestamps.activated_at_ns = Some(at);
+        Some(a)
+    }
+
+    /// The records with the local activations applied.
+    pub fn overlay(&self, migrations: Vec<Migration>) -> Vec<Migration> {
+        migrations.into_iter().map(|m| self.apply(&m).unwrap_or(m)).collect()
+    }
+
+    /// The writes that tell everyone: each locally activated record, `activated` by RARP.
+    pub fn steps(&self, migrations: &BTreeMap<String, Migration>) -> Vec<Step> {
+        migrations.values().filter_map(|m| self.apply(m)).map(Step::Put).collect()
+    }
 }
 
 /// The open records as the pipeline should see them: all of them with dual delivery; without it
@@ -175,6 +243,51 @@ mod tests {
             &vifs(&["p"])
         )
         .is_empty());
+    }
+
+    fn keyed(id: &str, host: &str, key: u32) -> Port {
+        let mut p = port(id, host);
+        p.unique_key = key;
+        p
+    }
+
+    #[test]
+    fn a_packet_on_the_destination_activates_there_first_then_in_the_store() {
+        let ports = [keyed("p", "hv1", 7), keyed("q", "hv1", 8)];
+        let open = record(MigrationState::DestPlugged);
+        let mut local = LocalActivations::default();
+        // Not the destination, not a migrating port, unknown key: nothing.
+        assert!(!local.on_packet("hv1", 7, &ports, &open, 5));
+        assert!(!local.on_packet("hv2", 8, &ports, &open, 5));
+        assert!(!local.on_packet("hv2", 9, &ports, &open, 5));
+        assert!(local.on_packet("hv2", 7, &ports, &open, 5));
+        // Later packets of the same VM change nothing.
+        assert!(!local.on_packet("hv2", 7, &ports, &open, 6));
+        // Seen here as activated at once, by RARP, at the first packet's time.
+        let seen = local.overlay(open.values().cloned().collect());
+        assert_eq!(
+            (seen[0].state, seen[0].activated_by, seen[0].timestamps.activated_at_ns),
+            (MigrationState::Activated, Some(ActivationSource::Rarp), Some(5))
+        );
+        // And written: the same record.
+        assert_eq!(local.steps(&open), [Step::Put(seen[0].clone())]);
+        // Once the store has it (or anything but this dest_plugged record), it is forgotten.
+        let mut kept = local.clone();
+        kept.prune("hv2", &open);
+        assert_eq!(kept, local);
+        local.prune("hv2", &record(MigrationState::Activated));
+        assert_eq!(local, LocalActivations::default());
+        // An older migration's activation does not apply to a newer one.
+        let mut local = LocalActivations::default();
+        assert!(local.on_packet("hv2", 7, &ports, &open, 5));
+        let mut next = open.clone();
+        next.get_mut("p").unwrap().epoch = 2;
+        assert!(local.steps(&next).is_empty());
+        assert_eq!(local.overlay(next.values().cloned().collect())[0].state, MigrationState::DestPlugged);
+        local.prune("hv2", &next);
+        assert_eq!(local, LocalActivations::default());
+        // An already activated record is not activated again.
+        assert!(!local.on_packet("hv2", 7, &ports, &record(MigrationState::Activated), 5));
     }
 
     #[test]

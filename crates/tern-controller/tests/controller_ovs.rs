@@ -13,6 +13,10 @@ use tokio::sync::{mpsc, oneshot};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// One scenario at a time: each starts several OVS instances and controllers, and a 2-core machine
+/// running them all at once turns waits into timeouts.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Hv {
     sbx: OvsSandbox,
     config: ControllerConfig,
@@ -70,6 +74,7 @@ async fn port_key(nb: &Nb, id: &str) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_chassis_get_the_l2_flows_and_a_restart_changes_nothing() {
+    let _serial = SERIAL.lock().await;
     let nb = Nb::new(Arc::new(LocalStore::memory().unwrap()));
     let hv1 = hypervisor("hv1", "172.31.0.1");
     let hv2 = hypervisor("hv2", "172.31.0.2");
@@ -171,6 +176,7 @@ async fn until_alive_is(nb: &Nb, chassis: &str, want: bool) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_controller_shows_down_and_alive_again_after_restart() {
+    let _serial = SERIAL.lock().await;
     let nb = Nb::new(Arc::new(LocalStore::memory().unwrap()));
     let mut hv = hypervisor("hv1", "172.31.0.1");
     hv.config.report_interval = Duration::from_millis(200);
@@ -249,6 +255,7 @@ async fn until_targets(hv: &Hv, key: u32, want: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migration_dual_delivery_activation_by_unplug_completion_and_abort() {
+    let _serial = SERIAL.lock().await;
     let nb = Nb::new(Arc::new(LocalStore::memory().unwrap()));
     let hvs =
         [hypervisor("hv1", "172.31.0.1"), hypervisor("hv2", "172.31.0.2"), hypervisor("hv3", "172.31.0.3")];
@@ -293,4 +300,69 @@ async fn migration_dual_delivery_activation_by_unplug_completion_and_abort() {
     hvs[0].sbx.vsctl(&["del-port", "br-int", "vm-back"]).unwrap();
     until_state(&nb, &p, None).await;
     until_targets(bystander, key, &["172.31.0.2"]).await;
+}
+
+/// A RARP announcement from `mac`, as QEMU sends after a migration, in hex.
+fn rarp_hex(mac: &str) -> String {
+    let m: String = mac.split(':').collect();
+    format!("ffffffffffff{m}8035000108000604000{n}{m}00000000{m}00000000", n = 3)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_activated_by_the_vms_first_packet_on_the_destination() {
+    let _serial = SERIAL.lock().await;
+    let nb = Nb::new(Arc::new(LocalStore::memory().unwrap()));
+    let hvs =
+        [hypervisor("hv1", "172.31.0.1"), hypervisor("hv2", "172.31.0.2"), hypervisor("hv3", "172.31.0.3")];
+    let running: Vec<Running> = hvs.iter().map(|hv| start(hv, &nb)).collect();
+    let net = nb.put_json(Kind::Network, r#"{"name":"n"}"#).await.unwrap().object.id().to_owned();
+    let port = |host: &str| format!(r#"{{"network_id":"{net}","binding:host_id":"{host}"}}"#);
+    let vm = nb.put_json(Kind::Port, &port("hv1")).await.unwrap().object;
+    let (p, key) = (vm.id().to_owned(), vm.unique_key().unwrap());
+    let Object::Port(vm) = vm else { unreachable!() };
+    let peer = nb.put_json(Kind::Port, &port("hv3")).await.unwrap().object.id().to_owned();
+    for (hv, running) in hvs.iter().zip(&running) {
+        eventually(&format!("br-int on {}", hv.config.chassis), || {
+            assert!(!running.task.is_finished(), "the controller of {} stopped", hv.config.chassis);
+            hv.sbx.vsctl(&["br-exists", "br-int"]).is_ok()
+        })
+        .await;
+    }
+    plug(&hvs[0], "vm-src", &p);
+    plug(&hvs[2], "peer", &peer);
+    let (dst, bystander) = (&hvs[1], &hvs[2]);
+    until_targets(bystander, key, &["172.31.0.1"]).await;
+
+    // The destination is plugged: dual delivery, and the destination watches the VIF.
+    plug(dst, "vm-dst", &p);
+    until_state(&nb, &p, Some(tern_model::MigrationState::DestPlugged)).await;
+    until_targets(bystander, key, &["172.31.0.1", "172.31.0.2"]).await;
+    let ofport = dst.sbx.vsctl(&["get", "interface", "vm-dst", "ofport"]).unwrap().trim().to_owned();
+    let userdata = format!("controller(userdata=00.00.{:02x}.{:02x}", key >> 8 & 0xff, key & 0xff);
+    eventually("the destination's copy-to-controller flow", || {
+        flows(dst).lines().any(|l| l.contains(&format!("in_port={ofport} ")) && l.contains(&userdata))
+    })
+    .await;
+
+    // The VM resumes on the destination and announces itself: one RARP from its VIF.
+    let packet = format!("in_port={ofport} packet={} actions=table", rarp_hex(&vm.mac_address));
+    dst.sbx.ofctl(&["-O", "OpenFlow13", "packet-out", &dst.config.openflow, &packet]).unwrap();
+    until_state(&nb, &p, Some(tern_model::MigrationState::Activated)).await;
+    let Some(Object::Migration(m)) = nb.get(Kind::Migration, &p).await.unwrap().map(|s| s.object) else {
+        unreachable!()
+    };
+    assert_eq!(m.activated_by, Some(tern_model::ActivationSource::Rarp));
+    assert!(m.timestamps.activated_at_ns >= m.timestamps.dest_plugged_at_ns);
+    assert!(m.timestamps.activated_at_ns.is_some());
+    until_targets(bystander, key, &["172.31.0.2"]).await;
+    // Activated: the destination stops copying the VIF's packets to the controller.
+    eventually("the copy-to-controller flow goes", || !flows(dst).contains("controller(userdata=")).await;
+    // The source unplug that follows changes nothing more.
+    hvs[0].sbx.vsctl(&["del-port", "br-int", "vm-src"]).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let Some(Object::Migration(after)) = nb.get(Kind::Migration, &p).await.unwrap().map(|s| s.object) else {
+        unreachable!()
+    };
+    assert_eq!(after.activated_by, Some(tern_model::ActivationSource::Rarp));
+    assert_eq!(dispatch_targets(bystander, key), ["172.31.0.2"]);
 }

@@ -20,6 +20,20 @@ pub struct ChassisView {
     pub local_vifs: BTreeMap<String, u32>,
     /// The flow-based Geneve port, once OVS has given it a number.
     pub tunnel_ofport: Option<u32>,
+    /// Ports migrating to this chassis and not yet activated (`dest_plugged`, destination here):
+    /// their VIF's packets are also copied to the controller, whose first one activates the
+    /// migration (the VM's RARP/GARP or any first packet on the destination).
+    pub awaiting_activation: BTreeSet<String>,
+}
+
+/// The ports whose migration awaits activation by a packet on chassis `local`: records in
+/// `dest_plugged` whose destination is `local`.
+pub fn awaiting_activation(local: &str, migrations: &[Migration]) -> BTreeSet<String> {
+    migrations
+        .iter()
+        .filter(|m| m.state == MigrationState::DestPlugged && m.destination == local)
+        .map(|m| m.port_id.clone())
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +178,7 @@ impl ChassisView {
             }
             hostnames.get(name).map_or(name, |id| id).to_string()
         };
+        let awaiting_activation = awaiting_activation(local, migrations);
         let migrations: BTreeMap<&str, &Migration> =
             migrations.iter().map(|m| (m.port_id.as_str(), m)).collect();
         let ports = ports
@@ -194,7 +209,15 @@ impl ChassisView {
                 IpAddr::V6(_) => None,
             })
             .collect();
-        ChassisView { local_chassis: local.to_string(), chassis, networks, ports, local_vifs, tunnel_ofport }
+        ChassisView {
+            local_chassis: local.to_string(),
+            chassis,
+            networks,
+            ports,
+            local_vifs,
+            tunnel_ofport,
+            awaiting_activation,
+        }
     }
 
     /// Ports that get flows anywhere: administratively up, on a known network, located somewhere.
@@ -297,6 +320,21 @@ mod tests {
     }
 
     #[test]
+    fn only_the_destination_awaits_activation_and_only_while_dest_plugged() {
+        use MigrationState::*;
+        for (local, state, want) in [
+            ("c2", DestPlugged, true),
+            ("c1", DestPlugged, false),
+            ("c3", DestPlugged, false),
+            ("c2", Activated, false),
+            ("c2", Completed, false),
+        ] {
+            let got = awaiting_activation(local, &[migration(state)]).contains("p1");
+            assert_eq!(got, want, "{local} {state:?}");
+        }
+    }
+
+    #[test]
     fn from_nb_resolves_and_filters() {
         let mut n =
             Network { id: "n1".into(), unique_key: 7, segmentation_id: Some(100), ..Network::default() };
@@ -326,6 +364,7 @@ mod tests {
         assert_eq!(view.ports.keys().collect::<Vec<_>>(), ["p1"]);
         assert_eq!(view.ports["p1"].location, PortLocation::dual("c2", "c3"));
         assert_eq!(view.chassis.keys().collect::<Vec<_>>(), ["c2"]);
+        assert!(view.awaiting_activation.is_empty(), "c3 awaits it, not c1");
         n.segmentation_id = None;
         let view = ChassisView::from_nb("c1", &[n], &[], &[], &[], BTreeMap::new(), None);
         assert_eq!(view.networks["n1"].vni, 7);

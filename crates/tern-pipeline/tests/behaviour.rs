@@ -156,6 +156,57 @@ fn dual_delivery_on_the_migration_ends() {
     }
 }
 
+/// The classifier flows of in_port `ofport`.
+fn classifier_flows(flows: &FlowSet, ofport: u32) -> Vec<Flow> {
+    flows
+        .iter()
+        .filter(|f| {
+            f.table_id == tern_pipeline::tables::CLASSIFY
+                && f.match_.get(Field::InPort).map(|m| m.value.as_u32()) == Some(ofport)
+        })
+        .cloned()
+        .collect()
+}
+
+fn copies_to_controller(flow: &Flow, key: u32) -> bool {
+    actions(flow).iter().any(|a| {
+        matches!(a, Action::Controller { userdata, .. }
+            if tern_pipeline::apps::classifier::parse_activation_userdata(userdata) == Some(key))
+    })
+}
+
+#[test]
+fn the_destination_copies_the_vifs_packets_to_the_controller_until_activation() {
+    // dest_plugged: the destination's classifier flow for a3's VIF (ofport 4) reports each packet
+    // and still sends it on its normal path.
+    let plugged = compute(&nb().migrating_a3(MigrationState::DestPlugged).view("hv2", hv2_vifs_with_a3()));
+    let c = classifier_flows(&plugged, 4);
+    assert_eq!(c.len(), 1);
+    assert!(copies_to_controller(&c[0], 13), "{}", c[0]);
+    assert!(actions(&c[0]).iter().any(|a| matches!(a, Action::Resubmit { .. })), "{}", c[0]);
+    // Only a3's VIF, only on the destination.
+    assert!(!plugged.iter().any(|f| copies_to_controller(f, 12)));
+    let source = compute(&nb().migrating_a3(MigrationState::DestPlugged).view("hv3", vifs("hv3")));
+    assert!(!source.iter().any(|f| actions(f).iter().any(|a| matches!(a, Action::Controller { .. }))));
+    // Activated (or the local override of it): the copy stops, the normal path stays.
+    let activated = compute(&nb().migrating_a3(MigrationState::Activated).view("hv2", hv2_vifs_with_a3()));
+    let c = classifier_flows(&activated, 4);
+    assert_eq!(c.len(), 1);
+    assert!(!copies_to_controller(&c[0], 13), "{}", c[0]);
+}
+
+#[test]
+fn without_dual_delivery_the_destination_vif_only_reports_to_the_controller() {
+    // The pipeline does not see the dest_plugged record (see the controller's `for_pipeline`),
+    // but the destination still watches for the VM's first packet.
+    let mut view = nb().view("hv2", hv2_vifs_with_a3());
+    view.awaiting_activation.insert("a3".into());
+    let c = classifier_flows(&compute(&view), 4);
+    assert_eq!(c.len(), 1);
+    assert_eq!(actions(&c[0]).len(), 1);
+    assert!(copies_to_controller(&c[0], 13), "{}", c[0]);
+}
+
 #[test]
 fn tunnel_traffic_never_goes_back_into_a_tunnel() {
     for (name, view) in common::fixture_views() {
