@@ -10,15 +10,18 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use tern_model::{Kind, Network, Subnet};
+use tern_model::{Network, Subnet};
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{
-    build_valid, check_if_match, envelope, if_match, normalize_bool, normalize_int, take_project, Attrs,
-    JsonBody, Op, PathParam, QueryPairs,
+    build_valid, envelope, if_match, normalize_bool, normalize_int, take_project, Attrs, JsonBody, Op,
+    PathParam, QueryPairs,
 };
 use crate::query::ListQuery;
-use crate::util::{add_project, fetch, host, json_map, list, no_content, put, respond, retry, Ctx, State};
+use crate::util::{
+    add_project, delete_if_match, fetch, fetch_if_match, host, list, no_content, patched, put, respond,
+    retry, Ctx, State,
+};
 
 /// Network attributes. Ignored: `availability_zone_hints`, `dns_domain`, `qos_policy_id`,
 /// `is_default`, `tags` (tags have their own API in Neutron).
@@ -196,9 +199,8 @@ async fn update(
     normalize(&mut m)?;
     let (ctx, m, id) = (&ctx, &m, &id);
     let n = retry(|| async move {
-        let cur: Network = fetch(&ctx.nb, id).await?;
-        check_if_match(expected, cur.revision_number)?;
-        let n: Network = build_valid(&json_map(&cur), m)?;
+        let cur: Network = fetch_if_match(&ctx.nb, id, expected).await?;
+        let n: Network = patched(&cur, m)?;
         put(&ctx.nb, n).await
     })
     .await?;
@@ -214,13 +216,6 @@ async fn remove(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let expected = if_match(&headers)?;
-    let (ctx, id) = (&ctx, &id);
-    retry(|| async move {
-        let cur: Network = fetch(&ctx.nb, id).await?;
-        check_if_match(expected, cur.revision_number)?;
-        ctx.nb.delete(Kind::Network, id).await?;
-        Ok(())
-    })
-    .await?;
+    delete_if_match::<Network>(&ctx.nb, &id, expected).await?;
     Ok(no_content())
 }

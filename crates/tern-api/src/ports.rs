@@ -21,12 +21,13 @@ use tern_model::Resource as _;
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{
-    build_valid, check_if_match, envelope, if_match, normalize_bool, null_as_empty, opt_str, take_project,
-    Attrs, JsonBody, Op, PathParam, QueryPairs,
+    build_valid, envelope, if_match, normalize_bool, null_as_empty, opt_str, take_project, Attrs, JsonBody,
+    Op, PathParam, QueryPairs,
 };
 use crate::query::ListQuery;
 use crate::util::{
-    add_project, delete_if_present, fetch, host, json_map, list, no_content, put, respond, retry, Ctx, State,
+    add_project, delete_if_present, fetch, fetch_if_match, host, list, no_content, patched, put, respond,
+    retry, Ctx, State,
 };
 
 pub(crate) const OWNER_ROUTER_INTERFACE: &str = "network:router_interface";
@@ -364,9 +365,8 @@ async fn update(
     let port = retry(|| {
         let requested_ips = requested_ips.clone();
         async move {
-            let cur: Port = fetch(&ctx.nb, id).await?;
-            check_if_match(expected, cur.revision_number)?;
-            let mut p: Port = build_valid(&json_map(&cur), m)?;
+            let cur: Port = fetch_if_match(&ctx.nb, id, expected).await?;
+            let mut p: Port = patched(&cur, m)?;
             if let Some(ips) = requested_ips {
                 let subnets = crate::subnets::of_network(ctx, &p.network_id).await?;
                 p.fixed_ips = resolve_fixed_ips(&p.network_id, &subnets, ips, &cur.fixed_ips)?;
@@ -404,8 +404,7 @@ async fn remove(
     let expected = if_match(&headers)?;
     let (ctx, id) = (&ctx, &id);
     retry(|| async move {
-        let cur: Port = fetch(&ctx.nb, id).await?;
-        check_if_match(expected, cur.revision_number)?;
+        let cur: Port = fetch_if_match(&ctx.nb, id, expected).await?;
         if [OWNER_ROUTER_INTERFACE, OWNER_ROUTER_GATEWAY, OWNER_FLOATINGIP]
             .contains(&cur.device_owner.as_str())
         {

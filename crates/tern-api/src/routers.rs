@@ -26,14 +26,15 @@ use tern_model::{
 
 use crate::error::{in_use, ApiError, ApiResult};
 use crate::input::{
-    build_valid, check_if_match, envelope, if_match, normalize_bool, take_project, Attrs, JsonBody, Op,
-    PathParam, QueryPairs,
+    build_valid, envelope, if_match, normalize_bool, take_project, Attrs, JsonBody, Op, PathParam, QueryPairs,
 };
 use crate::ports::{
     create_service_port, delete_service_port, owned_ports, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE,
 };
 use crate::query::ListQuery;
-use crate::util::{add_project, fetch, host, json_map, list, no_content, put, respond, retry, Ctx, State};
+use crate::util::{
+    add_project, fetch, fetch_if_match, host, list, no_content, patched, put, respond, retry, Ctx, State,
+};
 
 /// Router attributes. Ignored: `distributed` and `ha` (tern routers are always distributed),
 /// `availability_zone_hints`, `flavor_id`, `enable_ndp_proxy`, `tags`.
@@ -247,9 +248,8 @@ async fn update(
     let r = retry(|| {
         let gateway = gateway.clone();
         async move {
-            let cur: Router = fetch(&ctx.nb, id).await?;
-            check_if_match(expected, cur.revision_number)?;
-            let r: Router = build_valid(&json_map(&cur), m)?;
+            let cur: Router = fetch_if_match(&ctx.nb, id, expected).await?;
+            let r: Router = patched(&cur, m)?;
             check_routes(ctx, &r).await?;
             match gateway {
                 None => put(&ctx.nb, r).await,
@@ -272,8 +272,7 @@ async fn remove(
     let expected = if_match(&headers)?;
     let (ctx, id) = (&ctx, &id);
     retry(|| async move {
-        let cur: Router = fetch(&ctx.nb, id).await?;
-        check_if_match(expected, cur.revision_number)?;
+        let cur: Router = fetch_if_match(&ctx.nb, id, expected).await?;
         if !cur.interfaces.is_empty() || !owned_ports(ctx, OWNER_ROUTER_INTERFACE, id).await?.is_empty() {
             return Err(in_use(Kind::Router, id));
         }

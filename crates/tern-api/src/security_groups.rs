@@ -19,13 +19,13 @@ use tern_store::nb::{Nb, NbError};
 
 use crate::error::{in_use, ApiError, ApiResult};
 use crate::input::{
-    build_valid, check_if_match, envelope, if_match, normalize_bool, normalize_int, null_as_empty, opt_str,
-    take_project, Attrs, JsonBody, Op, PathParam, QueryPairs,
+    build_valid, envelope, if_match, normalize_bool, normalize_int, null_as_empty, opt_str, take_project,
+    Attrs, JsonBody, Op, PathParam, QueryPairs,
 };
 use crate::query::ListQuery;
 use crate::util::{
-    add_project, derived_uuid, fetch, get as nb_get, host, json_map, list, no_content, put, respond, retry,
-    Ctx, State,
+    add_project, derived_uuid, fetch, fetch_if_match, get as nb_get, host, json_map, list, no_content,
+    patched, put, respond, retry, Ctx, State,
 };
 
 /// Group attributes. Ignored: `tags`.
@@ -251,9 +251,8 @@ async fn update(
     null_as_empty(&mut m, "description");
     let (ctx, m, id) = (&ctx, &m, &id);
     let g = retry(|| async move {
-        let cur: SecurityGroup = fetch(&ctx.nb, id).await?;
-        check_if_match(expected, cur.revision_number)?;
-        let g: SecurityGroup = build_valid(&json_map(&cur), m)?;
+        let cur: SecurityGroup = fetch_if_match(&ctx.nb, id, expected).await?;
+        let g: SecurityGroup = patched(&cur, m)?;
         if cur.id == default_id(&cur.project_id) && g.name != "default" {
             return Err(ApiError::conflict(
                 "SecurityGroupCannotUpdateDefault",
@@ -276,8 +275,7 @@ async fn remove(
     let expected = if_match(&headers)?;
     let (ctx, id) = (&ctx, &id);
     retry(|| async move {
-        let cur: SecurityGroup = fetch(&ctx.nb, id).await?;
-        check_if_match(expected, cur.revision_number)?;
+        let _cur: SecurityGroup = fetch_if_match(&ctx.nb, id, expected).await?;
         if list::<Port>(&ctx.nb).await?.iter().any(|p| p.security_groups.contains(id)) {
             return Err(in_use(Kind::SecurityGroup, id));
         }

@@ -11,15 +11,18 @@ use axum::routing::get;
 use axum::{Json, Router};
 use ipnet::IpNet;
 use serde_json::{json, Map, Value};
-use tern_model::{Kind, Subnet};
+use tern_model::Subnet;
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{
-    build_valid, check_if_match, envelope, if_match, normalize_bool, normalize_int, opt_str, take_project,
-    Attrs, JsonBody, Op, PathParam, QueryPairs,
+    build_valid, envelope, if_match, normalize_bool, normalize_int, opt_str, take_project, Attrs, JsonBody,
+    Op, PathParam, QueryPairs,
 };
 use crate::query::ListQuery;
-use crate::util::{add_project, fetch, host, json_map, list, no_content, put, respond, retry, Ctx, State};
+use crate::util::{
+    add_project, delete_if_match, fetch, fetch_if_match, host, list, no_content, patched, put, respond,
+    retry, Ctx, State,
+};
 
 /// Subnet attributes. Ignored: `ipv6_ra_mode`, `ipv6_address_mode`, `subnetpool_id`, `prefixlen`,
 /// `use_default_subnet_pool`, `segment_id`, `service_types`, `dns_publish_fixed_ip`, `tags`.
@@ -259,9 +262,8 @@ async fn update(
     normalize(&mut m)?;
     let (ctx, m, id) = (&ctx, &m, &id);
     let s = retry(|| async move {
-        let cur: Subnet = fetch(&ctx.nb, id).await?;
-        check_if_match(expected, cur.revision_number)?;
-        let s: Subnet = build_valid(&json_map(&cur), m)?;
+        let cur: Subnet = fetch_if_match(&ctx.nb, id, expected).await?;
+        let s: Subnet = patched(&cur, m)?;
         put(&ctx.nb, s).await
     })
     .await?;
@@ -276,14 +278,7 @@ async fn remove(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let expected = if_match(&headers)?;
-    let (ctx, id) = (&ctx, &id);
-    retry(|| async move {
-        let cur: Subnet = fetch(&ctx.nb, id).await?;
-        check_if_match(expected, cur.revision_number)?;
-        ctx.nb.delete(Kind::Subnet, id).await?;
-        Ok(())
-    })
-    .await?;
+    delete_if_match::<Subnet>(&ctx.nb, &id, expected).await?;
     Ok(no_content())
 }
 

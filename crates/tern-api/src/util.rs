@@ -49,6 +49,28 @@ pub(crate) async fn fetch<T: Resource>(nb: &Nb, id: &str) -> ApiResult<T> {
     get(nb, id).await?.ok_or_else(|| ApiError::not_found(T::KIND, id))
 }
 
+/// The object for a read-modify-write: 404 if absent, 412 if `If-Match` names another revision.
+pub(crate) async fn fetch_if_match<T: Resource>(nb: &Nb, id: &str, expected: Option<u64>) -> ApiResult<T> {
+    let cur: T = fetch(nb, id).await?;
+    crate::input::check_if_match(expected, cur.revision_number())?;
+    Ok(cur)
+}
+
+/// `cur` with the request's attributes `m` applied, validated.
+pub(crate) fn patched<T: Resource>(cur: &T, m: &Map<String, Value>) -> ApiResult<T> {
+    crate::input::build_valid(&json_map(cur), m)
+}
+
+/// A DELETE with nothing to check beyond `If-Match` (the NB refuses what is still in use).
+pub(crate) async fn delete_if_match<T: Resource>(nb: &Nb, id: &str, expected: Option<u64>) -> ApiResult<()> {
+    retry(|| async move {
+        fetch_if_match::<T>(nb, id, expected).await?;
+        nb.delete(T::KIND, id).await?;
+        Ok(())
+    })
+    .await
+}
+
 /// Every object of a kind, sorted by id.
 pub(crate) async fn list<T: Resource>(nb: &Nb) -> ApiResult<Vec<T>> {
     let (items, _) = nb.list(T::KIND).await?;
