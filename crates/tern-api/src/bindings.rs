@@ -15,6 +15,13 @@
 //!
 //! Creating or activating a binding on a registered chassis that is not alive is refused (409
 //! naming it, see `agents::check_bindable`); hosts that name no registered chassis are allowed.
+//!
+//! An INACTIVE binding created while the port is bound elsewhere is Nova's announcement of a live
+//! migration: it also writes the port's Migration record in state `announced` (source: the bound
+//! host, destination: the new binding's host), so every chassis can deliver to both ends before
+//! the VM's VIF is even plugged on the destination. Its profile may say
+//! `{"tern:dual_delivery": false}` to move traffic only at activation. Deleting that binding
+//! before the migration was activated (Nova's rollback) removes the record.
 
 use std::sync::Arc;
 
@@ -23,7 +30,7 @@ use axum::response::Response;
 use axum::routing::{get, put as put_route};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use tern_model::{port_binding_id, BindingStatus, Kind, Port, PortBinding};
+use tern_model::{port_binding_id, BindingStatus, Kind, Migration, MigrationState, Port, PortBinding};
 use tern_store::nb::Nb;
 
 use crate::error::{ApiError, ApiResult};
@@ -170,11 +177,63 @@ async fn create(
         } else {
             b.status = BindingStatus::Inactive;
             let b = put(&ctx.nb, b).await?;
+            announce(&ctx.nb, &b).await;
             Ok((b, false))
         }
     })
     .await?;
     Ok(respond(StatusCode::CREATED, "binding", view(&binding, active)))
+}
+
+/// Writes the `announced` Migration record of the inactive binding `b` (see the module
+/// documentation), unless a migration toward its host is already open. The announcement only
+/// starts dual delivery earlier (the destination's controller opens the migration when the VIF is
+/// plugged anyway), so failing to write it fails nothing: it is logged.
+async fn announce(nb: &Nb, b: &PortBinding) {
+    let written = retry(|| async move {
+        let port: Port = fetch(nb, &b.port_id).await?;
+        let prev: Option<Migration> = nb_get(nb, &port.id).await?;
+        if port.binding_host_id.is_empty() || port.binding_host_id == b.host {
+            return Ok(());
+        }
+        if prev.as_ref().is_some_and(|m| !m.state.is_final() && m.destination == b.host) {
+            return Ok(());
+        }
+        // The binding was written after any earlier record of the port changed: its revision
+        // orders this migration after them.
+        let seen = nb.get(Kind::PortBinding, &b.id).await?.map_or(0, |s| s.mod_revision);
+        let mut m = Migration::new(
+            &port.id,
+            Migration::next_epoch(seen, prev.as_ref()),
+            &port.binding_host_id,
+            &b.host,
+        );
+        m.state = MigrationState::Announced;
+        m.dual_delivery = b.profile.get(Migration::PROFILE_DUAL_DELIVERY) != Some(&Value::Bool(false));
+        m.timestamps.started_at_ns = Some(crate::util::now_ns());
+        m.revision_number = prev.map_or(0, |p| p.revision_number);
+        put(nb, m).await.map(|_| ())
+    })
+    .await;
+    if let Err(e) = written {
+        tracing::warn!(port = %b.port_id, host = %b.host, error = ?e, "live migration not announced");
+    }
+}
+
+/// Removes the migration record of `port_id` toward `host` if it was not activated yet: the
+/// destination binding it came with is being deleted (Nova's rollback).
+async fn withdraw(nb: &Nb, port_id: &str, host: &str) -> ApiResult<()> {
+    retry(|| async move {
+        let Some(m) = nb_get::<Migration>(nb, port_id).await? else { return Ok(()) };
+        if m.destination != host || !m.state.is_before_activation() {
+            return Ok(());
+        }
+        match nb.delete_if_unchanged(Kind::Migration, port_id, m.revision_number).await {
+            Ok(_) | Err(tern_store::nb::NbError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }
 
 /// Moves the port's active binding from `cur`'s host to `new`'s host and stores `new`, in the
@@ -266,6 +325,10 @@ async fn remove(
         ));
     }
     let bid = port_binding_id(&id, &host_name);
+    nb_get::<PortBinding>(&ctx.nb, &bid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(Kind::PortBinding, &bid))?;
+    withdraw(&ctx.nb, &id, &host_name).await?;
     ctx.nb.delete(Kind::PortBinding, &bid).await?;
     Ok(no_content())
 }

@@ -83,6 +83,11 @@ pub(crate) async fn put<T: Resource>(nb: &Nb, t: T) -> ApiResult<T> {
     T::from_object(stored.object).ok_or_else(|| ApiError::internal("the NB returned another kind"))
 }
 
+/// Nanoseconds since the Unix epoch (the Migration records' timestamps).
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// Deletes; an object already gone is fine (idempotent cleanup steps).
 pub(crate) async fn delete_if_present(nb: &Nb, kind: Kind, id: &str) -> ApiResult<()> {
     match nb.delete(kind, id).await {

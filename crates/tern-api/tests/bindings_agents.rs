@@ -163,3 +163,60 @@ async fn agents_are_chassis() {
     assert_eq!((got.0, err_type(&got.1)), (404, "AgentNotFound"));
     assert_eq!(s.delete("/v2.0/agents/compute-1").await.0, 405);
 }
+
+async fn migration(s: &Server, port: &str) -> Option<tern_model::Migration> {
+    let got = s.nb.get(tern_model::Kind::Migration, port).await.unwrap()?;
+    match got.object {
+        tern_model::Object::Migration(m) => Some(m),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_destination_binding_announces_the_migration_and_its_deletion_withdraws_it() {
+    use tern_model::MigrationState;
+    let s = start().await;
+    let n = s.network("n").await;
+    s.subnet(&n, "10.0.0.0/24").await;
+    let p = s.port(&n, json!({"device_owner": "compute:nova", "binding:host_id": "src"})).await;
+    let pid = id(&p).to_string();
+    let base = format!("/v2.0/ports/{pid}/bindings");
+    assert!(migration(&s, &pid).await.is_none());
+
+    let (st, v) = s.post(&base, json!({"binding": {"host": "dst"}})).await;
+    assert_eq!(st, 201, "{v}");
+    let m = migration(&s, &pid).await.expect("announced");
+    assert_eq!(
+        (m.source.as_str(), m.destination.as_str(), m.state, m.dual_delivery),
+        ("src", "dst", MigrationState::Announced, true)
+    );
+    assert!(m.epoch > 0 && m.timestamps.started_at_ns.is_some(), "{m:?}");
+
+    // Nova's rollback: the destination binding goes, and the announcement with it.
+    assert_eq!(s.delete(&format!("{base}/dst")).await.0, 204);
+    assert!(migration(&s, &pid).await.is_none());
+
+    // Again, without dual delivery: the profile says so; the epoch moved on.
+    let body = json!({"binding": {"host": "dst", "profile": {"tern:dual_delivery": false}}});
+    assert_eq!(s.post(&base, body).await.0, 201);
+    let again = migration(&s, &pid).await.expect("announced again");
+    assert!(!again.dual_delivery);
+    assert!(again.epoch > m.epoch, "{} after {}", again.epoch, m.epoch);
+
+    // Once activated (here: by the source's controller), deleting the binding leaves the record.
+    let mut activated = again.clone();
+    activated.state = MigrationState::Activated;
+    activated.activated_by = Some(tern_model::ActivationSource::SourceUnplug);
+    s.nb.put(tern_model::Object::Migration(activated)).await.unwrap();
+    assert_eq!(s.delete(&format!("{base}/dst")).await.0, 204);
+    assert_eq!(migration(&s, &pid).await.map(|m| m.state), Some(MigrationState::Activated));
+
+    // An unbound port's first binding is its active one: no migration.
+    let q = s.port(&n, json!({})).await;
+    let qid = id(&q).to_string();
+    assert_eq!(
+        s.post(&format!("/v2.0/ports/{qid}/bindings"), json!({"binding": {"host": "h"}})).await.0,
+        201
+    );
+    assert!(migration(&s, &qid).await.is_none());
+}

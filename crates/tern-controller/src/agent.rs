@@ -63,10 +63,17 @@ struct Seen {
     tunnel_ofport: Option<u32>,
     /// Migrations activated here by a packet from the VM, ahead of the store.
     activated_here: LocalActivations,
+    /// Forwarding pointers of ports that left this chassis: kept [`FORWARDING_GRACE`] after the
+    /// NB stops giving them (the record went), for packets still in flight from slower chassis.
+    forwarding: BTreeMap<String, (String, tokio::time::Instant)>,
 }
 
+/// How long the source of a migration keeps tunneling late packets on to the destination after
+/// the migration's record is gone.
+pub const FORWARDING_GRACE: Duration = Duration::from_secs(5);
+
 impl Seen {
-    fn view(&self, chassis: &str, dual_delivery: bool) -> ChassisView {
+    fn view(&mut self, chassis: &str, dual_delivery: bool) -> ChassisView {
         let migrations = self.activated_here.overlay(self.nb.all());
         let mut view = ChassisView::from_nb(
             chassis,
@@ -80,7 +87,20 @@ impl Seen {
         // Without dual delivery the pipeline does not see dest_plugged records, but the
         // destination still watches for the VM's first packet.
         view.awaiting_activation = tern_pipeline::view::awaiting_activation(chassis, &migrations);
+        let now = tokio::time::Instant::now();
+        for (port, to) in &view.forwarding {
+            self.forwarding.insert(port.clone(), (to.clone(), now + FORWARDING_GRACE));
+        }
+        self.forwarding.retain(|_, (_, until)| *until > now);
+        for (port, (to, _)) in &self.forwarding {
+            view.forwarding.entry(port.clone()).or_insert_with(|| to.clone());
+        }
         view
+    }
+
+    /// When the next kept forwarding pointer expires.
+    fn next_expiry(&self) -> Option<tokio::time::Instant> {
+        self.forwarding.values().map(|(_, until)| *until).min()
     }
 
     /// The NB's migration records by port id.
@@ -141,23 +161,18 @@ pub async fn run(
     loop {
         if dirty {
             dirty = false;
-            let nb_migrations = seen.migrations();
-            seen.activated_here.prune(&config.chassis, &nb_migrations);
+            let look = crate::migration::Look {
+                me: &config.chassis,
+                ports: &seen.nb.all(),
+                records: &seen.migrations(),
+                vifs_now: &seen.vifs,
+                vifs_before: &vifs_before,
+                dual_delivery: config.dual_delivery,
+                nb_revision: seen.nb.revision(),
+            };
+            let (steps, after_flows) = look.run(&mut seen.activated_here);
             if ovsdb_synced {
                 sync_port_status(&config, &nb, &seen).await;
-                let migrations: BTreeMap<String, tern_model::Migration> = seen
-                    .activated_here
-                    .overlay(nb_migrations.values().cloned().collect())
-                    .into_iter()
-                    .map(|m| (m.port_id.clone(), m))
-                    .collect();
-                let steps = crate::migration::steps(
-                    &config.chassis,
-                    &seen.nb.all(),
-                    &migrations,
-                    &seen.vifs,
-                    &vifs_before,
-                );
                 crate::migration::apply(&nb, steps).await;
                 vifs_before = seen.vifs.clone();
             }
@@ -205,10 +220,14 @@ pub async fn run(
                 }
             }
             // Activations by a packet from the VM: our own flows first (above), then the store.
-            crate::migration::apply(&nb, seen.activated_here.steps(&nb_migrations)).await;
+            crate::migration::apply(&nb, after_flows).await;
         }
+        let expiry = seen.next_expiry();
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
+            _ = tokio::time::sleep_until(expiry.unwrap_or_else(tokio::time::Instant::now)), if expiry.is_some() => {
+                dirty = true;
+            }
             _ = retry.tick(), if !bridge_ready => {
                 bridge_ready = ensure_bridge_logged(&config, &ovsdb).await;
             }
@@ -219,8 +238,7 @@ pub async fn run(
                     dirty = true;
                 }
                 Some(Ok(ev)) => {
-                    seen.nb.apply(ev);
-                    dirty = true;
+                    dirty |= seen.nb.apply(ev);
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "NB watch failed; relisting");

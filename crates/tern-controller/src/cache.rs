@@ -1,6 +1,10 @@
 //! The controller's local copy of the NB: every object by kind and id, plus the indexes the
 //! controller asks questions by — ports by network and by chassis, objects by unique key — kept in
 //! step with every put and delete, and the NB revision the copy reflects.
+//!
+//! An event older than what the cache already holds for its key (a duplicate, or one overtaken
+//! by a later change) is ignored: the copy only ever moves forward, key by key, whatever order
+//! events come in.
 
 use std::collections::{BTreeMap, BTreeSet};
 use tern_model::{Kind, Object, Resource};
@@ -15,12 +19,16 @@ pub struct NbCache {
     by_unique_key: BTreeMap<(Kind, u32), String>,
     /// The NB revision of the last change applied (or of the listing it was built from).
     revision: u64,
+    /// The revision of the listing: every object in it is at most this old.
+    listed_at: u64,
+    /// The revision of the last change applied per key (deletes included).
+    changed_at: BTreeMap<(Kind, String), u64>,
 }
 
 impl NbCache {
     /// A cache holding a listing taken at `revision`.
     pub fn from_listing(objects: impl IntoIterator<Item = Object>, revision: u64) -> NbCache {
-        let mut cache = NbCache { revision, ..NbCache::default() };
+        let mut cache = NbCache { revision, listed_at: revision, ..NbCache::default() };
         for o in objects {
             cache.insert(o);
         }
@@ -31,19 +39,28 @@ impl NbCache {
         self.revision
     }
 
-    /// Applies one NB event. Relist events are the caller's business (build a new cache).
-    pub fn apply(&mut self, event: NbEvent) {
+    /// Applies one NB event; says whether it changed the copy (false for a duplicate or an event
+    /// older than what the copy holds for its key). Relist events are the caller's business
+    /// (build a new cache).
+    pub fn apply(&mut self, event: NbEvent) -> bool {
+        let (kind, id, revision) = match &event {
+            NbEvent::Put { object, revision } => (object.kind(), object.id().to_owned(), *revision),
+            NbEvent::Delete { kind, id, revision } => (*kind, id.clone(), *revision),
+            NbEvent::Relist { .. } => return false,
+        };
+        let key = (kind, id);
+        let last = self.changed_at.get(&key).copied().unwrap_or(self.listed_at);
+        if revision <= last {
+            return false;
+        }
+        self.revision = self.revision.max(revision);
         match event {
-            NbEvent::Put { object, revision } => {
-                self.revision = self.revision.max(revision);
-                self.insert(*object);
-            }
-            NbEvent::Delete { kind, id, revision } => {
-                self.revision = self.revision.max(revision);
-                self.remove(kind, &id);
-            }
+            NbEvent::Put { object, .. } => self.insert(*object),
+            NbEvent::Delete { .. } => self.remove(key.0, &key.1),
             NbEvent::Relist { .. } => {}
         }
+        self.changed_at.insert(key, revision);
+        true
     }
 
     pub fn get(&self, kind: Kind, id: &str) -> Option<&Object> {
@@ -144,5 +161,24 @@ mod tests {
         assert_eq!(c.revision(), 12);
         assert_eq!(c.all::<tern_model::Port>().len(), 1);
         assert!(c.get(Kind::Port, "p1").is_some());
+    }
+
+    #[test]
+    fn stale_and_duplicate_events_change_nothing() {
+        let mut c = NbCache::from_listing([port("p1", "n1", "hv1", 1)], 10);
+        // Older than the listing.
+        assert!(!c.apply(put(port("p1", "n1", "hv9", 1), 9)));
+        assert!(c.apply(put(port("p1", "n1", "hv2", 1), 12)));
+        // A duplicate, then an older change arriving late.
+        assert!(!c.apply(put(port("p1", "n1", "hv2", 1), 12)));
+        assert!(!c.apply(put(port("p1", "n1", "hv3", 1), 11)));
+        assert_eq!(c.ports_on_chassis("hv2").collect::<Vec<_>>(), ["p1"]);
+        // A delete is remembered: the put it overtook does not bring the object back.
+        assert!(c.apply(NbEvent::Delete { revision: 14, kind: Kind::Port, id: "p1".into() }));
+        assert!(!c.apply(put(port("p1", "n1", "hv2", 1), 13)));
+        assert!(c.get(Kind::Port, "p1").is_none());
+        assert_eq!(c.revision(), 14);
+        // Other keys are independent.
+        assert!(c.apply(put(port("p2", "n1", "hv1", 2), 13)));
     }
 }

@@ -4,18 +4,21 @@
 //!
 //! * destination: a VIF for port P appears here while P is bound elsewhere -> `dest_plugged`
 //!   (every chassis then delivers P's traffic to both ends: see `tern_pipeline::port_location`);
-//!   P's binding names this chassis while a record is open -> the migration is complete, the record
-//!   goes; the VIF disappears before activation -> aborted, the record goes.
-//! * source: P's VIF disappears here while the record is `dest_plugged` -> `activated`
-//!   (by source unplug).
+//!   an `announced` record (the API wrote it when Nova created the inactive destination binding)
+//!   becomes `dest_plugged` the same way. P's binding names this chassis while a record is open
+//!   -> `completed`; the VIF disappears before activation -> `aborted`. A completed or aborted
+//!   record is then deleted by the destination.
+//! * source: P's VIF disappears here before activation -> `activated` (by source unplug).
 //!
-//! * destination, by packet: while P's record is `dest_plugged` toward here, P's VIF copies its
+//! * destination, by packet: while P's record awaits activation toward here, P's VIF copies its
 //!   packets to the controller (`tern_pipeline::apps::classifier`); the first one (the VM's
 //!   RARP/GARP, or any packet) activates here at once ([`LocalActivations`]: this chassis computes
 //!   its flows as if the record said `activated`) and the `activated` record is written after.
 //!
 //! Activation by the API needs no write here: a binding on the destination already points every
 //! chassis at it.
+//!
+//! Epochs: see [`Migration::next_epoch`].
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -33,53 +36,78 @@ pub fn now_ns() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// The steps chassis `me` takes, given the ports, the open migration records, the VIFs plugged here
-/// now and at the previous look (port ids).
+/// The steps chassis `me` takes, given the ports, the migration records, the VIFs plugged here
+/// now and at the previous look (port ids). `dual_delivery` is this chassis' setting, written into
+/// the records it opens; `nb_revision` the NB revision these reflect (for epochs).
 pub fn steps(
     me: &str,
     ports: &[Port],
     migrations: &BTreeMap<String, Migration>,
     vifs_now: &BTreeMap<String, u32>,
     vifs_before: &BTreeMap<String, u32>,
+    dual_delivery: bool,
+    nb_revision: u64,
 ) -> Vec<Step> {
+    use MigrationState::*;
     let mut out = Vec::new();
     for port in ports {
-        let open = migrations.get(&port.id).filter(|m| !m.state.is_final());
+        let record = migrations.get(&port.id);
         let here_now = vifs_now.contains_key(&port.id);
         let here_before = vifs_before.contains_key(&port.id);
+        let unplugged = here_before && !here_now;
         let bound = port.binding_host_id.as_str();
-        match open {
-            None => {
-                // Only a VIF that appears opens a migration: a VIF left behind on the old source after
-                // the binding moved (the API came before the unplug) is no migration back.
-                if here_now && !here_before && !bound.is_empty() && bound != me {
-                    let epoch = migrations.get(&port.id).map_or(1, |m| m.epoch + 1);
-                    let mut m = Migration::new(&port.id, epoch, bound, me);
-                    m.state = MigrationState::DestPlugged;
-                    let t = now_ns();
+        let mut put = |m: &Migration, state: MigrationState, f: &dyn Fn(&mut Migration, u64)| {
+            let mut next = m.clone();
+            next.state = state;
+            f(&mut next, now_ns());
+            out.push(Step::Put(next));
+        };
+        match record {
+            // Only a VIF that appears opens a migration: a VIF left behind on the old source after
+            // the binding moved (the API came before the unplug) is no migration back.
+            None | Some(Migration { state: Completed | Aborted, .. })
+                if here_now && !here_before && !bound.is_empty() && bound != me =>
+            {
+                let mut m = Migration::new(&port.id, Migration::next_epoch(nb_revision, record), bound, me);
+                m.dual_delivery = dual_delivery;
+                if let Some(old) = record {
+                    m.revision_number = old.revision_number;
+                }
+                put(&m, DestPlugged, &|m, t| {
                     m.timestamps.started_at_ns = Some(t);
                     m.timestamps.dest_plugged_at_ns = Some(t);
-                    if let Some(old) = migrations.get(&port.id) {
-                        m.revision_number = old.revision_number;
-                    }
-                    out.push(Step::Put(m));
-                }
+                });
             }
+            None => {}
+            Some(m) if m.destination != me && m.source != me => {}
+            // The destination finishes what it opened, whichever way it ended.
+            Some(m) if m.state.is_final() && m.destination == me => {
+                out.push(Step::Delete { port_id: port.id.clone() });
+            }
+            Some(m) if m.state.is_final() => {}
             Some(m) if m.destination == me => {
-                // Completed (the binding names us), or aborted (our VIF went before activation).
-                let aborted = m.state == MigrationState::DestPlugged && here_before && !here_now;
-                if bound == me || aborted {
-                    out.push(Step::Delete { port_id: port.id.clone() });
+                if bound == me {
+                    put(m, Completed, &|m, t| {
+                        m.timestamps.completed_at_ns = Some(t);
+                        if m.activated_by.is_none() {
+                            m.activated_by = Some(ActivationSource::BindingUpdate);
+                            m.timestamps.activated_at_ns = Some(t);
+                        }
+                    });
+                } else if m.state.is_before_activation() && unplugged {
+                    put(m, Aborted, &|m, t| m.timestamps.aborted_at_ns = Some(t));
+                } else if m.state == Announced && here_now {
+                    put(m, DestPlugged, &|m, t| {
+                        m.timestamps.dest_plugged_at_ns = Some(t);
+                    });
                 }
             }
-            Some(m) if m.source == me => {
-                if m.state == MigrationState::DestPlugged && here_before && !here_now {
-                    let mut a = m.clone();
-                    a.state = MigrationState::Activated;
-                    a.activated_by = Some(ActivationSource::SourceUnplug);
-                    a.timestamps.activated_at_ns = Some(now_ns());
-                    out.push(Step::Put(a));
-                }
+            // The source: its VIF going away means the VM stopped here.
+            Some(m) if m.state.is_before_activation() && unplugged && bound == me => {
+                put(m, Activated, &|m, t| {
+                    m.activated_by = Some(ActivationSource::SourceUnplug);
+                    m.timestamps.activated_at_ns = Some(t);
+                });
             }
             Some(_) => {}
         }
@@ -94,7 +122,7 @@ pub struct LocalActivations(BTreeMap<String, (u64, u64)>);
 
 impl LocalActivations {
     /// A packet from the VIF of the port with key `port_key` reached the controller: records
-    /// the activation if that port's migration is `dest_plugged` toward `me` (and not already
+    /// the activation if that port's migration awaits activation toward `me` (and was not already
     /// activated here); says whether it did.
     pub fn on_packet(
         &mut self,
@@ -108,27 +136,27 @@ impl LocalActivations {
             return false;
         };
         let Some(m) = migrations.get(&port.id) else { return false };
-        if m.state != MigrationState::DestPlugged || m.destination != me || self.0.contains_key(&port.id) {
+        if !m.state.is_before_activation() || m.destination != me || self.0.contains_key(&port.id) {
             return false;
         }
         self.0.insert(port.id.clone(), (m.epoch, at_ns));
         true
     }
 
-    /// Forgets the activations the store no longer needs: the record left `dest_plugged` (our
-    /// write landed, or another step won), went, or belongs to another migration.
+    /// Forgets the activations the store no longer needs: the record was activated (our write
+    /// landed, or another step won), went, or belongs to another migration.
     pub fn prune(&mut self, me: &str, migrations: &BTreeMap<String, Migration>) {
         self.0.retain(|port, (epoch, _)| {
-            migrations.get(port).is_some_and(|m| {
-                m.state == MigrationState::DestPlugged && m.destination == me && m.epoch == *epoch
-            })
+            migrations
+                .get(port)
+                .is_some_and(|m| m.state.is_before_activation() && m.destination == me && m.epoch == *epoch)
         });
     }
 
     /// `m` as this chassis sees it: `activated` (by RARP) if activated here first.
     fn apply(&self, m: &Migration) -> Option<Migration> {
         let &(epoch, at) = self.0.get(&m.port_id)?;
-        if m.state != MigrationState::DestPlugged || m.epoch != epoch {
+        if !m.state.is_before_activation() || m.epoch != epoch {
             return None;
         }
         let mut a = m.clone();
@@ -149,10 +177,53 @@ impl LocalActivations {
     }
 }
 
-/// The open records as the pipeline should see them: all of them with dual delivery; without it
-/// (the spec's original design) only activated ones, so a port stays where it is bound until then.
+/// The records as the pipeline should see them: all of them when both this chassis and the
+/// record want dual delivery; otherwise (the spec's original design) none awaiting activation, so
+/// a port stays where it is bound until it is activated.
 pub fn for_pipeline(migrations: Vec<Migration>, dual_delivery: bool) -> Vec<Migration> {
-    migrations.into_iter().filter(|m| dual_delivery || m.state != MigrationState::DestPlugged).collect()
+    migrations
+        .into_iter()
+        .filter(|m| !m.state.is_before_activation() || (dual_delivery && m.dual_delivery))
+        .collect()
+}
+
+/// One look of a chassis' migration agent, as its controller takes one after every batch of
+/// events: what it knows now.
+pub struct Look<'a> {
+    pub me: &'a str,
+    pub ports: &'a [Port],
+    /// The NB's records, by port id.
+    pub records: &'a BTreeMap<String, Migration>,
+    pub vifs_now: &'a BTreeMap<String, u32>,
+    pub vifs_before: &'a BTreeMap<String, u32>,
+    /// This chassis' setting.
+    pub dual_delivery: bool,
+    /// The NB revision the chassis has seen.
+    pub nb_revision: u64,
+}
+
+impl Look<'_> {
+    /// Forgets the local activations the store has overtaken, and returns the writes to make
+    /// now ([`steps`], with the local activations applied to the records) and those to make once
+    /// the flows are installed (the local activations, see [`LocalActivations::steps`]).
+    pub fn run(&self, local: &mut LocalActivations) -> (Vec<Step>, Vec<Step>) {
+        local.prune(self.me, self.records);
+        let seen: BTreeMap<String, Migration> = local
+            .overlay(self.records.values().cloned().collect())
+            .into_iter()
+            .map(|m| (m.port_id.clone(), m))
+            .collect();
+        let now = steps(
+            self.me,
+            self.ports,
+            &seen,
+            self.vifs_now,
+            self.vifs_before,
+            self.dual_delivery,
+            self.nb_revision,
+        );
+        (now, local.steps(self.records))
+    }
 }
 
 /// Applies the steps to the NB. A step that loses a race is simply redone on the next look.
@@ -193,14 +264,38 @@ mod tests {
         [("p".to_string(), m)].into()
     }
 
+    fn steps(
+        me: &str,
+        ports: &[Port],
+        migrations: &BTreeMap<String, Migration>,
+        now: &BTreeMap<String, u32>,
+        before: &BTreeMap<String, u32>,
+    ) -> Vec<Step> {
+        super::steps(me, ports, migrations, now, before, true, 40)
+    }
+
+    fn put_state(s: &[Step]) -> Option<MigrationState> {
+        match s {
+            [Step::Put(m)] => Some(m.state),
+            _ => None,
+        }
+    }
+
     #[test]
     fn destination_plug_opens_a_migration() {
-        let s = steps("hv2", &[port("p", "hv1")], &BTreeMap::new(), &vifs(&["p"]), &vifs(&[]));
+        let p = port("p", "hv1");
+        let s = super::steps("hv2", &[p], &BTreeMap::new(), &vifs(&["p"]), &vifs(&[]), false, 41);
         let [Step::Put(m)] = s.as_slice() else { panic!("{s:?}") };
         assert_eq!(
-            (m.source.as_str(), m.destination.as_str(), m.state),
-            ("hv1", "hv2", MigrationState::DestPlugged)
+            (m.source.as_str(), m.destination.as_str(), m.state, m.epoch, m.dual_delivery),
+            ("hv1", "hv2", MigrationState::DestPlugged, 42, false)
         );
+        assert!(m.timestamps.started_at_ns.is_some() && m.timestamps.dest_plugged_at_ns.is_some());
+        // The next migration after a finished one has a higher epoch whatever the writer saw.
+        let mut done = m.clone();
+        done.state = MigrationState::Completed;
+        done.epoch = 50;
+        assert_eq!(Migration::next_epoch(41, Some(&done)), 51);
         // The old source keeping its VIF after the binding moved does not migrate it back.
         assert!(steps("hv1", &[port("p", "hv2")], &BTreeMap::new(), &vifs(&["p"]), &vifs(&["p"])).is_empty());
         // Seen again (duplicate event): nothing more to write.
@@ -212,20 +307,44 @@ mod tests {
     }
 
     #[test]
+    fn an_announced_migration_is_plugged_by_its_destination_only() {
+        let announced = record(MigrationState::Announced);
+        let s = steps("hv2", &[port("p", "hv1")], &announced, &vifs(&["p"]), &vifs(&[]));
+        assert_eq!(put_state(&s), Some(MigrationState::DestPlugged));
+        let [Step::Put(m)] = s.as_slice() else { unreachable!() };
+        assert_eq!(m.epoch, 1, "the same migration");
+        // Not plugged yet, or a bystander: nothing.
+        assert!(steps("hv2", &[port("p", "hv1")], &announced, &vifs(&[]), &vifs(&[])).is_empty());
+        assert!(steps("hv3", &[port("p", "hv1")], &announced, &vifs(&["p"]), &vifs(&[])).is_empty());
+    }
+
+    #[test]
     fn source_unplug_activates_and_binding_completes() {
-        let open = record(MigrationState::DestPlugged);
-        let s = steps("hv1", &[port("p", "hv1")], &open, &vifs(&[]), &vifs(&["p"]));
-        let [Step::Put(m)] = s.as_slice() else { panic!("{s:?}") };
-        assert_eq!(
-            (m.state, m.activated_by),
-            (MigrationState::Activated, Some(ActivationSource::SourceUnplug))
-        );
+        for state in [MigrationState::Announced, MigrationState::DestPlugged] {
+            let s = steps("hv1", &[port("p", "hv1")], &record(state), &vifs(&[]), &vifs(&["p"]));
+            let [Step::Put(m)] = s.as_slice() else { panic!("{s:?}") };
+            assert_eq!(
+                (m.state, m.activated_by),
+                (MigrationState::Activated, Some(ActivationSource::SourceUnplug))
+            );
+        }
         // Bystanders and the destination do nothing on the source's unplug.
+        let open = record(MigrationState::DestPlugged);
         assert!(steps("hv3", &[port("p", "hv1")], &open, &vifs(&[]), &vifs(&[])).is_empty());
-        // The API moves the binding: the destination closes the record, whatever its state.
-        for state in [MigrationState::DestPlugged, MigrationState::Activated] {
+        // The API moves the binding: the destination completes the record, whatever its state,
+        // then deletes it.
+        for state in [MigrationState::Announced, MigrationState::DestPlugged, MigrationState::Activated] {
             let s = steps("hv2", &[port("p", "hv2")], &record(state), &vifs(&["p"]), &vifs(&["p"]));
-            assert_eq!(s, [Step::Delete { port_id: "p".into() }]);
+            let [Step::Put(m)] = s.as_slice() else { panic!("{s:?}") };
+            assert_eq!(m.state, MigrationState::Completed);
+            assert!(m.timestamps.completed_at_ns.is_some() && m.activated_by.is_some(), "{m:?}");
+        }
+        let done = record(MigrationState::Completed);
+        let s = steps("hv2", &[port("p", "hv2")], &done, &vifs(&["p"]), &vifs(&["p"]));
+        assert_eq!(s, [Step::Delete { port_id: "p".into() }]);
+        // Replaying a finished record anywhere else does nothing.
+        for me in ["hv1", "hv3"] {
+            assert!(steps(me, &[port("p", "hv2")], &done, &vifs(&[]), &vifs(&["p"])).is_empty());
         }
     }
 
@@ -233,6 +352,9 @@ mod tests {
     fn destination_unplug_before_activation_aborts() {
         let open = record(MigrationState::DestPlugged);
         let s = steps("hv2", &[port("p", "hv1")], &open, &vifs(&[]), &vifs(&["p"]));
+        assert_eq!(put_state(&s), Some(MigrationState::Aborted));
+        let aborted = record(MigrationState::Aborted);
+        let s = steps("hv2", &[port("p", "hv1")], &aborted, &vifs(&[]), &vifs(&[]));
         assert_eq!(s, [Step::Delete { port_id: "p".into() }]);
         // After activation the destination keeps it (the VM runs there).
         assert!(steps(
@@ -292,11 +414,15 @@ mod tests {
 
     #[test]
     fn without_dual_delivery_only_activated_records_move_traffic() {
+        let mut off = record(MigrationState::DestPlugged)["p"].clone();
+        off.dual_delivery = false;
         let all = vec![
+            record(MigrationState::Announced)["p"].clone(),
             record(MigrationState::DestPlugged)["p"].clone(),
             record(MigrationState::Activated)["p"].clone(),
+            off,
         ];
-        assert_eq!(for_pipeline(all.clone(), true).len(), 2);
-        assert_eq!(for_pipeline(all, false).len(), 1);
+        assert_eq!(for_pipeline(all.clone(), true).len(), 3, "the record can turn it off");
+        assert_eq!(for_pipeline(all, false).len(), 1, "so can the chassis");
     }
 }

@@ -10,6 +10,9 @@ use crate::validate::validate_id;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationState {
+    /// Nova created the inactive destination binding (through the API); the destination is known
+    /// before its VIF is plugged, so dual delivery can start even earlier.
+    Announced,
     /// The destination's VIF is plugged; traffic goes to both chassis.
     #[default]
     DestPlugged,
@@ -26,6 +29,15 @@ impl MigrationState {
     pub fn is_final(&self) -> bool {
         matches!(self, MigrationState::Completed | MigrationState::Aborted)
     }
+
+    /// Announced or dest_plugged: the destination is known, the VM still runs on the source.
+    pub fn is_before_activation(&self) -> bool {
+        matches!(self, MigrationState::Announced | MigrationState::DestPlugged)
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What told tern the VM now runs on the destination.
@@ -79,6 +91,11 @@ pub struct Migration {
     pub activated_by: Option<ActivationSource>,
     #[serde(default)]
     pub timestamps: MigrationTimestamps,
+    /// Deliver the port's traffic to both ends until activation (false: the spec's original
+    /// design, traffic moves at activation). Decided once, for every chassis, when the record is
+    /// opened; a chassis configured without dual delivery never delivers to both.
+    #[serde(default = "yes")]
+    pub dual_delivery: bool,
     #[serde(default)]
     pub revision_number: u64,
 }
@@ -101,9 +118,24 @@ impl Migration {
             state: MigrationState::DestPlugged,
             activated_by: None,
             timestamps: MigrationTimestamps::default(),
+            dual_delivery: true,
             revision_number: 0,
         }
     }
+}
+
+impl Migration {
+    /// The epoch of a new migration: above `nb_revision` (an NB revision the writer has seen,
+    /// at or after the last change of the port's previous record) and above the epoch of the
+    /// record it replaces. NB revisions only grow, so epochs keep increasing although finished
+    /// records are deleted.
+    pub fn next_epoch(nb_revision: u64, previous: Option<&Migration>) -> u64 {
+        nb_revision.max(previous.map_or(0, |m| m.epoch)) + 1
+    }
+
+    /// The `binding:profile` key with which the creator of the destination binding (Nova, the
+    /// lab) turns dual delivery off for one migration: `{"tern:dual_delivery": false}`.
+    pub const PROFILE_DUAL_DELIVERY: &'static str = "tern:dual_delivery";
 }
 
 fn derived_id(m: &Migration) -> String {
@@ -127,11 +159,11 @@ fn validate(m: &Migration) -> Result<(), ValidationError> {
         ));
     }
     match (m.state, m.activated_by) {
-        (MigrationState::DestPlugged, Some(by)) => Err(ValidationError::new(
+        (state, Some(by)) if state.is_before_activation() => Err(ValidationError::new(
             k,
             "activated_by",
             serde_json::to_value(by).map(|v| v.as_str().unwrap_or_default().to_string()).unwrap_or_default(),
-            "set while the migration is not activated yet (state dest_plugged)",
+            "set while the migration is not activated yet (state announced or dest_plugged)",
         )),
         (MigrationState::Activated, None) => Err(ValidationError::new(
             k,
@@ -158,7 +190,7 @@ mod tests {
         "timestamps": {"started_at_ns": 1700000000000000000, "dest_plugged_at_ns": 1700000000100000000,
                        "activated_at_ns": 1700000000200000000, "completed_at_ns": null,
                        "aborted_at_ns": null},
-        "revision_number": 6
+        "dual_delivery": false, "revision_number": 6
     }"#;
 
     #[test]
@@ -194,6 +226,8 @@ mod tests {
         invalid::<Migration>(MIN, r#"{"port_id": ""}"#, "port_id", "");
         invalid::<Migration>(MIN, r#"{"id": "p2"}"#, "id", "p2");
         invalid::<Migration>(MIN, r#"{"activated_by": "rarp"}"#, "activated_by", "rarp");
+        invalid::<Migration>(MIN, r#"{"state": "announced", "activated_by": "api"}"#, "activated_by", "api");
+        assert!(valid::<Migration>(MIN).dual_delivery, "dual delivery unless the record says otherwise");
         invalid::<Migration>(MIN, r#"{"state": "activated"}"#, "activated_by", "");
         valid::<Migration>(&with(MIN, r#"{"state": "aborted"}"#));
         valid::<Migration>(&with(MIN, r#"{"state": "completed", "activated_by": "api"}"#));

@@ -24,6 +24,22 @@ pub struct ChassisView {
     /// their VIF's packets are also copied to the controller, whose first one activates the
     /// migration (the VM's RARP/GARP or any first packet on the destination).
     pub awaiting_activation: BTreeSet<String>,
+    /// Ports that left this chassis by live migration, for a short while after their activation:
+    /// port id -> the chassis they went to. Late packets for them that reach this chassis by tunnel
+    /// (from a chassis that has not heard of the activation yet) are tunneled on to it: the
+    /// source's forwarding pointer. Never set for a port located here.
+    pub forwarding: BTreeMap<String, String>,
+}
+
+/// The forwarding pointers of chassis `local` that the NB records give: every activated
+/// migration whose source is `local` (until its record goes; the controller keeps the pointer a
+/// little longer, see `tern-controller`).
+pub fn forwarding(local: &str, migrations: &[Migration]) -> BTreeMap<String, String> {
+    migrations
+        .iter()
+        .filter(|m| m.state == MigrationState::Activated && m.source == local && m.destination != local)
+        .map(|m| (m.port_id.clone(), m.destination.clone()))
+        .collect()
 }
 
 /// The ports whose migration awaits activation by a packet on chassis `local`: records in
@@ -118,7 +134,8 @@ impl<S: Into<String>> FromIterator<S> for PortLocation {
 /// every chassis that has seen the same NB state computes the same answer whatever order the
 /// events came in. `migration` is ignored unless it is for this port and agrees with the binding:
 /// * none, completed or aborted: the binding (`binding:host_id`; empty = nowhere);
-/// * `dest_plugged` while the binding names the source: {source, destination} (dual delivery);
+/// * `announced` or `dest_plugged` while the binding names the source: {source, destination}
+///   (dual delivery);
 /// * `activated`, or any open migration once the binding names the destination (the API binding
 ///   change activates on its own): {destination};
 /// * an open migration whose source and destination both differ from the binding is stale: the
@@ -138,11 +155,11 @@ fn location_of(port_id: &str, host: &str, migration: Option<&Migration>) -> Port
     match m.state {
         MigrationState::Completed | MigrationState::Aborted => bound,
         _ if on_destination => PortLocation::on(m.destination.as_str()),
-        MigrationState::DestPlugged if on_source => {
+        MigrationState::Announced | MigrationState::DestPlugged if on_source => {
             PortLocation::dual(m.source.as_str(), m.destination.as_str())
         }
         MigrationState::Activated if on_source => PortLocation::on(m.destination.as_str()),
-        MigrationState::DestPlugged | MigrationState::Activated => bound,
+        MigrationState::Announced | MigrationState::DestPlugged | MigrationState::Activated => bound,
     }
 }
 
@@ -179,6 +196,7 @@ impl ChassisView {
             hostnames.get(name).map_or(name, |id| id).to_string()
         };
         let awaiting_activation = awaiting_activation(local, migrations);
+        let forwarding = forwarding(local, migrations);
         let migrations: BTreeMap<&str, &Migration> =
             migrations.iter().map(|m| (m.port_id.as_str(), m)).collect();
         let ports = ports
@@ -217,7 +235,38 @@ impl ChassisView {
             local_vifs,
             tunnel_ofport,
             awaiting_activation,
+            forwarding,
         }
+    }
+
+    /// The forwarding pointers that lead somewhere: port id -> (port, tunnel IP of the chassis
+    /// it went to), for active ports not located here whose new chassis is reachable.
+    pub fn forwarded_ports(&self) -> Vec<(&PortInfo, Ipv4Addr)> {
+        let mut v: Vec<_> = self
+            .forwarding
+            .iter()
+            .filter(|(_, to)| **to != self.local_chassis)
+            .filter_map(|(id, to)| {
+                let port = self.active_ports().find(|p| &p.id == id)?;
+                if port.location.contains(&self.local_chassis) {
+                    return None;
+                }
+                Some((port, self.chassis.get(to)?.tunnel_ip))
+            })
+            .collect();
+        v.sort_by_key(|(p, _)| p.key);
+        v
+    }
+
+    /// The networks whose tunnel traffic this chassis accepts: those with a local port, and
+    /// those of ports it forwards.
+    pub fn ingress_networks(&self) -> Vec<&NetworkInfo> {
+        let forwarded: BTreeSet<&str> =
+            self.forwarded_ports().into_iter().map(|(p, _)| p.network_id.as_str()).collect();
+        self.networks
+            .values()
+            .filter(|n| forwarded.contains(n.id.as_str()) || !self.local_ports(&n.id).is_empty())
+            .collect()
     }
 
     /// Ports that get flows anywhere: administratively up, on a known network, located somewhere.
@@ -306,6 +355,8 @@ mod tests {
             ("c2", DestPlugged, PortLocation::on("c2")),
             ("c2", Activated, PortLocation::on("c2")),
             ("c2", Completed, PortLocation::on("c2")),
+            ("c1", Announced, dual.clone()),
+            ("c2", Announced, PortLocation::on("c2")),
             ("c1", Aborted, PortLocation::on("c1")),
             ("c3", DestPlugged, PortLocation::on("c3")),
             ("c3", Activated, PortLocation::on("c3")),
@@ -331,6 +382,21 @@ mod tests {
         ] {
             let got = awaiting_activation(local, &[migration(state)]).contains("p1");
             assert_eq!(got, want, "{local} {state:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_source_of_an_activated_migration_forwards() {
+        use MigrationState::*;
+        for (local, state, want) in [
+            ("c1", Activated, Some("c2")),
+            ("c1", DestPlugged, None),
+            ("c1", Completed, None),
+            ("c2", Activated, None),
+            ("c3", Activated, None),
+        ] {
+            let got = forwarding(local, &[migration(state)]);
+            assert_eq!(got.get("p1").map(String::as_str), want, "{local} {state:?}");
         }
     }
 

@@ -207,12 +207,36 @@ fn without_dual_delivery_the_destination_vif_only_reports_to_the_controller() {
     assert!(copies_to_controller(&c[0], 13), "{}", c[0]);
 }
 
+/// Where a flow sends a packet that came in by the tunnel port back out of it (output:IN_PORT).
+fn back_out_of_the_tunnel(flow: &Flow) -> Option<Ipv4Addr> {
+    let mut dst = None;
+    for a in actions(flow) {
+        if let Action::SetField { field: Field::TunIpv4Dst, value, .. } = &a {
+            dst = Some(value.as_ipv4());
+        }
+        if a == Action::output(tern_openflow::port::OFPP_IN_PORT) {
+            return dst;
+        }
+    }
+    None
+}
+
 #[test]
-fn tunnel_traffic_never_goes_back_into_a_tunnel() {
+fn tunnel_traffic_never_goes_back_into_a_tunnel_but_by_the_forwarding_pointer() {
     for (name, view) in common::fixture_views() {
         let flows = compute(&view);
         for f in flows.iter().filter(|f| f.table_id >= tern_pipeline::tables::INGRESS_LOOKUP) {
-            assert!(tunnel_targets(f).is_empty(), "{name}: {f}");
+            if let Some(to) = back_out_of_the_tunnel(f) {
+                // Only the source of an activated migration, only a3's MAC, only to hv2.
+                assert_eq!(name, "activated_hv3_source_forwards", "{f}");
+                assert_eq!(to, ip(2), "{f}");
+                assert_eq!(
+                    f.cookie,
+                    tern_pipeline::App::IngressLookup.cookie(tern_pipeline::cookie::Object::Port(13))
+                );
+            } else {
+                assert!(tunnel_targets(f).is_empty(), "{name}: {f}");
+            }
             assert!(
                 !actions(f)
                     .iter()
@@ -249,4 +273,32 @@ fn no_tunnel_port_means_no_tunnel_flows() {
     assert!(!text.contains("tun_"), "{text}");
     // Remote ports still get their (drop) dispatch flow: the location stays visible.
     assert!(text.contains("table=50, priority=100,reg7=0xc actions=drop"), "{text}");
+}
+
+#[test]
+fn the_source_forwards_late_packets_only_while_the_port_is_gone_from_it() {
+    let forwarded = |view: &tern_pipeline::ChassisView| {
+        compute(view).iter().filter_map(back_out_of_the_tunnel).collect::<Vec<_>>()
+    };
+    let activated = nb().migrating_a3(MigrationState::Activated);
+    assert_eq!(forwarded(&activated.view("hv3", vifs("hv3"))), [ip(2)]);
+    // The source keeps accepting the network's tunnel traffic even with no port of it left.
+    let mut alone = nb().migrating_a3(MigrationState::Activated);
+    alone.ports.retain(|p| p.id != "a4");
+    let mut only_a3 = vifs("hv3");
+    only_a3.remove("a4");
+    let view = alone.view("hv3", only_a3);
+    assert_eq!(forwarded(&view), [ip(2)]);
+    assert!(view.local_networks().next().is_none());
+    assert_eq!(view.ingress_networks().len(), 1);
+    // Nobody else forwards; nor does anyone before activation or once the binding moved.
+    assert!(forwarded(&activated.view("hv2", hv2_vifs_with_a3())).is_empty());
+    assert!(forwarded(&activated.view("hv1", vifs("hv1"))).is_empty());
+    let dual = nb().migrating_a3(MigrationState::DestPlugged);
+    assert!(forwarded(&dual.view("hv3", vifs("hv3"))).is_empty());
+    let mut moved = nb().migrating_a3(MigrationState::Activated);
+    moved.port_mut("a3").binding_host_id = "hv2".into();
+    moved.migrations[0].source = "hv2".into();
+    moved.migrations[0].destination = "hv3".into();
+    assert!(forwarded(&moved.view("hv3", vifs("hv3"))).is_empty(), "the port is back here: no pointer");
 }

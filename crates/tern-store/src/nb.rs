@@ -277,11 +277,29 @@ impl Nb {
     /// objects still need it (a network with ports, a subnet or security group ports use). A
     /// network goes with its subnets, a port with its claims, in one transaction.
     pub async fn delete(&self, kind: Kind, id: &str) -> NbResult<Revision> {
+        self.delete_checked(kind, id, None).await
+    }
+
+    /// [`Nb::delete`] only if the object's `revision_number` is still `expected` (a conflict
+    /// otherwise): the delete half of a read-modify-write.
+    pub async fn delete_if_unchanged(&self, kind: Kind, id: &str, expected: u64) -> NbResult<Revision> {
+        self.delete_checked(kind, id, Some(expected)).await
+    }
+
+    async fn delete_checked(&self, kind: Kind, id: &str, expected: Option<u64>) -> NbResult<Revision> {
         let key = tern_model::key(kind, id);
         let Some(kv) = self.store.get(&key).await? else {
             return Err(NbError::NotFound { kind, id: id.to_owned() });
         };
         let object = decode(&kv.key, &kv.value)?;
+        if let Some(expected) = expected.filter(|e| *e != object.revision_number()) {
+            return Err(NbError::Conflict {
+                kind,
+                id: id.to_owned(),
+                expected,
+                actual: object.revision_number(),
+            });
+        }
         let in_use = |by_kind, by_id: String| NbError::InUse { kind, id: id.to_owned(), by_kind, by_id };
         let mut txn = Txn::new().compare(&key, kv.mod_revision).delete(&key);
         match &object {

@@ -50,7 +50,9 @@ pub fn flows(view: &ChassisView, out: &mut FlowSet) {
                 actions,
             ));
         }
-        if let Some(tun) = view.tunnel_ofport {
+    }
+    if let Some(tun) = view.tunnel_ofport {
+        for net in view.ingress_networks() {
             out.insert(flow(
                 App::Classifier,
                 Object::Network(net.key),

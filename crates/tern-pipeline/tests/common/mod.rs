@@ -88,6 +88,9 @@ impl Nb {
     pub fn migrating_a3(mut self, state: MigrationState) -> Nb {
         let mut m = Migration::new("a3", 1, "hv3", "hv2");
         m.state = state;
+        if state == MigrationState::Activated {
+            m.activated_by = Some(tern_model::ActivationSource::Rarp);
+        }
         self.migrations.push(m);
         self
     }
@@ -104,6 +107,7 @@ pub fn hv2_vifs_with_a3() -> BTreeMap<String, u32> {
 pub fn fixture_views() -> Vec<(&'static str, ChassisView)> {
     let plain = nb();
     let dual = nb().migrating_a3(MigrationState::DestPlugged);
+    let activated = nb().migrating_a3(MigrationState::Activated);
     vec![
         ("hv1", plain.view("hv1", vifs("hv1"))),
         ("hv2", plain.view("hv2", vifs("hv2"))),
@@ -111,6 +115,7 @@ pub fn fixture_views() -> Vec<(&'static str, ChassisView)> {
         ("dual_delivery_hv1_bystander", dual.view("hv1", vifs("hv1"))),
         ("dual_delivery_hv2_destination", dual.view("hv2", hv2_vifs_with_a3())),
         ("dual_delivery_hv3_source", dual.view("hv3", vifs("hv3"))),
+        ("activated_hv3_source_forwards", activated.view("hv3", vifs("hv3"))),
     ]
 }
 
