@@ -21,7 +21,9 @@
 //! host, destination: the new binding's host), so every chassis can deliver to both ends before
 //! the VM's VIF is even plugged on the destination. Its profile may say
 //! `{"tern:dual_delivery": false}` to move traffic only at activation. Deleting that binding
-//! before the migration was activated (Nova's rollback) removes the record.
+//! before the migration was activated (Nova's rollback) removes the record; moving the active
+//! binding to the destination (activation, or `binding:host_id` through a port update) marks it
+//! `completed`, and the destination's controller deletes it.
 
 use std::sync::Arc;
 
@@ -30,7 +32,9 @@ use axum::response::Response;
 use axum::routing::{get, put as put_route};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use tern_model::{port_binding_id, BindingStatus, Kind, Migration, MigrationState, Port, PortBinding};
+use tern_model::{
+    port_binding_id, BindingStatus, Kind, Migration, MigrationState, Object, Port, PortBinding,
+};
 use tern_store::nb::Nb;
 
 use crate::error::{ApiError, ApiResult};
@@ -199,24 +203,43 @@ async fn announce(nb: &Nb, b: &PortBinding) {
         if prev.as_ref().is_some_and(|m| !m.state.is_final() && m.destination == b.host) {
             return Ok(());
         }
-        // The binding was written after any earlier record of the port changed: its revision
-        // orders this migration after them.
-        let seen = nb.get(Kind::PortBinding, &b.id).await?.map_or(0, |s| s.mod_revision);
-        let mut m = Migration::new(
-            &port.id,
-            Migration::next_epoch(seen, prev.as_ref()),
-            &port.binding_host_id,
-            &b.host,
-        );
+        let mut m = Migration::new(&port.id, 0, &port.binding_host_id, &b.host);
         m.state = MigrationState::Announced;
         m.dual_delivery = b.profile.get(Migration::PROFILE_DUAL_DELIVERY) != Some(&Value::Bool(false));
         m.timestamps.started_at_ns = Some(crate::util::now_ns());
-        m.revision_number = prev.map_or(0, |p| p.revision_number);
-        put(nb, m).await.map(|_| ())
+        m.revision_number = prev.as_ref().map_or(0, |p| p.revision_number);
+        let guard = still(prev.as_ref());
+        nb.put_if(Object::Migration(m), &guard).await.map(|_| ()).map_err(Into::into)
     })
     .await;
     if let Err(e) = written {
         tracing::warn!(port = %b.port_id, host = %b.host, error = ?e, "live migration not announced");
+    }
+}
+
+/// A guard for [`Nb::put_if`] / [`Nb::delete_if`]: the stored record is still `seen` (same epoch
+/// and revision number), or still absent.
+fn still(seen: Option<&Migration>) -> impl Fn(Option<&Object>) -> bool + Send + Sync {
+    let seen = seen.map(|m| (m.epoch, m.revision_number));
+    move |stored| match stored {
+        Some(Object::Migration(m)) => Some((m.epoch, m.revision_number)) == seen,
+        _ => seen.is_none(),
+    }
+}
+
+/// Completes the open migration of `port` toward the host its binding now names (see
+/// [`Migration::on_binding_moved`]). The destination's controller would too: a failure is
+/// logged.
+async fn complete(nb: &Nb, port: &Port) {
+    let host = port.binding_host_id.as_str();
+    let written = retry(|| async move {
+        let Some(m) = nb_get::<Migration>(nb, &port.id).await? else { return Ok(()) };
+        let Some(done) = m.on_binding_moved(host, crate::util::now_ns()) else { return Ok(()) };
+        nb.put_if(Object::Migration(done), &still(Some(&m))).await.map(|_| ()).map_err(Into::into)
+    })
+    .await;
+    if let Err(e) = written {
+        tracing::warn!(port = %port.id, %host, error = ?e, "migration not marked completed");
     }
 }
 
@@ -228,7 +251,7 @@ async fn withdraw(nb: &Nb, port_id: &str, host: &str) -> ApiResult<()> {
         if m.destination != host || !m.state.is_before_activation() {
             return Ok(());
         }
-        match nb.delete_if_unchanged(Kind::Migration, port_id, m.revision_number).await {
+        match nb.delete_if(Kind::Migration, port_id, &still(Some(&m))).await {
             Ok(_) | Err(tern_store::nb::NbError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -258,6 +281,7 @@ pub(crate) async fn move_active(nb: &Nb, cur: &Port, new: Port, keep_old: bool) 
         }
     }
     let port = put(nb, new).await?;
+    complete(nb, &port).await;
     if !port.binding_host_id.is_empty() {
         let new_id = port_binding_id(&port.id, &port.binding_host_id);
         if let Some(mut b) = nb_get::<PortBinding>(nb, &new_id).await? {

@@ -151,6 +151,7 @@ pub async fn run(
     let mut ovsdb_synced = false;
     // The VIFs at the previous look, to tell an unplug from a VIF never seen.
     let mut vifs_before: BTreeMap<String, u32> = BTreeMap::new();
+    let mut first_look = true;
     // Whether br-int and its tunnel port are known to be in place; retried until they are.
     let mut bridge_ready = false;
     let mut retry = tokio::time::interval(Duration::from_secs(1));
@@ -161,14 +162,20 @@ pub async fn run(
     loop {
         if dirty {
             dirty = false;
+            if ovsdb_synced && first_look {
+                // The VIFs found at start are not news: a VIF the old source still holds after the
+                // binding moved must not look like a migration back.
+                first_look = false;
+                vifs_before = seen.vifs.clone();
+            }
             let look = crate::migration::Look {
                 me: &config.chassis,
                 ports: &seen.nb.all(),
+                port_seen_at: &|id| seen.nb.seen_at(Kind::Port, id),
                 records: &seen.migrations(),
                 vifs_now: &seen.vifs,
                 vifs_before: &vifs_before,
                 dual_delivery: config.dual_delivery,
-                nb_revision: seen.nb.revision(),
             };
             let (steps, after_flows) = look.run(&mut seen.activated_here);
             if ovsdb_synced {

@@ -63,6 +63,12 @@ impl NbCache {
         true
     }
 
+    /// The NB revision up to which this copy of object `id` is known current: its last change
+    /// applied, or the listing.
+    pub fn seen_at(&self, kind: Kind, id: &str) -> u64 {
+        self.changed_at.get(&(kind, id.to_owned())).copied().unwrap_or(self.listed_at)
+    }
+
     pub fn get(&self, kind: Kind, id: &str) -> Option<&Object> {
         self.objects.get(&kind)?.get(id)
     }

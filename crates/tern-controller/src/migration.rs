@@ -2,13 +2,18 @@
 //! of a port, decided from state alone (the record, the port's binding, the VIFs here now and just
 //! before), so lost, duplicated or reordered events only delay a step, never misplace a port.
 //!
+//! Each step but the first is judged on the state, not on a transition, so a step missed while
+//! the record was on its way (or the controller down) is taken at the next look:
+//!
 //! * destination: a VIF for port P appears here while P is bound elsewhere -> `dest_plugged`
 //!   (every chassis then delivers P's traffic to both ends: see `tern_pipeline::port_location`);
 //!   an `announced` record (the API wrote it when Nova created the inactive destination binding)
 //!   becomes `dest_plugged` the same way. P's binding names this chassis while a record is open
-//!   -> `completed`; the VIF disappears before activation -> `aborted`. A completed or aborted
-//!   record is then deleted by the destination.
-//! * source: P's VIF disappears here before activation -> `activated` (by source unplug).
+//!   -> `completed` (the API usually did it already); a `dest_plugged` record while the VIF is
+//!   not here (it went before activation) -> `aborted`. A completed or aborted record is then deleted by the destination, or by the
+//!   chassis the port is bound to.
+//! * source: P is bound here, its record awaits activation and its VIF is not here (any more)
+//!   -> `activated` (by source unplug).
 //!
 //! * destination, by packet: while P's record awaits activation toward here, P's VIF copies its
 //!   packets to the controller (`tern_pipeline::apps::classifier`); the first one (the VM's
@@ -18,17 +23,42 @@
 //! Activation by the API needs no write here: a binding on the destination already points every
 //! chassis at it.
 //!
-//! Epochs: see [`Migration::next_epoch`].
+//! Epochs: a new record is written with epoch 0 and the NB assigns one above every earlier epoch.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
-use tern_model::{ActivationSource, Migration, MigrationState, Object, Port};
+use tern_model::{ActivationSource, Kind, Migration, MigrationState, Object, Port};
+use tern_store::nb::NbEvent;
 
-/// One write the migration agent wants.
+/// One write the migration agent wants, with the record it was decided from: it is made only if
+/// the stored record is still that one (same epoch and revision number; or still none), so a
+/// step about an old migration never touches a newer one.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    Put(Migration),
-    Delete { port_id: String },
+    Put { record: Migration, seen: Option<Seen> },
+    Delete { port_id: String, seen: Seen },
+}
+
+/// Which record a step was decided from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub epoch: u64,
+    pub revision_number: u64,
+}
+
+impl Seen {
+    pub fn of(m: &Migration) -> Seen {
+        Seen { epoch: m.epoch, revision_number: m.revision_number }
+    }
+
+    /// Whether `stored` is the record `seen` names (both absent counts).
+    pub fn matches(seen: Option<Seen>, stored: Option<&Object>) -> bool {
+        match (seen, stored) {
+            (None, None) => true,
+            (Some(s), Some(Object::Migration(m))) => Seen::of(m) == s,
+            _ => false,
+        }
+    }
 }
 
 /// Nanoseconds since the Unix epoch: the records' timestamps.
@@ -38,16 +68,17 @@ pub fn now_ns() -> u64 {
 
 /// The steps chassis `me` takes, given the ports, the migration records, the VIFs plugged here
 /// now and at the previous look (port ids). `dual_delivery` is this chassis' setting, written into
-/// the records it opens; `nb_revision` the NB revision these reflect (for epochs).
+/// the records it opens; `port_seen_at(id)` the NB revision up to which this chassis' copy of port
+/// `id` is known current (a revision at which it had that binding).
 pub fn steps(
     me: &str,
     ports: &[Port],
     migrations: &BTreeMap<String, Migration>,
-    vifs_now: &BTreeMap<String, u32>,
-    vifs_before: &BTreeMap<String, u32>,
+    vifs: (&BTreeMap<String, u32>, &BTreeMap<String, u32>),
     dual_delivery: bool,
-    nb_revision: u64,
+    port_seen_at: &dyn Fn(&str) -> u64,
 ) -> Vec<Step> {
+    let (vifs_now, vifs_before) = vifs;
     use MigrationState::*;
     let mut out = Vec::new();
     for port in ports {
@@ -56,55 +87,71 @@ pub fn steps(
         let here_before = vifs_before.contains_key(&port.id);
         let unplugged = here_before && !here_now;
         let bound = port.binding_host_id.as_str();
-        let mut put = |m: &Migration, state: MigrationState, f: &dyn Fn(&mut Migration, u64)| {
-            let mut next = m.clone();
-            next.state = state;
-            f(&mut next, now_ns());
-            out.push(Step::Put(next));
-        };
+        let mut put =
+            |m: &Migration, seen: Option<Seen>, state: MigrationState, f: &dyn Fn(&mut Migration, u64)| {
+                let mut next = m.clone();
+                next.state = state;
+                f(&mut next, now_ns());
+                out.push(Step::Put { record: next, seen });
+            };
+        // An open record is stale when, at a revision after it was opened (its epoch), the
+        // port was bound to neither of its ends: the port moved on before the migration was
+        // seen to complete. No chassis follows it (see `tern_pipeline::port_location`), and its
+        // ends or the chassis the port is bound to delete it. (A binding older than the record
+        // proves nothing: the record may be about the move away from it.)
+        let stale = record.is_some_and(|m| {
+            !m.state.is_final()
+                && bound != m.source
+                && bound != m.destination
+                && port_seen_at(&port.id) >= m.epoch
+        });
         match record {
+            Some(m) if stale && (bound == me || m.source == me || m.destination == me) => {
+                out.push(Step::Delete { port_id: port.id.clone(), seen: Seen::of(m) });
+            }
             // Only a VIF that appears opens a migration: a VIF left behind on the old source after
             // the binding moved (the API came before the unplug) is no migration back.
-            None | Some(Migration { state: Completed | Aborted, .. })
-                if here_now && !here_before && !bound.is_empty() && bound != me =>
+            None | Some(Migration { state: Completed | Aborted, .. }) | Some(_)
+                if (record.is_none_or(|m| m.state.is_final()) || stale)
+                    && here_now
+                    && !here_before
+                    && !bound.is_empty()
+                    && bound != me =>
             {
-                let mut m = Migration::new(&port.id, Migration::next_epoch(nb_revision, record), bound, me);
+                let mut m = Migration::new(&port.id, 0, bound, me);
                 m.dual_delivery = dual_delivery;
                 if let Some(old) = record {
                     m.revision_number = old.revision_number;
                 }
-                put(&m, DestPlugged, &|m, t| {
+                put(&m, record.map(Seen::of), DestPlugged, &|m, t| {
                     m.timestamps.started_at_ns = Some(t);
                     m.timestamps.dest_plugged_at_ns = Some(t);
                 });
             }
             None => {}
-            Some(m) if m.destination != me && m.source != me => {}
+            Some(_) if stale => {}
             // The destination finishes what it opened, whichever way it ended.
-            Some(m) if m.state.is_final() && m.destination == me => {
-                out.push(Step::Delete { port_id: port.id.clone() });
+            Some(m) if m.state.is_final() && (m.destination == me || bound == me) => {
+                out.push(Step::Delete { port_id: port.id.clone(), seen: Seen::of(m) });
             }
             Some(m) if m.state.is_final() => {}
+            Some(m) if m.destination != me && m.source != me => {}
+            // Not known stale, but not about the binding this chassis sees either: wait.
+            Some(m) if bound != m.source && bound != m.destination => {}
             Some(m) if m.destination == me => {
-                if bound == me {
-                    put(m, Completed, &|m, t| {
-                        m.timestamps.completed_at_ns = Some(t);
-                        if m.activated_by.is_none() {
-                            m.activated_by = Some(ActivationSource::BindingUpdate);
-                            m.timestamps.activated_at_ns = Some(t);
-                        }
-                    });
-                } else if m.state.is_before_activation() && unplugged {
-                    put(m, Aborted, &|m, t| m.timestamps.aborted_at_ns = Some(t));
+                if let Some(done) = m.on_binding_moved(bound, now_ns()) {
+                    out.push(Step::Put { record: done, seen: Some(Seen::of(m)) });
+                } else if (m.state == DestPlugged && !here_now) || (m.state == Announced && unplugged) {
+                    put(m, Some(Seen::of(m)), Aborted, &|m, t| m.timestamps.aborted_at_ns = Some(t));
                 } else if m.state == Announced && here_now {
-                    put(m, DestPlugged, &|m, t| {
+                    put(m, Some(Seen::of(m)), DestPlugged, &|m, t| {
                         m.timestamps.dest_plugged_at_ns = Some(t);
                     });
                 }
             }
             // The source: its VIF going away means the VM stopped here.
-            Some(m) if m.state.is_before_activation() && unplugged && bound == me => {
-                put(m, Activated, &|m, t| {
+            Some(m) if m.state.is_before_activation() && !here_now && bound == me => {
+                put(m, Some(Seen::of(m)), Activated, &|m, t| {
                     m.activated_by = Some(ActivationSource::SourceUnplug);
                     m.timestamps.activated_at_ns = Some(t);
                 });
@@ -173,7 +220,10 @@ impl LocalActivations {
 
     /// The writes that tell everyone: each locally activated record, `activated` by RARP.
     pub fn steps(&self, migrations: &BTreeMap<String, Migration>) -> Vec<Step> {
-        migrations.values().filter_map(|m| self.apply(m)).map(Step::Put).collect()
+        migrations
+            .values()
+            .filter_map(|m| Some(Step::Put { record: self.apply(m)?, seen: Some(Seen::of(m)) }))
+            .collect()
     }
 }
 
@@ -192,14 +242,14 @@ pub fn for_pipeline(migrations: Vec<Migration>, dual_delivery: bool) -> Vec<Migr
 pub struct Look<'a> {
     pub me: &'a str,
     pub ports: &'a [Port],
+    /// The NB revision up to which this chassis' copy of a port is known current.
+    pub port_seen_at: &'a (dyn Fn(&str) -> u64 + Sync),
     /// The NB's records, by port id.
     pub records: &'a BTreeMap<String, Migration>,
     pub vifs_now: &'a BTreeMap<String, u32>,
     pub vifs_before: &'a BTreeMap<String, u32>,
     /// This chassis' setting.
     pub dual_delivery: bool,
-    /// The NB revision the chassis has seen.
-    pub nb_revision: u64,
 }
 
 impl Look<'_> {
@@ -217,27 +267,47 @@ impl Look<'_> {
             self.me,
             self.ports,
             &seen,
-            self.vifs_now,
-            self.vifs_before,
+            (self.vifs_now, self.vifs_before),
             self.dual_delivery,
-            self.nb_revision,
+            self.port_seen_at,
         );
         (now, local.steps(self.records))
     }
 }
 
-/// Applies the steps to the NB. A step that loses a race is simply redone on the next look.
-pub async fn apply(nb: &tern_store::nb::Nb, steps: Vec<Step>) {
+/// Applies the steps to the NB and returns what was written, as the NB's watch will report it. A
+/// step that loses a race is simply redone on the next look.
+pub async fn apply(nb: &tern_store::nb::Nb, steps: Vec<Step>) -> Vec<NbEvent> {
+    let mut written = Vec::new();
     for step in steps {
         let result = match &step {
-            Step::Put(m) => nb.put(Object::Migration(m.clone())).await.map(|_| ()),
-            Step::Delete { port_id } => nb.delete(tern_model::Kind::Migration, port_id).await.map(|_| ()),
+            Step::Put { record, seen } => {
+                let seen = *seen;
+                let guard = move |stored: Option<&Object>| Seen::matches(seen, stored);
+                nb.put_if(Object::Migration(record.clone()), &guard).await.map(|stored| NbEvent::Put {
+                    revision: stored.mod_revision,
+                    object: Box::new(stored.object),
+                })
+            }
+            Step::Delete { port_id, seen } => {
+                let seen = Some(*seen);
+                let guard = move |stored: Option<&Object>| Seen::matches(seen, stored);
+                nb.delete_if(Kind::Migration, port_id, &guard).await.map(|revision| NbEvent::Delete {
+                    kind: Kind::Migration,
+                    id: port_id.clone(),
+                    revision,
+                })
+            }
         };
         match result {
-            Ok(()) => tracing::info!(?step, "migration"),
+            Ok(event) => {
+                tracing::info!(?step, "migration");
+                written.push(event);
+            }
             Err(e) => tracing::debug!(?step, error = %e, "migration step not written (will retry)"),
         }
     }
+    written
 }
 
 #[cfg(test)]
@@ -271,12 +341,12 @@ mod tests {
         now: &BTreeMap<String, u32>,
         before: &BTreeMap<String, u32>,
     ) -> Vec<Step> {
-        super::steps(me, ports, migrations, now, before, true, 40)
+        super::steps(me, ports, migrations, (now, before), true, &|_| u64::MAX)
     }
 
     fn put_state(s: &[Step]) -> Option<MigrationState> {
         match s {
-            [Step::Put(m)] => Some(m.state),
+            [Step::Put { record, .. }] => Some(record.state),
             _ => None,
         }
     }
@@ -284,18 +354,13 @@ mod tests {
     #[test]
     fn destination_plug_opens_a_migration() {
         let p = port("p", "hv1");
-        let s = super::steps("hv2", &[p], &BTreeMap::new(), &vifs(&["p"]), &vifs(&[]), false, 41);
-        let [Step::Put(m)] = s.as_slice() else { panic!("{s:?}") };
+        let s = super::steps("hv2", &[p], &BTreeMap::new(), (&vifs(&["p"]), &vifs(&[])), false, &|_| 0);
+        let [Step::Put { record: m, .. }] = s.as_slice() else { panic!("{s:?}") };
         assert_eq!(
             (m.source.as_str(), m.destination.as_str(), m.state, m.epoch, m.dual_delivery),
-            ("hv1", "hv2", MigrationState::DestPlugged, 42, false)
+            ("hv1", "hv2", MigrationState::DestPlugged, 0, false)
         );
         assert!(m.timestamps.started_at_ns.is_some() && m.timestamps.dest_plugged_at_ns.is_some());
-        // The next migration after a finished one has a higher epoch whatever the writer saw.
-        let mut done = m.clone();
-        done.state = MigrationState::Completed;
-        done.epoch = 50;
-        assert_eq!(Migration::next_epoch(41, Some(&done)), 51);
         // The old source keeping its VIF after the binding moved does not migrate it back.
         assert!(steps("hv1", &[port("p", "hv2")], &BTreeMap::new(), &vifs(&["p"]), &vifs(&["p"])).is_empty());
         // Seen again (duplicate event): nothing more to write.
@@ -311,7 +376,7 @@ mod tests {
         let announced = record(MigrationState::Announced);
         let s = steps("hv2", &[port("p", "hv1")], &announced, &vifs(&["p"]), &vifs(&[]));
         assert_eq!(put_state(&s), Some(MigrationState::DestPlugged));
-        let [Step::Put(m)] = s.as_slice() else { unreachable!() };
+        let [Step::Put { record: m, .. }] = s.as_slice() else { unreachable!() };
         assert_eq!(m.epoch, 1, "the same migration");
         // Not plugged yet, or a bystander: nothing.
         assert!(steps("hv2", &[port("p", "hv1")], &announced, &vifs(&[]), &vifs(&[])).is_empty());
@@ -322,7 +387,7 @@ mod tests {
     fn source_unplug_activates_and_binding_completes() {
         for state in [MigrationState::Announced, MigrationState::DestPlugged] {
             let s = steps("hv1", &[port("p", "hv1")], &record(state), &vifs(&[]), &vifs(&["p"]));
-            let [Step::Put(m)] = s.as_slice() else { panic!("{s:?}") };
+            let [Step::Put { record: m, .. }] = s.as_slice() else { panic!("{s:?}") };
             assert_eq!(
                 (m.state, m.activated_by),
                 (MigrationState::Activated, Some(ActivationSource::SourceUnplug))
@@ -335,13 +400,13 @@ mod tests {
         // then deletes it.
         for state in [MigrationState::Announced, MigrationState::DestPlugged, MigrationState::Activated] {
             let s = steps("hv2", &[port("p", "hv2")], &record(state), &vifs(&["p"]), &vifs(&["p"]));
-            let [Step::Put(m)] = s.as_slice() else { panic!("{s:?}") };
+            let [Step::Put { record: m, .. }] = s.as_slice() else { panic!("{s:?}") };
             assert_eq!(m.state, MigrationState::Completed);
             assert!(m.timestamps.completed_at_ns.is_some() && m.activated_by.is_some(), "{m:?}");
         }
         let done = record(MigrationState::Completed);
         let s = steps("hv2", &[port("p", "hv2")], &done, &vifs(&["p"]), &vifs(&["p"]));
-        assert_eq!(s, [Step::Delete { port_id: "p".into() }]);
+        assert_eq!(s, [Step::Delete { port_id: "p".into(), seen: Seen { epoch: 1, revision_number: 0 } }]);
         // Replaying a finished record anywhere else does nothing.
         for me in ["hv1", "hv3"] {
             assert!(steps(me, &[port("p", "hv2")], &done, &vifs(&[]), &vifs(&["p"])).is_empty());
@@ -355,7 +420,7 @@ mod tests {
         assert_eq!(put_state(&s), Some(MigrationState::Aborted));
         let aborted = record(MigrationState::Aborted);
         let s = steps("hv2", &[port("p", "hv1")], &aborted, &vifs(&[]), &vifs(&[]));
-        assert_eq!(s, [Step::Delete { port_id: "p".into() }]);
+        assert_eq!(s, [Step::Delete { port_id: "p".into(), seen: Seen { epoch: 1, revision_number: 0 } }]);
         // After activation the destination keeps it (the VM runs there).
         assert!(steps(
             "hv2",
@@ -392,7 +457,10 @@ mod tests {
             (MigrationState::Activated, Some(ActivationSource::Rarp), Some(5))
         );
         // And written: the same record.
-        assert_eq!(local.steps(&open), [Step::Put(seen[0].clone())]);
+        assert_eq!(
+            local.steps(&open),
+            [Step::Put { record: seen[0].clone(), seen: Some(Seen::of(&open["p"])) }]
+        );
         // Once the store has it (or anything but this dest_plugged record), it is forgotten.
         let mut kept = local.clone();
         kept.prune("hv2", &open);

@@ -78,7 +78,8 @@ pub struct Migration {
     #[serde(default)]
     pub id: String,
     pub port_id: String,
-    /// Increases with every migration of the port; stale writers are told apart by it.
+    /// Increases with every migration of the port; stale writers are told apart by it. 0 on
+    /// input: the NB assigns one above every earlier epoch.
     #[serde(default)]
     pub epoch: u64,
     /// Chassis id the port leaves.
@@ -125,12 +126,22 @@ impl Migration {
 }
 
 impl Migration {
-    /// The epoch of a new migration: above `nb_revision` (an NB revision the writer has seen,
-    /// at or after the last change of the port's previous record) and above the epoch of the
-    /// record it replaces. NB revisions only grow, so epochs keep increasing although finished
-    /// records are deleted.
-    pub fn next_epoch(nb_revision: u64, previous: Option<&Migration>) -> u64 {
-        nb_revision.max(previous.map_or(0, |m| m.epoch)) + 1
+    /// The record after the port's binding moved to `host` (the API's binding update, Nova's
+    /// last step): an open migration toward `host` is completed, with the time; `None` when the
+    /// record is unaffected. The API writes it at once, so a migration completes even when its
+    /// destination's controller never looked in between.
+    pub fn on_binding_moved(&self, host: &str, now_ns: u64) -> Option<Migration> {
+        if self.state.is_final() || self.destination != host {
+            return None;
+        }
+        let mut m = self.clone();
+        m.state = MigrationState::Completed;
+        m.timestamps.completed_at_ns = Some(now_ns);
+        if m.activated_by.is_none() {
+            m.activated_by = Some(ActivationSource::BindingUpdate);
+            m.timestamps.activated_at_ns = Some(now_ns);
+        }
+        Some(m)
     }
 
     /// The `binding:profile` key with which the creator of the destination binding (Nova, the

@@ -78,6 +78,9 @@ pub struct Stored {
     pub mod_revision: Revision,
 }
 
+/// A condition on the stored object (`None`: absent) for [`Nb::put_if`] and [`Nb::delete_if`].
+pub type Guard = dyn Fn(Option<&Object>) -> bool + Send + Sync;
+
 /// What happened to an object, as an NB watch reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NbEvent {
@@ -117,10 +120,23 @@ impl Nb {
     }
 
     /// Creates or replaces an object. An empty `id` is generated (or derived, for kinds whose id
-    /// is derived); a missing unique key is allocated; `revision_number` becomes the stored one
+    /// is derived); a missing unique key is allocated; a Migration's epoch 0 becomes one above
+    /// every earlier epoch; `revision_number` becomes the stored one
     /// plus one. A non-zero `revision_number` in the request must equal the stored one
     /// (Neutron's `If-Match: revision_number=N`), else [`NbError::Conflict`].
-    pub async fn put(&self, mut object: Object) -> NbResult<Stored> {
+    pub async fn put(&self, object: Object) -> NbResult<Stored> {
+        self.put_with(object, None).await
+    }
+
+    /// [`Nb::put`] only if `guard` accepts the stored object (`None`: there is none), checked
+    /// atomically with the write ([`NbError::Conflict`] otherwise). For writers that decide from
+    /// what they saw, like the controllers' migration agents: a guard can tell a record apart
+    /// from a newer one that reuses its revision number after a delete.
+    pub async fn put_if(&self, object: Object, guard: &Guard) -> NbResult<Stored> {
+        self.put_with(object, Some(guard)).await
+    }
+
+    async fn put_with(&self, mut object: Object, guard: Option<&Guard>) -> NbResult<Stored> {
         if object.id().is_empty() {
             let id = object.default_id().unwrap_or_else(tern_model::generate_id);
             object.set_id(id);
@@ -130,7 +146,7 @@ impl Nb {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.put_once(object.clone(), attempts).await {
+            match self.put_once(object.clone(), attempts, guard).await {
                 Err(PutFailure::Raced) if attempts < 64 => continue,
                 Err(PutFailure::Raced) => {
                     return Err(NbError::Exhausted { what: "attempts at a conflict-free write".into() })
@@ -141,7 +157,12 @@ impl Nb {
         }
     }
 
-    async fn put_once(&self, mut object: Object, attempt: u32) -> Result<Stored, PutFailure> {
+    async fn put_once(
+        &self,
+        mut object: Object,
+        attempt: u32,
+        guard: Option<&Guard>,
+    ) -> Result<Stored, PutFailure> {
         let auto_filled = self.fill_defaults(&mut object, attempt).await?;
         object.validate().map_err(ModelError::from)?;
         let kind = object.kind();
@@ -154,6 +175,10 @@ impl Nb {
             Some(kv) => Some(decode(&kv.key, &kv.value)?),
             None => None,
         };
+        if guard.is_some_and(|g| !g(previous.as_ref())) {
+            let actual = previous.as_ref().map_or(0, Object::revision_number);
+            return Err(NbError::Conflict { kind, id, expected, actual }.into());
+        }
         match &previous {
             Some(old) => {
                 if expected != 0 && expected != old.revision_number() {
@@ -280,25 +305,21 @@ impl Nb {
         self.delete_checked(kind, id, None).await
     }
 
-    /// [`Nb::delete`] only if the object's `revision_number` is still `expected` (a conflict
-    /// otherwise): the delete half of a read-modify-write.
-    pub async fn delete_if_unchanged(&self, kind: Kind, id: &str, expected: u64) -> NbResult<Revision> {
-        self.delete_checked(kind, id, Some(expected)).await
+    /// [`Nb::delete`] only if `guard` accepts the stored object, checked atomically with the
+    /// delete ([`NbError::Conflict`] otherwise): the delete half of a read-modify-write.
+    pub async fn delete_if(&self, kind: Kind, id: &str, guard: &Guard) -> NbResult<Revision> {
+        self.delete_checked(kind, id, Some(guard)).await
     }
 
-    async fn delete_checked(&self, kind: Kind, id: &str, expected: Option<u64>) -> NbResult<Revision> {
+    async fn delete_checked(&self, kind: Kind, id: &str, guard: Option<&Guard>) -> NbResult<Revision> {
         let key = tern_model::key(kind, id);
         let Some(kv) = self.store.get(&key).await? else {
             return Err(NbError::NotFound { kind, id: id.to_owned() });
         };
         let object = decode(&kv.key, &kv.value)?;
-        if let Some(expected) = expected.filter(|e| *e != object.revision_number()) {
-            return Err(NbError::Conflict {
-                kind,
-                id: id.to_owned(),
-                expected,
-                actual: object.revision_number(),
-            });
+        if guard.is_some_and(|g| !g(Some(&object))) {
+            let actual = object.revision_number();
+            return Err(NbError::Conflict { kind, id: id.to_owned(), expected: actual, actual });
         }
         let in_use = |by_kind, by_id: String| NbError::InUse { kind, id: id.to_owned(), by_kind, by_id };
         let mut txn = Txn::new().compare(&key, kv.mod_revision).delete(&key);
@@ -365,6 +386,16 @@ impl Nb {
     /// The first attempt takes the lowest free address; after losing a race, a random one of the
     /// lowest free ones, so that many concurrent writers spread out instead of colliding again.
     async fn fill_defaults(&self, object: &mut Object, attempt: u32) -> NbResult<Vec<String>> {
+        // A new migration's epoch: above the store's current revision, hence above the epoch of
+        // every earlier record of the port (each at most the revision it was written at), even
+        // of records already deleted that the writer never saw.
+        if let Object::Migration(m) = object {
+            if m.epoch == 0 {
+                let key = tern_model::key(Kind::Migration, &m.port_id);
+                m.epoch = self.store.list(&key).await?.revision + 1;
+            }
+            return Ok(Vec::new());
+        }
         let Object::Port(port) = object else { return Ok(Vec::new()) };
         let mut chosen = Vec::new();
         if port.mac_address.is_empty() {

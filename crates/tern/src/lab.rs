@@ -63,8 +63,8 @@ enum LabCommand {
     /// Manage one hypervisor's controller process (`--nb etcd` labs).
     #[command(subcommand)]
     Controller(ControllerCommand),
-    /// Run the end-to-end scenario (3 hypervisors, 2 networks, 6 VMs, every pair pinged), report,
-    /// and tear down.
+    /// Run the end-to-end scenario (3 hypervisors, 2 networks, 6 VMs, every pair pinged, one VM
+    /// live-migrated with each trigger with and without dual delivery), report, and tear down.
     Demo(demo::DemoArgs),
     /// Live-migrate VM to hypervisor N the way Nova does, measuring the network's blackout with a
     /// two-way 1 kHz UDP probe between the VM and a peer VM on another hypervisor.

@@ -1,6 +1,9 @@
 //! `tern lab demo`: 3 hypervisors, 2 networks, 6 VMs (one of each network on every hypervisor),
-//! every ordered pair pinged: same network must pass, different networks must be blocked. Prints a
-//! table, optionally writes the JSON report, and always tears the lab down.
+//! every ordered pair pinged: same network must pass, different networks must be blocked. Then one
+//! VM is live-migrated around the hypervisors with each trigger, with and without dual delivery
+//! (`tern lab migrate`'s probes measure each blackout: reported, never judged), and every
+//! same-network pair must still reach each other. Prints tables, optionally writes the JSON
+//! report, and always tears the lab down.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -8,8 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use clap::Args;
 use serde::Serialize;
+use serde_json::{json, Value};
 use tern_lab::Lab;
 
+use super::migrate::{self, Plan, Trigger};
 use super::{progress, secs, NbMode};
 use crate::exit::Exit;
 
@@ -39,7 +44,23 @@ const VMS: [(&str, &str, u32); 6] = [
 ];
 /// How long flows may take to converge after the last VM was plugged.
 const CONVERGENCE: Duration = Duration::from_secs(120);
+/// How long same-network pairs may take to answer again after the migrations.
+const RECONVERGENCE: Duration = Duration::from_secs(30);
 const PINGS: u32 = 3;
+/// The migrated VM (its peers of network red are on the other hypervisors).
+const MIGRATED_VM: &str = "red1";
+/// (destination, trigger, dual delivery): red1 goes round hv1 -> hv2 -> hv3 -> hv1 twice, each
+/// trigger with and without dual delivery.
+const MIGRATIONS: [(u32, Trigger, bool); 6] = [
+    (2, Trigger::Rarp, true),
+    (3, Trigger::Rarp, false),
+    (1, Trigger::Unplug, true),
+    (2, Trigger::Unplug, false),
+    (3, Trigger::Api, true),
+    (1, Trigger::Api, false),
+];
+/// The probe interval of the demo's migrations, in ms.
+const PROBE_INTERVAL_MS: f64 = 1.0;
 
 #[derive(Serialize, Clone)]
 struct VmRow {
@@ -95,6 +116,11 @@ struct Report {
     isolation: Isolation,
     /// From the last VM plugged to every same-network pair answering.
     converged_after_s: f64,
+    /// `tern lab migrate`'s report of each migration, with `ok` (carried out, and the VM reached
+    /// its peer after it) and `error` when it was not.
+    migrations: Vec<Value>,
+    /// Same-network pairs after the migrations.
+    after_migrations: Connectivity,
     passed: bool,
     #[serde(skip)]
     pairs: Vec<Pair>,
@@ -123,11 +149,15 @@ pub async fn run(dir: &Path, args: DemoArgs) -> Result<(), Exit> {
         Ok(())
     } else {
         Err(Exit::failure(anyhow!(
-            "demo failed: {} of {} same-network pairs failed, {} of {} cross-network pairs leaked",
+            "demo failed: {} of {} same-network pairs failed, {} of {} cross-network pairs leaked, {} of {} migrations succeeded, {} of {} same-network pairs failed after them",
             report.connectivity.failures.len(),
             report.connectivity.pairs_tested,
             report.isolation.leaks.len(),
-            report.isolation.pairs_tested
+            report.isolation.pairs_tested,
+            report.migrations.iter().filter(|m| m["ok"] == true).count(),
+            MIGRATIONS.len(),
+            report.after_migrations.failures.len(),
+            report.after_migrations.pairs_tested
         )))
     }
 }
@@ -162,11 +192,117 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
     // Convergence: every same-network pair answers one ping (retried) before anything is judged.
     let converging = Instant::now();
     progress("waiting for the flows to converge (same-network pings)");
+    let same_pairs: Vec<(String, String, bool)> = pairs.iter().filter(|p| p.2).cloned().collect();
+    let converged = converge(&lab, &same_pairs, CONVERGENCE).await;
+    let converged_after_s = secs(converging);
+    if converged {
+        progress(format!("converged after {converged_after_s:.2} s"));
+    } else {
+        progress(format!("some pairs never answered within {CONVERGENCE:?}; measuring anyway"));
+    }
+
+    // The measurement: every ordered pair, PINGS pings each, all at once.
+    let pairs = ping_pairs(&lab, &pairs).await;
+    let same: Vec<&Pair> = pairs.iter().filter(|p| p.same_network).collect();
+    let cross: Vec<&Pair> = pairs.iter().filter(|p| !p.same_network).collect();
+    let connectivity = judge_same(&same);
+    let isolation = Isolation {
+        pairs_tested: cross.len(),
+        pairs_blocked: cross.iter().filter(|p| p.blocked()).count(),
+        leaks: cross.iter().filter(|p| !p.blocked()).map(|p| (*p).clone()).collect(),
+    };
+
+    // Live migrations of one VM around the hypervisors: every trigger, with and without dual
+    // delivery. Their blackouts are reported, not judged; a migration that could not be carried
+    // out, or after which the VM does not reach its peer, fails the demo.
+    let mut migrations = Vec::new();
+    for (i, (dest, trigger, dual_delivery)) in MIGRATIONS.into_iter().enumerate() {
+        let from = lab.vm(MIGRATED_VM).map(|v| format!("hv{}", v.hv())).unwrap_or_default();
+        progress(format!(
+            "migration {}/{}: {MIGRATED_VM} {from} -> hv{dest}, trigger {}, dual delivery {}",
+            i + 1,
+            MIGRATIONS.len(),
+            trigger.name(),
+            if dual_delivery { "on" } else { "off" }
+        ));
+        let plan = Plan {
+            vm: MIGRATED_VM.into(),
+            dest,
+            trigger,
+            dual_delivery,
+            probe_interval_ms: PROBE_INTERVAL_MS,
+        };
+        let entry = match migrate::migrate_once(&mut lab, &plan).await {
+            Ok(r) => {
+                let ok = r.ping_ok;
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                v["ok"] = json!(ok);
+                if !ok {
+                    v["error"] = json!(format!("{} and {} do not reach each other after it", r.vm, r.peer));
+                }
+                v
+            }
+            Err(e) => {
+                progress(format!("migration {}/{} failed: {:#}", i + 1, MIGRATIONS.len(), e.error));
+                json!({
+                    "vm": MIGRATED_VM,
+                    "from": from,
+                    "to": format!("hv{dest}"),
+                    "trigger": trigger,
+                    "dual_delivery": dual_delivery,
+                    "probe_interval_ms": PROBE_INTERVAL_MS,
+                    "ok": false,
+                    "error": format!("{:#}", e.error),
+                })
+            }
+        };
+        let ok = entry["ok"] == true;
+        migrations.push(entry);
+        if !ok {
+            // The VM may be left half-migrated: the next migrations would only fail too.
+            progress("skipping the remaining migrations");
+            break;
+        }
+    }
+
+    // Connectivity after the migrations: every same-network pair again.
+    progress("checking same-network connectivity after the migrations");
+    if !converge(&lab, &same_pairs, RECONVERGENCE).await {
+        progress(format!("some pairs did not answer within {RECONVERGENCE:?}; measuring anyway"));
+    }
+    let after = ping_pairs(&lab, &same_pairs).await;
+    let after_migrations = judge_same(&after.iter().collect::<Vec<_>>());
+
+    let migrations_ok = migrations.len() == MIGRATIONS.len() && migrations.iter().all(|m| m["ok"] == true);
+    let passed = connectivity.failures.is_empty()
+        && isolation.leaks.is_empty()
+        && !pairs.is_empty()
+        && migrations_ok
+        && after_migrations.failures.is_empty()
+        && after_migrations.pairs_tested > 0;
+    Ok(Report {
+        hypervisors: lab.hypervisors().len(),
+        nb,
+        networks: 2,
+        vms: rows,
+        connectivity,
+        isolation,
+        converged_after_s,
+        migrations,
+        after_migrations,
+        passed,
+        pairs,
+    })
+}
+
+/// Pings each pair once, retried until it answers or `patience` passes, all pairs at once; true
+/// if every pair answered.
+async fn converge(lab: &Lab, pairs: &[(String, String, bool)], patience: Duration) -> bool {
     let mut set = tokio::task::JoinSet::new();
-    for (a, b, _) in pairs.iter().filter(|p| p.2) {
+    for (a, b, _) in pairs {
         let (lab, a, b) = (lab.clone(), a.clone(), b.clone());
         set.spawn(async move {
-            let deadline = Instant::now() + CONVERGENCE;
+            let deadline = Instant::now() + patience;
             loop {
                 let ok =
                     super::ping_vms(&lab, &a, &b, 1, Duration::from_secs(1)).await.is_ok_and(|r| r.all_ok());
@@ -176,15 +312,11 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
             }
         });
     }
-    let converged = set.join_all().await.into_iter().all(|ok| ok);
-    let converged_after_s = secs(converging);
-    if converged {
-        progress(format!("converged after {converged_after_s:.2} s"));
-    } else {
-        progress(format!("some pairs never answered within {CONVERGENCE:?}; measuring anyway"));
-    }
+    set.join_all().await.into_iter().all(|ok| ok)
+}
 
-    // The measurement: every ordered pair, PINGS pings each, all at once.
+/// Every (from, to, same network) pair, PINGS pings each, all at once; in the pairs' order.
+async fn ping_pairs(lab: &Lab, pairs: &[(String, String, bool)]) -> Vec<Pair> {
     let mut set = tokio::task::JoinSet::new();
     for (i, (a, b, same)) in pairs.iter().enumerate() {
         let (lab, a, b, same) = (lab.clone(), a.clone(), b.clone(), *same);
@@ -213,31 +345,16 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
     }
     let mut measured = set.join_all().await;
     measured.sort_by_key(|(i, _)| *i);
-    let pairs: Vec<Pair> = measured.into_iter().map(|(_, p)| p).collect();
-    let same: Vec<&Pair> = pairs.iter().filter(|p| p.same_network).collect();
-    let cross: Vec<&Pair> = pairs.iter().filter(|p| !p.same_network).collect();
-    let connectivity = Connectivity {
+    measured.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Same-network pairs judged: all must reach each other.
+fn judge_same(same: &[&Pair]) -> Connectivity {
+    Connectivity {
         pairs_tested: same.len(),
         pairs_ok: same.iter().filter(|p| p.passed()).count(),
         failures: same.iter().filter(|p| !p.passed()).map(|p| (*p).clone()).collect(),
-    };
-    let isolation = Isolation {
-        pairs_tested: cross.len(),
-        pairs_blocked: cross.iter().filter(|p| p.blocked()).count(),
-        leaks: cross.iter().filter(|p| !p.blocked()).map(|p| (*p).clone()).collect(),
-    };
-    let passed = connectivity.failures.is_empty() && isolation.leaks.is_empty() && !pairs.is_empty();
-    Ok(Report {
-        hypervisors: lab.hypervisors().len(),
-        nb,
-        networks: 2,
-        vms: rows,
-        connectivity,
-        isolation,
-        converged_after_s,
-        passed,
-        pairs,
-    })
+    }
 }
 
 fn print_report(r: &Report) {
@@ -292,4 +409,48 @@ fn print_report(r: &Report) {
         r.isolation.pairs_blocked, r.isolation.pairs_tested
     );
     println!("convergence:  {:.2} s after the last VM was plugged", r.converged_after_s);
+    println!();
+    print_migrations(r);
+}
+
+/// The migrations' table and the connectivity after them.
+fn print_migrations(r: &Report) {
+    let ms = |v: &Value| v.as_f64().map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+    let n = |v: &Value| v.as_u64().map_or_else(|| "-".to_owned(), |x| x.to_string());
+    println!(
+        "{:<6} {:<4} {:<4} {:<7} {:<5} {:>6} {:>5} {:>17} {:>17} {:<6}",
+        "VM", "FROM", "TO", "TRIGGER", "DUAL", "SENT", "LOST", "BLACKOUT TO-VM MS", "FROM-VM MS", "RESULT"
+    );
+    for m in &r.migrations {
+        println!(
+            "{:<6} {:<4} {:<4} {:<7} {:<5} {:>6} {:>5} {:>17} {:>17} {:<6}",
+            m["vm"].as_str().unwrap_or("-"),
+            m["from"].as_str().unwrap_or("-"),
+            m["to"].as_str().unwrap_or("-"),
+            m["trigger"].as_str().unwrap_or("-"),
+            if m["dual_delivery"] == true { "on" } else { "off" },
+            n(&m["sent"]),
+            n(&m["lost"]),
+            ms(&m["blackout_ms"]["to_vm"]),
+            ms(&m["blackout_ms"]["from_vm"]),
+            if m["ok"] == true { "ok" } else { "FAIL" }
+        );
+        if let Some(e) = m["error"].as_str() {
+            println!("       error: {e}");
+        }
+    }
+    println!();
+    println!(
+        "migrations:   {}/{} carried out with the VM reaching its peer after each (blackouts reported, not judged)",
+        r.migrations.iter().filter(|m| m["ok"] == true).count(),
+        MIGRATIONS.len()
+    );
+    println!(
+        "after them:   {}/{} same-network pairs reach each other",
+        r.after_migrations.pairs_ok, r.after_migrations.pairs_tested
+    );
+    for p in &r.after_migrations.failures {
+        let replies = p.error.clone().unwrap_or_else(|| format!("{}/{}", p.received, p.transmitted));
+        println!("       {} -> {}: {replies}", p.from, p.to);
+    }
 }

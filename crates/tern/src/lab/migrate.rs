@@ -2,6 +2,9 @@
 //! binding, the destination plug, the switchover, the source unplug and the binding activation, in
 //! the order the trigger asks for — measured with real packets: a two-way sequence-numbered UDP
 //! stream (`tern_lab::stream`) between the VM and a peer on another hypervisor of its network.
+//!
+//! [`migrate_once`] is one such migration and its [`MigrationReport`]; `--repeat N` runs N of them
+//! back and forth and sums them up ([`Summary`]); `tern lab demo` runs its own.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use clap::{Args, ValueEnum};
+use serde::Serialize;
 use serde_json::{json, Value};
 use tern_lab::stream::{self, DirectionStats, StreamLog, Window};
 use tern_lab::{Lab, SwitchOptions, Vm};
@@ -51,9 +55,18 @@ pub struct MigrateArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Ask the controllers not to deliver the VM's traffic to both ends during this migration
+    /// (destination binding profile `{"tern:dual_delivery": false}`): it moves only at activation.
+    #[arg(long)]
+    no_dual_delivery: bool,
+    /// Migrate N times, back and forth between the VM's hypervisor and --to, each with its own
+    /// probes; N > 1 also prints a summary (median, p99 and max blackout per direction).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Trigger {
     /// The VM announces itself (GARP) as it resumes; source unplug +200 ms, API +500 ms.
     Rarp,
@@ -64,7 +77,7 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Trigger::Rarp => "rarp",
             Trigger::Unplug => "unplug",
@@ -111,17 +124,27 @@ impl Nova {
         Ok((status, msg))
     }
 
-    /// `POST /v2.0/ports/{id}/bindings`: the inactive destination binding. One left by an
-    /// earlier attempt is fine.
-    async fn create_binding(&self, port: &str, host: &str) -> anyhow::Result<()> {
-        let body = json!({"binding": {"host": host}});
-        match self.call(reqwest::Method::POST, &format!("/v2.0/ports/{port}/bindings"), Some(body)).await? {
-            (201 | 200, _) => Ok(()),
+    /// `POST /v2.0/ports/{id}/bindings`: the inactive destination binding, whose profile says
+    /// `{"tern:dual_delivery": false}` when the controllers are not to deliver to both ends. One
+    /// left by an earlier attempt is replaced, so that its profile is this migration's.
+    async fn create_binding(&self, port: &str, host: &str, dual_delivery: bool) -> anyhow::Result<()> {
+        let mut binding = json!({"host": host});
+        if !dual_delivery {
+            binding["profile"] = json!({ Migration::PROFILE_DUAL_DELIVERY: false });
+        }
+        let path = format!("/v2.0/ports/{port}/bindings");
+        let body = json!({ "binding": binding });
+        match self.call(reqwest::Method::POST, &path, Some(body.clone())).await? {
+            (201 | 200, _) => return Ok(()),
             (409, m) if m.contains("already exists") => {
-                progress(format!("binding of {port} on {host} exists already: reusing it"));
-                Ok(())
+                progress(format!("binding of {port} on {host} exists already: replacing it"));
             }
-            (s, m) => bail!("POST /v2.0/ports/{port}/bindings (host {host}): HTTP {s}: {m}"),
+            (s, m) => bail!("POST {path} (host {host}): HTTP {s}: {m}"),
+        }
+        self.delete_binding(port, host).await?;
+        match self.call(reqwest::Method::POST, &path, Some(body)).await? {
+            (201 | 200, _) => Ok(()),
+            (s, m) => bail!("POST {path} (host {host}): HTTP {s}: {m}"),
         }
     }
 
@@ -329,13 +352,96 @@ async fn find_peer(lab: &Lab, vm: &Vm, dest: u32) -> Result<Vm, Exit> {
     }
 }
 
-/// `tern lab migrate`.
+/// `tern lab migrate`: one migration, or `--repeat N` back and forth between the VM's hypervisor
+/// and `--to` with a summary.
 pub async fn run(lab: &mut Lab, args: MigrateArgs) -> Result<(), Exit> {
     let dest = super::parse_hv(&args.to)?;
-    let Some(vm) = lab.vm(&args.vm).cloned() else {
+    let Some(vm) = lab.vm(&args.vm) else {
         return Err(Exit::bad_input(anyhow!("no VM named {} in this lab", args.vm)));
     };
-    if !(0.05..=1000.0).contains(&args.probe_interval_ms) {
+    let origin = vm.hv();
+    let n = args.repeat;
+    let mut reports: Vec<MigrationReport> = Vec::new();
+    let mut failure = None;
+    for i in 0..n {
+        let plan = Plan {
+            vm: args.vm.clone(),
+            dest: if i % 2 == 0 { dest } else { origin },
+            trigger: args.trigger,
+            dual_delivery: !args.no_dual_delivery,
+            probe_interval_ms: args.probe_interval_ms,
+        };
+        match migrate_once(lab, &plan).await {
+            Ok(r) => {
+                if n > 1 {
+                    progress(format!(
+                        "migration {}/{n}: blackout to_vm {} ms from_vm {} ms",
+                        i + 1,
+                        fmt_ms(r.blackout_ms.to_vm),
+                        fmt_ms(r.blackout_ms.from_vm)
+                    ));
+                }
+                if !r.ping_ok {
+                    let after =
+                        if n > 1 { format!("migration {}/{n}", i + 1) } else { "the migration".into() };
+                    failure = Some(Exit::failure(anyhow!(
+                        "{} and {} do not reach each other after {after}",
+                        r.vm,
+                        r.peer
+                    )));
+                }
+                reports.push(r);
+            }
+            Err(e) => {
+                if n > 1 && i > 0 {
+                    progress(format!("migration {}/{n} failed: {:#}", i + 1, e.error));
+                }
+                failure = Some(e);
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    if n == 1 {
+        if let Some(r) = reports.first() {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+            } else {
+                print!("{}", r.text);
+            }
+        }
+    } else if !reports.is_empty() {
+        let summary = Summary::of(&reports);
+        if args.json {
+            let out = json!({"migrations": reports, "summary": summary});
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        } else {
+            print!("{}", summary_text(&reports, &summary));
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// One migration to run.
+pub struct Plan {
+    pub vm: String,
+    /// The destination hypervisor's number.
+    pub dest: u32,
+    pub trigger: Trigger,
+    /// False: the destination binding's profile turns dual delivery off for this migration.
+    pub dual_delivery: bool,
+    pub probe_interval_ms: f64,
+}
+
+/// One live migration with its probes (see the module documentation). Errors when it could not
+/// be carried out; a VM that does not reach its peer afterwards is a report with `ping_ok` false.
+pub async fn migrate_once(lab: &mut Lab, plan: &Plan) -> Result<MigrationReport, Exit> {
+    let dest = plan.dest;
+    let Some(vm) = lab.vm(&plan.vm).cloned() else {
+        return Err(Exit::bad_input(anyhow!("no VM named {} in this lab", plan.vm)));
+    };
+    if !(0.05..=1000.0).contains(&plan.probe_interval_ms) {
         return Err(Exit::bad_input(anyhow!("--probe-interval-ms must be between 0.05 and 1000")));
     }
     if vm.preplugged().is_some() || vm.source().is_some() {
@@ -351,22 +457,23 @@ pub async fn run(lab: &mut Lab, args: MigrateArgs) -> Result<(), Exit> {
     };
     let peer = find_peer(lab, &vm, dest).await?;
     let nova = Nova::open(lab.dir()).map_err(Exit::failure)?;
-    let dual_delivery = dual_delivery(lab.dir());
-    let interval_us = (args.probe_interval_ms * 1000.0).round() as u64;
+    let dual_delivery = plan.dual_delivery;
+    let interval_us = (plan.probe_interval_ms * 1000.0).round() as u64;
     progress(format!(
-        "migrating {} hv{src} -> hv{dest} (trigger {}), probing with {} on hv{} every {} ms",
+        "migrating {} hv{src} -> hv{dest} (trigger {}, dual delivery {}), probing with {} on hv{} every {} ms",
         vm.name(),
-        args.trigger.name(),
+        plan.trigger.name(),
+        if dual_delivery { "on" } else { "off" },
         peer.name(),
         peer.hv(),
-        args.probe_interval_ms
+        plan.probe_interval_ms
     ));
 
     let watch = watch_migration(lab.dir(), vm.iface_id().to_owned()).await;
     let mut steps = Steps::default();
 
     // 1-2: Nova's inactive destination binding, then the plug on the destination.
-    nova.create_binding(vm.iface_id(), &dest_host).await.map_err(Exit::failure)?;
+    nova.create_binding(vm.iface_id(), &dest_host, dual_delivery).await.map_err(Exit::failure)?;
     steps.binding_created = stream::now_us();
     lab.preplug_vm(vm.name(), dest)
         .await
@@ -404,7 +511,7 @@ pub async fn run(lab: &mut Lab, args: MigrateArgs) -> Result<(), Exit> {
     tokio::time::sleep(SETTLE).await;
 
     // 4: the switchover, then the other steps in the trigger's order.
-    let res = switchover(lab, &nova, &vm, &dest_host, args.trigger, &mut steps).await;
+    let res = switchover(lab, &nova, &vm, &dest_host, plan.trigger, &mut steps).await;
     if res.is_ok() {
         tokio::time::sleep(TAIL).await;
     }
@@ -447,16 +554,15 @@ pub async fn run(lab: &mut Lab, args: MigrateArgs) -> Result<(), Exit> {
         }
         ping.push((format!("{a}->{b}"), r.received, r.transmitted));
     }
-    let ping_ok = ping.iter().all(|(_, rx, tx)| rx == tx && *tx > 0);
 
     let report = Report {
         vm: &vm,
         peer: &peer,
         src,
         dest,
-        trigger: args.trigger,
+        trigger: plan.trigger,
         dual_delivery,
-        interval_ms: args.probe_interval_ms,
+        interval_ms: plan.probe_interval_ms,
         down: &down,
         up: &up,
         send_errors: (to_vm_log.send_errors, from_vm_log.send_errors),
@@ -464,19 +570,7 @@ pub async fn run(lab: &mut Lab, args: MigrateArgs) -> Result<(), Exit> {
         controller: &controller,
         ping: &ping,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.json()).unwrap_or_default());
-    } else {
-        print!("{}", report.text());
-    }
-    if !ping_ok {
-        return Err(Exit::failure(anyhow!(
-            "{} and {} do not reach each other after the migration",
-            vm.name(),
-            peer.name()
-        )));
-    }
-    Ok(())
+    Ok(report.report())
 }
 
 /// Step 4: the switchover at T0, then source unplug and binding activation in the trigger's
@@ -520,17 +614,48 @@ async fn switchover(
     Ok(())
 }
 
-/// Whether the lab's controllers deliver to both ends during a migration (`control.json`'s
-/// `dual_delivery`; on unless the lab says otherwise).
-fn dual_delivery(dir: &Path) -> bool {
-    std::fs::read(dir.join("control.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| v["dual_delivery"].as_bool())
-        .unwrap_or(true)
+// === The report ===
+
+/// One value per direction: `to_vm` (peer -> VM) and `from_vm` (VM -> peer).
+#[derive(Clone, Debug, Serialize)]
+pub struct Both<T> {
+    pub to_vm: T,
+    pub from_vm: T,
 }
 
-// === The report ===
+/// The report of one migration (`tern lab migrate --json`, an element of `--repeat`'s and the
+/// demo's `migrations`).
+#[derive(Clone, Debug, Serialize)]
+pub struct MigrationReport {
+    pub vm: String,
+    pub peer: String,
+    /// hvN.
+    pub from: String,
+    /// hvN.
+    pub to: String,
+    pub trigger: Trigger,
+    /// Whether the destination binding asked for dual delivery (`--no-dual-delivery`: false).
+    pub dual_delivery: bool,
+    pub probe_interval_ms: f64,
+    /// Both directions together.
+    pub sent: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    /// From T0 to the first probe that crossed after the switchover; null if none did.
+    pub blackout_ms: Both<Option<f64>>,
+    pub max_gap_ms: Both<Option<f64>>,
+    pub directions: Both<DirectionStats>,
+    pub send_errors: Both<u64>,
+    /// Lab steps and the controller's Migration record, ms from T0.
+    pub timeline: Value,
+    /// "a->b": "received/transmitted" after the migration.
+    pub ping: BTreeMap<String, String>,
+    /// The VM and its peer reached each other both ways after the migration.
+    pub ping_ok: bool,
+    /// The text form (`tern lab migrate` without `--json`).
+    #[serde(skip)]
+    pub text: String,
+}
 
 struct Report<'a> {
     vm: &'a Vm,
@@ -580,6 +705,7 @@ impl Report<'_> {
             "source": m.source,
             "destination": m.destination,
             "epoch": m.epoch,
+            "dual_delivery": m.dual_delivery,
             "activated_by": m.activated_by,
             "started_ms": ns_rel(ts.started_at_ns, t0),
             "dest_plugged_ms": ns_rel(ts.dest_plugged_at_ns, t0),
@@ -608,26 +734,28 @@ impl Report<'_> {
         })
     }
 
-    fn json(&self) -> Value {
+    fn report(&self) -> MigrationReport {
         let (d, u) = (self.down, self.up);
-        json!({
-            "vm": self.vm.name(),
-            "peer": self.peer.name(),
-            "from": format!("hv{}", self.src),
-            "to": format!("hv{}", self.dest),
-            "trigger": self.trigger.name(),
-            "dual_delivery": self.dual_delivery,
-            "probe_interval_ms": self.interval_ms,
-            "sent": d.sent + u.sent,
-            "lost": d.lost + u.lost,
-            "duplicates": d.duplicates + u.duplicates,
-            "blackout_ms": {"to_vm": d.blackout_ms, "from_vm": u.blackout_ms},
-            "max_gap_ms": {"to_vm": d.max_gap_ms, "from_vm": u.max_gap_ms},
-            "directions": {"to_vm": d, "from_vm": u},
-            "send_errors": {"to_vm": self.send_errors.0, "from_vm": self.send_errors.1},
-            "timeline": self.timeline(),
-            "ping": self.ping.iter().map(|(p, rx, tx)| (p.clone(), json!(format!("{rx}/{tx}")))).collect::<BTreeMap<_, _>>(),
-        })
+        MigrationReport {
+            vm: self.vm.name().to_owned(),
+            peer: self.peer.name().to_owned(),
+            from: format!("hv{}", self.src),
+            to: format!("hv{}", self.dest),
+            trigger: self.trigger,
+            dual_delivery: self.dual_delivery,
+            probe_interval_ms: self.interval_ms,
+            sent: d.sent + u.sent,
+            lost: d.lost + u.lost,
+            duplicates: d.duplicates + u.duplicates,
+            blackout_ms: Both { to_vm: d.blackout_ms, from_vm: u.blackout_ms },
+            max_gap_ms: Both { to_vm: d.max_gap_ms, from_vm: u.max_gap_ms },
+            directions: Both { to_vm: d.clone(), from_vm: u.clone() },
+            send_errors: Both { to_vm: self.send_errors.0, from_vm: self.send_errors.1 },
+            timeline: self.timeline(),
+            ping: self.ping.iter().map(|(p, rx, tx)| (p.clone(), format!("{rx}/{tx}"))).collect(),
+            ping_ok: self.ping.iter().all(|(_, rx, tx)| rx == tx && *tx > 0),
+            text: self.text(),
+        }
     }
 
     fn text(&self) -> String {
@@ -699,5 +827,187 @@ impl Report<'_> {
             let _ = writeln!(o, "  ping {p}: {rx}/{tx}");
         }
         o
+    }
+}
+
+// === --repeat: the summary ===
+
+/// A blackout in ms, or "-" when no probe crossed after the switchover.
+fn fmt_ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
+}
+
+/// The nearest-rank `p`-th percentile (0 < p <= 100) of ascending `sorted`: the value at rank
+/// ceil(p/100 * n).
+fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Median, p99 and max of a direction's blackouts (null when there are none).
+#[derive(Clone, Debug, Serialize)]
+pub struct Spread {
+    pub median: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// One direction over all migrations.
+#[derive(Clone, Debug, Serialize)]
+pub struct DirectionSummary {
+    pub blackout_ms: Spread,
+    pub sent: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    /// Migrations after which no probe of this direction crossed although some were lost: not
+    /// a blackout figure, so left out of `blackout_ms`.
+    pub unrecovered: usize,
+}
+
+impl DirectionSummary {
+    fn of<'a>(dirs: impl Iterator<Item = &'a DirectionStats>) -> DirectionSummary {
+        let (mut blackouts, mut sent, mut lost, mut duplicates, mut unrecovered) = (Vec::new(), 0, 0, 0, 0);
+        for d in dirs {
+            sent += d.sent;
+            lost += d.lost;
+            duplicates += d.duplicates;
+            match d.blackout_ms {
+                Some(b) => blackouts.push(b),
+                // A null blackout of a direction that lost nothing counts as 0.0 ms (no loss, no
+                // blackout); with losses it means the direction never came back within the
+                // measurement, which is counted apart instead of being given a figure.
+                None if d.lost == 0 => blackouts.push(0.0),
+                None => unrecovered += 1,
+            }
+        }
+        blackouts.sort_by(f64::total_cmp);
+        DirectionSummary {
+            blackout_ms: Spread {
+                median: nearest_rank(&blackouts, 50.0),
+                p99: nearest_rank(&blackouts, 99.0),
+                max: blackouts.last().copied(),
+            },
+            sent,
+            lost,
+            duplicates,
+            unrecovered,
+        }
+    }
+}
+
+/// `--repeat`'s summary of its migrations.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub migrations: usize,
+    pub to_vm: DirectionSummary,
+    pub from_vm: DirectionSummary,
+}
+
+impl Summary {
+    pub fn of(reports: &[MigrationReport]) -> Summary {
+        Summary {
+            migrations: reports.len(),
+            to_vm: DirectionSummary::of(reports.iter().map(|r| &r.directions.to_vm)),
+            from_vm: DirectionSummary::of(reports.iter().map(|r| &r.directions.from_vm)),
+        }
+    }
+}
+
+/// `--repeat`'s text: one line per migration, then the summary.
+fn summary_text(reports: &[MigrationReport], s: &Summary) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    if let Some(r) = reports.first() {
+        let _ = writeln!(
+            o,
+            "{}: {} migrations (trigger {}, dual delivery {}, probe every {} ms with {})",
+            r.vm,
+            reports.len(),
+            r.trigger.name(),
+            if r.dual_delivery { "on" } else { "off" },
+            r.probe_interval_ms,
+            r.peer
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  {:>3} {:<4} {:<4} {:>6} {:>5} {:>4} {:>17} {:>17} {:>4}",
+        "#", "from", "to", "sent", "lost", "dup", "blackout to_vm ms", "from_vm ms", "ping"
+    );
+    for (i, r) in reports.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "  {:>3} {:<4} {:<4} {:>6} {:>5} {:>4} {:>17} {:>17} {:>4}",
+            i + 1,
+            r.from,
+            r.to,
+            r.sent,
+            r.lost,
+            r.duplicates,
+            fmt_ms(r.blackout_ms.to_vm),
+            fmt_ms(r.blackout_ms.from_vm),
+            if r.ping_ok { "ok" } else { "FAIL" }
+        );
+    }
+    let _ = writeln!(
+        o,
+        "summary of {} migrations (blackout ms, nearest-rank; a direction that lost nothing counts 0):",
+        s.migrations
+    );
+    let _ = writeln!(
+        o,
+        "  {:<18} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>11}",
+        "direction", "median", "p99", "max", "sent", "lost", "dup", "unrecovered"
+    );
+    for (name, d) in [("to VM (peer->vm)", &s.to_vm), ("from VM (vm->peer)", &s.from_vm)] {
+        let _ = writeln!(
+            o,
+            "  {:<18} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>11}",
+            name,
+            fmt_ms(d.blackout_ms.median),
+            fmt_ms(d.blackout_ms.p99),
+            fmt_ms(d.blackout_ms.max),
+            d.sent,
+            d.lost,
+            d.duplicates,
+            d.unrecovered
+        );
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(nearest_rank(&v, 50.0), Some(10.0));
+        assert_eq!(nearest_rank(&v, 99.0), Some(20.0));
+        assert_eq!(nearest_rank(&[3.0], 50.0), Some(3.0));
+        assert_eq!(nearest_rank(&[1.0, 2.0, 3.0], 50.0), Some(2.0));
+        assert_eq!(nearest_rank(&[], 50.0), None);
+    }
+
+    #[test]
+    fn a_null_blackout_without_loss_counts_as_zero() {
+        let d = |blackout_ms, lost| DirectionStats {
+            sent: 100,
+            received: 100 - lost,
+            lost,
+            duplicates: 1,
+            blackout_ms,
+            max_gap_ms: None,
+            max_gap_at_ms: None,
+        };
+        let dirs = [d(Some(4.0), 3), d(None, 0), d(None, 7), d(Some(2.0), 1)];
+        let s = DirectionSummary::of(dirs.iter());
+        assert_eq!((s.sent, s.lost, s.duplicates, s.unrecovered), (400, 11, 4, 1));
+        assert_eq!(s.blackout_ms.median, Some(2.0));
+        assert_eq!(s.blackout_ms.max, Some(4.0));
     }
 }
