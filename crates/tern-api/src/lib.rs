@@ -13,6 +13,7 @@ mod error;
 mod floatingips;
 mod input;
 mod meta;
+mod migrations;
 mod networks;
 mod ports;
 mod query;
@@ -66,6 +67,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(floatingips::routes())
         .merge(security_groups::routes())
         .merge(agents::routes())
+        .merge(migrations::routes())
         .fallback(|| async { ApiError::no_such_resource() })
         .with_state(ctx)
         .layer(axum::middleware::from_fn(neutron_shaped))

@@ -220,3 +220,25 @@ async fn a_destination_binding_announces_the_migration_and_its_deletion_withdraw
     );
     assert!(migration(&s, &qid).await.is_none());
 }
+
+#[tokio::test]
+async fn migrations_in_flight_are_listed() {
+    let s = start().await;
+    let n = s.network("n").await;
+    s.subnet(&n, "10.0.0.0/24").await;
+    let p = s.port(&n, json!({"binding:host_id": "src"})).await;
+    let pid = id(&p).to_string();
+    let (st, v) = s.get("/v2.0/migrations").await;
+    assert_eq!((st, v["migrations"].clone()), (200, json!([])));
+    assert_eq!(
+        s.post(&format!("/v2.0/ports/{pid}/bindings"), json!({"binding": {"host": "dst"}})).await.0,
+        201
+    );
+    let (_, v) = s.get("/v2.0/migrations").await;
+    assert_eq!(v["migrations"][0]["port_id"], pid);
+    assert_eq!(v["migrations"][0]["state"], "announced");
+    let (st, v) = s.get(&format!("/v2.0/migrations/{pid}?fields=destination")).await;
+    assert_eq!((st, v["migration"].clone()), (200, json!({"destination": "dst"})));
+    let got = s.get("/v2.0/migrations/nope").await;
+    assert_eq!(got.0, 404);
+}

@@ -80,6 +80,7 @@ fn main() {
                 report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
                 down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
         dual_delivery: true,
+        blind_to_migrations: false,
             };
             let (tx, rx) = mpsc::unbounded_channel::<Reconciled>();
             tokio::spawn(agent::run(config, nb.clone(), Some(tx), std::future::pending()));

@@ -35,6 +35,7 @@ fn hypervisor(name: &str, ip: &str) -> Hv {
         report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
         down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
         dual_delivery: true,
+        blind_to_migrations: false,
     };
     Hv { sbx, config }
 }

@@ -65,6 +65,7 @@ pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
         report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
         down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
         dual_delivery: true,
+        blind_to_migrations: false,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

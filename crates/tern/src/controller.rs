@@ -51,6 +51,9 @@ pub struct ControllerArgs {
     /// of delivering it to both ends from the destination plug on.
     #[arg(long)]
     no_dual_delivery: bool,
+    /// Fault injection for tests: ignore every Migration record (as if the NB watch missed them).
+    #[arg(long, hide = true)]
+    blind_to_migrations: bool,
 }
 
 /// The config file: every setting optional; unknown keys are an error naming them.
@@ -127,6 +130,7 @@ fn settings(args: ControllerArgs) -> anyhow::Result<(ControllerConfig, String)> 
             report_interval,
             down_time,
             dual_delivery: !args.no_dual_delivery && file.dual_delivery.unwrap_or(true),
+            blind_to_migrations: args.blind_to_migrations,
         },
         nb,
     ))

@@ -93,6 +93,10 @@ struct UpArgs {
     /// Namespace name prefix (tests use their own).
     #[arg(long, hide = true, default_value = tern_lab::DEFAULT_PREFIX)]
     prefix: String,
+    /// Fault injection for tests: hypervisor hvN's controller ignores every Migration record, as
+    /// if its NB watch missed them (repeatable).
+    #[arg(long = "blind-to-migrations", hide = true, value_name = "hvN")]
+    blind: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -127,6 +131,16 @@ enum ControllerCommand {
         /// hvN or N.
         hv: String,
     },
+    /// Kill one hypervisor's controller with SIGKILL (no clean-up: a crash).
+    Kill {
+        /// hvN or N.
+        hv: String,
+    },
+    /// Start one hypervisor's controller again (after `kill`) with its recorded command line.
+    Start {
+        /// hvN or N.
+        hv: String,
+    },
 }
 
 fn default_dir(name: &str) -> PathBuf {
@@ -137,7 +151,9 @@ pub async fn run(args: LabArgs) -> Result<(), Exit> {
     let dir = args.dir.clone().unwrap_or_else(|| default_dir("tern-lab"));
     match args.command {
         LabCommand::Up(up) => {
-            let lab = bring_up(&dir, up.hypervisors, up.nb, &up.prefix).await?;
+            let blind = up.blind.iter().map(|h| parse_hv(h)).collect::<Result<Vec<_>, _>>()?;
+            let faults = control::Faults { blind_to_migrations: blind };
+            let lab = bring_up_with(&dir, up.hypervisors, up.nb, &up.prefix, &faults).await?;
             println!("lab up in {} (hypervisors: {}, nb {})", lab.dir().display(), up.hypervisors, up.nb);
             Ok(())
         }
@@ -172,6 +188,20 @@ pub async fn run(args: LabArgs) -> Result<(), Exit> {
             let index = parse_hv(&hv)?;
             let pid = control::restart_controller(&lab, index).await?;
             println!("hv{index}: controller restarted (pid {pid})");
+            Ok(())
+        }
+        LabCommand::Controller(ControllerCommand::Kill { hv }) => {
+            let lab = open(&dir)?;
+            let index = parse_hv(&hv)?;
+            let pid = control::kill_controller(&lab, index).await?;
+            println!("hv{index}: controller killed (pid {pid})");
+            Ok(())
+        }
+        LabCommand::Controller(ControllerCommand::Start { hv }) => {
+            let lab = open(&dir)?;
+            let index = parse_hv(&hv)?;
+            let pid = control::start_controller_again(&lab, index).await?;
+            println!("hv{index}: controller started (pid {pid})");
             Ok(())
         }
         LabCommand::Demo(d) => {
@@ -212,6 +242,17 @@ fn progress(msg: impl std::fmt::Display) {
 /// `tern lab up`: the namespaces, then the control plane, then waits until every chassis is
 /// registered. A failure after the lab was created takes it down again.
 pub(crate) async fn bring_up(dir: &Path, hypervisors: usize, nb: NbMode, prefix: &str) -> Result<Lab, Exit> {
+    bring_up_with(dir, hypervisors, nb, prefix, &control::Faults::default()).await
+}
+
+/// [`bring_up`] with faults injected into the control plane (tests).
+async fn bring_up_with(
+    dir: &Path,
+    hypervisors: usize,
+    nb: NbMode,
+    prefix: &str,
+    faults: &control::Faults,
+) -> Result<Lab, Exit> {
     if hypervisors == 0 {
         return Err(Exit::bad_input(anyhow!("a lab needs at least one hypervisor")));
     }
@@ -229,6 +270,7 @@ pub(crate) async fn bring_up(dir: &Path, hypervisors: usize, nb: NbMode, prefix:
         .map_err(|e| Exit::failure(anyhow!(e).context("creating the lab")))?;
     progress(format!("hypervisors ready ({:.1} s); starting the control plane (nb {nb})", secs(started)));
     let res = async {
+        faults.write(lab.dir())?;
         control::start(&lab, nb).await?;
         control::wait_ready(&lab, Duration::from_secs(90)).await
     }
@@ -371,9 +413,9 @@ async fn status(dir: &Path, json: bool) -> Result<(), Exit> {
     let st = lab.status();
     let daemons = control::daemons(lab.dir());
     let control = control::ControlState::read(lab.dir()).ok();
-    let (chassis, ports) = match api::Api::open(lab.dir()) {
-        Ok(api) => (api.chassis().await.ok(), api.port_networks().await.ok()),
-        Err(_) => (None, None),
+    let (chassis, ports, migrations) = match api::Api::open(lab.dir()) {
+        Ok(api) => (api.chassis().await.ok(), api.port_networks().await.ok(), api.migrations().await.ok()),
+        Err(_) => (None, None, None),
     };
     let vm_network = |v: &Vm| ports.as_ref().and_then(|p| p.get(v.iface_id()).cloned());
     if json {
@@ -397,6 +439,7 @@ async fn status(dir: &Path, json: bool) -> Result<(), Exit> {
             "control": control,
             "daemons": daemons,
             "chassis": chassis,
+            "migrations": migrations,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(());
@@ -420,6 +463,15 @@ async fn status(dir: &Path, json: bool) -> Result<(), Exit> {
         if let Some(n) = vm_network(v) {
             println!("  vm {:<6} network {n}", v.name());
         }
+    }
+    for m in migrations.iter().flatten() {
+        println!(
+            "  migration port {} {} -> {}: {}",
+            m["port_id"].as_str().unwrap_or("?"),
+            m["source"].as_str().unwrap_or("?"),
+            m["destination"].as_str().unwrap_or("?"),
+            m["state"].as_str().unwrap_or("?")
+        );
     }
     Ok(())
 }

@@ -93,6 +93,12 @@ impl Api {
         Ok(hosts)
     }
 
+    /// The live migrations in flight (`GET /v2.0/migrations`), as the API shows them.
+    pub async fn migrations(&self) -> anyhow::Result<Vec<Value>> {
+        let v = self.get("/v2.0/migrations").await?;
+        v["migrations"].as_array().cloned().ok_or_else(|| anyhow!("GET /v2.0/migrations: no list in {v}"))
+    }
+
     /// port id -> network name, for status.
     pub async fn port_networks(&self) -> anyhow::Result<BTreeMap<String, String>> {
         let nets = self.get("/v2.0/networks").await?;

@@ -73,6 +73,38 @@ impl ControlState {
     }
 }
 
+/// Faults injected into the control plane (tests), `faults.json` in the lab directory.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Faults {
+    /// Hypervisors whose controller ignores every Migration record.
+    #[serde(default)]
+    pub blind_to_migrations: Vec<u32>,
+}
+
+impl Faults {
+    const FILE: &'static str = "faults.json";
+
+    /// The lab's faults; none when the file is absent.
+    pub fn read(dir: &Path) -> anyhow::Result<Faults> {
+        match std::fs::read(dir.join(Self::FILE)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).context("reading faults.json"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Faults::default()),
+            Err(e) => Err(anyhow!(e).context("reading faults.json")),
+        }
+    }
+
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        if self.blind_to_migrations.is_empty() {
+            return Ok(());
+        }
+        progress(format!(
+            "fault injected: controllers of {:?} ignore Migration records",
+            self.blind_to_migrations
+        ));
+        std::fs::write(dir.join(Self::FILE), serde_json::to_vec_pretty(self)?).context("writing faults.json")
+    }
+}
+
 /// One recorded process, for status.
 #[derive(Debug, Serialize)]
 pub struct Daemon {
@@ -341,6 +373,10 @@ pub async fn start_controller(lab: &Lab, hv: &Hypervisor) -> anyhow::Result<()> 
         "--datapath-type".into(),
         "netdev".into(),
     ];
+    let mut argv = argv;
+    if Faults::read(lab.dir())?.blind_to_migrations.contains(&hv.index()) {
+        argv.push("--blind-to-migrations".into());
+    }
     let name = controller_name(hv.index());
     let pid = spawn_recorded(lab.dir(), &name, &argv)?;
     progress(format!(
@@ -354,21 +390,47 @@ pub async fn start_controller(lab: &Lab, hv: &Hypervisor) -> anyhow::Result<()> 
 /// `tern lab controller restart hvN`: stops the controller if it runs and starts its recorded
 /// command line again.
 pub async fn restart_controller(lab: &Lab, index: u32) -> Result<u32, Exit> {
-    let dir = lab.dir();
-    let control = ControlState::read(dir).map_err(Exit::failure)?;
+    let (name, argv) = recorded_controller(lab, index)?;
+    if let Some(pid) = stop(lab.dir(), &name).await {
+        progress(format!("hv{index}: stopped controller pid {pid}"));
+    }
+    spawn_recorded(lab.dir(), &name, &argv).map_err(Exit::failure)
+}
+
+/// `tern lab controller kill hvN`: SIGKILL, as a crash; returns the pid.
+pub async fn kill_controller(lab: &Lab, index: u32) -> Result<u32, Exit> {
+    let (name, _) = recorded_controller(lab, index)?;
+    let pid = live_pid(lab.dir(), &name)
+        .ok_or_else(|| Exit::bad_input(anyhow!("the controller of hv{index} is not running")))?;
+    let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    poll("the controller to die", Duration::from_secs(10), || async move { Ok((!alive(pid)).then_some(())) })
+        .await
+        .map_err(Exit::failure)?;
+    Ok(pid)
+}
+
+/// `tern lab controller start hvN`: starts a controller that is not running.
+pub async fn start_controller_again(lab: &Lab, index: u32) -> Result<u32, Exit> {
+    let (name, argv) = recorded_controller(lab, index)?;
+    if let Some(pid) = live_pid(lab.dir(), &name) {
+        return Err(Exit::bad_input(anyhow!("the controller of hv{index} is running (pid {pid})")));
+    }
+    spawn_recorded(lab.dir(), &name, &argv).map_err(Exit::failure)
+}
+
+/// The process name and recorded command line of hvN's controller (`--nb etcd` labs only).
+fn recorded_controller(lab: &Lab, index: u32) -> Result<(String, Vec<String>), Exit> {
+    let control = ControlState::read(lab.dir()).map_err(Exit::failure)?;
     if control.mode == NbMode::Embedded {
         return Err(Exit::bad_input(anyhow!(
-            "this lab's controllers are tasks of the embedded process; restart needs a lab up with --nb etcd"
+            "this lab's controllers are tasks of the embedded process; managing them needs a lab up with --nb etcd"
         )));
     }
     let name = controller_name(index);
-    let bytes = std::fs::read(cmdfile(dir, &name))
+    let bytes = std::fs::read(cmdfile(lab.dir(), &name))
         .map_err(|e| Exit::bad_input(anyhow!("no controller recorded for hv{index}: {e}")))?;
-    let argv: Vec<String> = serde_json::from_slice(&bytes).map_err(|e| Exit::failure(anyhow!(e)))?;
-    if let Some(pid) = stop(dir, &name).await {
-        progress(format!("hv{index}: stopped controller pid {pid}"));
-    }
-    spawn_recorded(dir, &name, &argv).map_err(Exit::failure)
+    let argv = serde_json::from_slice(&bytes).map_err(|e| Exit::failure(anyhow!(e)))?;
+    Ok((name, argv))
 }
 
 /// Waits until the API answers and every ready hypervisor's chassis is registered; fails early
@@ -453,6 +515,7 @@ pub async fn serve(dir: &Path) -> anyhow::Result<()> {
     .write(&dir)?;
     tracing::info!(api = %addr, nb = %dsn, "embedded lab control plane up");
     let mut term = signal(SignalKind::terminate())?;
+    let faults = Faults::read(&dir)?;
     let mut started = BTreeSet::new();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -469,6 +532,7 @@ pub async fn serve(dir: &Path) -> anyhow::Result<()> {
                         report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
                         down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
                         dual_delivery: true,
+                        blind_to_migrations: faults.blind_to_migrations.contains(&hv.index()),
                     };
                     tracing::info!(chassis = %config.chassis, "starting controller");
                     tasks.spawn(supervise(config, nb.clone(), stop_rx.clone()));

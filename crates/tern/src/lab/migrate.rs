@@ -63,6 +63,11 @@ pub struct MigrateArgs {
     /// probes; N > 1 also prints a summary (median, p99 and max blackout per direction).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
+    /// Start the migration (destination binding and plug), then roll it back as Nova does when a
+    /// migration fails before the switchover (destination unplugged, its binding deleted); checks
+    /// that the record goes and the VM still reaches its peer.
+    #[arg(long, conflicts_with_all = ["repeat", "trigger"])]
+    abort: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -356,6 +361,9 @@ async fn find_peer(lab: &Lab, vm: &Vm, dest: u32) -> Result<Vm, Exit> {
 /// and `--to` with a summary.
 pub async fn run(lab: &mut Lab, args: MigrateArgs) -> Result<(), Exit> {
     let dest = super::parse_hv(&args.to)?;
+    if args.abort {
+        return abort(lab, &args.vm, dest, !args.no_dual_delivery).await;
+    }
     let Some(vm) = lab.vm(&args.vm) else {
         return Err(Exit::bad_input(anyhow!("no VM named {} in this lab", args.vm)));
     };
@@ -424,6 +432,65 @@ pub async fn run(lab: &mut Lab, args: MigrateArgs) -> Result<(), Exit> {
 }
 
 /// One migration to run.
+/// `tern lab migrate --abort`: the first steps of a migration, then Nova's rollback.
+async fn abort(lab: &mut Lab, vm_name: &str, dest: u32, dual_delivery: bool) -> Result<(), Exit> {
+    let Some(vm) = lab.vm(vm_name).cloned() else {
+        return Err(Exit::bad_input(anyhow!("no VM named {vm_name} in this lab")));
+    };
+    if vm.preplugged().is_some() || vm.source().is_some() {
+        return Err(Exit::bad_input(anyhow!("VM {vm_name} is in the middle of another migration")));
+    }
+    let Some(dest_host) =
+        lab.hypervisor(dest).filter(|h| h.is_ready() && dest != vm.hv()).map(|h| h.name().to_owned())
+    else {
+        return Err(Exit::bad_input(anyhow!("hv{dest} is no (ready) hypervisor other than the VM's")));
+    };
+    let peer = find_peer(lab, &vm, dest).await?;
+    let nova = Nova::open(lab.dir()).map_err(Exit::failure)?;
+    let api = super::api::Api::open(lab.dir()).map_err(Exit::failure)?;
+    let port = vm.iface_id().to_owned();
+    let record = |state: Option<&'static str>| {
+        let (api, port) = (&api, &port);
+        async move {
+            let all = api.migrations().await?;
+            let found = all.iter().find(|m| m["port_id"] == port.as_str());
+            Ok(match (state, found) {
+                (None, None) => Some(()),
+                (Some(s), Some(m)) if m["state"] == s => Some(()),
+                _ => None,
+            })
+        }
+    };
+    progress(format!("starting to migrate {vm_name} hv{} -> hv{dest}, then rolling back", vm.hv()));
+    nova.create_binding(&port, &dest_host, dual_delivery).await.map_err(Exit::failure)?;
+    lab.preplug_vm(vm_name, dest).await.map_err(|e| Exit::failure(anyhow!(e)))?;
+    super::poll("the destination to report the plug (dest_plugged)", WARM_UP, || {
+        record(Some("dest_plugged"))
+    })
+    .await
+    .map_err(Exit::failure)?;
+    progress("destination plugged; rolling back (unplug the destination, delete its binding)");
+    lab.cancel_preplug(vm_name).await.map_err(|e| Exit::failure(anyhow!(e)))?;
+    nova.delete_binding(&port, &dest_host).await.map_err(Exit::failure)?;
+    super::poll("the migration record to go", WARM_UP, || record(None)).await.map_err(Exit::failure)?;
+    for (a, b) in [(vm_name, peer.name()), (peer.name(), vm_name)] {
+        let r = ping_vms(lab, a, b, 3, Duration::from_secs(1)).await?;
+        if !r.all_ok() {
+            return Err(Exit::failure(anyhow!(
+                "{a} -> {b} after the rollback: {}/{}",
+                r.received,
+                r.transmitted
+            )));
+        }
+    }
+    println!(
+        "{vm_name}: migration to hv{dest} rolled back; still on hv{}, reaches {} both ways",
+        vm.hv(),
+        peer.name()
+    );
+    Ok(())
+}
+
 pub struct Plan {
     pub vm: String,
     /// The destination hypervisor's number.
