@@ -121,6 +121,48 @@ pub struct Reconciled {
     pub flows: usize,
     /// The NB revision those flows reflect: every NB write up to it is in the switch.
     pub nb_revision: u64,
+    /// The ports whose place changed with these flows (where their traffic goes from here on),
+    /// for timelines: a live migration shows as each chassis' flows moving the port.
+    pub moved: Vec<PortPlace>,
+}
+
+/// Where one chassis' flows send a port's traffic.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PortPlace {
+    pub port: String,
+    /// The chassis the port's traffic is delivered to (two during dual delivery, none when
+    /// the port is gone).
+    pub location: Vec<String>,
+    /// This chassis tunnels late packets for the port on to this one (a migration's source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarding_to: Option<String>,
+}
+
+/// The place of every port in a view.
+fn places(view: &ChassisView) -> BTreeMap<String, PortPlace> {
+    view.ports
+        .values()
+        .map(|p| {
+            let place = PortPlace {
+                port: p.id.clone(),
+                location: p.location.iter().map(str::to_owned).collect(),
+                forwarding_to: view.forwarding.get(&p.id).cloned(),
+            };
+            (p.id.clone(), place)
+        })
+        .collect()
+}
+
+/// The places in `now` that differ from `before` (a port gone has an empty location).
+fn moved(before: &BTreeMap<String, PortPlace>, now: &BTreeMap<String, PortPlace>) -> Vec<PortPlace> {
+    let mut out: Vec<PortPlace> =
+        now.iter().filter(|(id, p)| before.get(*id) != Some(p)).map(|(_, p)| p.clone()).collect();
+    out.extend(before.keys().filter(|id| !now.contains_key(*id)).map(|id| PortPlace {
+        port: id.clone(),
+        location: Vec::new(),
+        forwarding_to: None,
+    }));
+    out
 }
 
 /// Runs the controller until `shutdown` resolves. Each reconciliation is reported on `reports`.
@@ -155,6 +197,8 @@ pub async fn run(
     // The VIFs at the previous look, to tell an unplug from a VIF never seen.
     let mut vifs_before: BTreeMap<String, u32> = BTreeMap::new();
     let mut first_look = true;
+    // The port places of the last flows reported.
+    let mut reported_places: BTreeMap<String, PortPlace> = BTreeMap::new();
     // Whether br-int and its tunnel port are known to be in place; retried until they are.
     let mut bridge_ready = false;
     let mut retry = tokio::time::interval(Duration::from_secs(1));
@@ -182,26 +226,33 @@ pub async fn run(
             };
             let (steps, after_flows) = look.run(&mut seen.activated_here);
             if ovsdb_synced {
-                sync_port_status(&config, &nb, &seen).await;
-                crate::migration::apply(&nb, steps).await;
+                // Our own migration writes count at once (a source that activates on its unplug
+                // forwards from now on), not a watch round trip later.
+                for written in crate::migration::apply(&nb, steps).await {
+                    seen.nb.apply_ahead(written);
+                }
                 vifs_before = seen.vifs.clone();
             }
             // Flows wait for OVSDB too: without the VIFs the desired flows would be missing the
             // local ports, and a restarted controller would tear them down before putting them back.
             if let Some(inst) = installed.as_ref().filter(|_| ovsdb_synced) {
-                let desired = tern_pipeline::compute(&seen.view(&config.chassis, config.dual_delivery));
+                let view = seen.view(&config.chassis, config.dual_delivery);
+                let desired = tern_pipeline::compute(&view);
+                let now_places = places(&view);
                 for c in desired.conflicts() {
                     tracing::warn!(kept = %c.kept, rejected = %c.rejected, "two flows for one match; kept the first");
                 }
                 let mods = FlowSet::diff(inst, &desired);
-                let report = |changes| {
+                let mut report = |changes| {
                     if let Some(r) = &reports {
                         let _ = r.send(Reconciled {
                             changes,
                             flows: desired.len(),
                             nb_revision: seen.nb.revision(),
+                            moved: moved(&reported_places, &now_places),
                         });
                     }
+                    reported_places = now_places.clone();
                 };
                 if mods.is_empty() {
                     report(0);
@@ -230,7 +281,13 @@ pub async fn run(
                 }
             }
             // Activations by a packet from the VM: our own flows first (above), then the store.
-            crate::migration::apply(&nb, after_flows).await;
+            for written in crate::migration::apply(&nb, after_flows).await {
+                seen.nb.apply_ahead(written);
+            }
+            // Port status last: it is for people, the datapath does not wait on it.
+            if ovsdb_synced {
+                sync_port_status(&config, &nb, &seen).await;
+            }
         }
         let expiry = seen.next_expiry();
         tokio::select! {

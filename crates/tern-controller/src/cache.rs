@@ -43,6 +43,17 @@ impl NbCache {
     /// older than what the copy holds for its key). Relist events are the caller's business
     /// (build a new cache).
     pub fn apply(&mut self, event: NbEvent) -> bool {
+        self.apply_with(event, true)
+    }
+
+    /// Applies this controller's own write, known before the watch delivers it (it will be
+    /// ignored then): like [`NbCache::apply`], but [`NbCache::revision`] stays where it is, as the
+    /// writes before this one may not all be here yet.
+    pub fn apply_ahead(&mut self, event: NbEvent) -> bool {
+        self.apply_with(event, false)
+    }
+
+    fn apply_with(&mut self, event: NbEvent, in_order: bool) -> bool {
         let (kind, id, revision) = match &event {
             NbEvent::Put { object, revision } => (object.kind(), object.id().to_owned(), *revision),
             NbEvent::Delete { kind, id, revision } => (*kind, id.clone(), *revision),
@@ -53,7 +64,9 @@ impl NbCache {
         if revision <= last {
             return false;
         }
-        self.revision = self.revision.max(revision);
+        if in_order {
+            self.revision = self.revision.max(revision);
+        }
         match event {
             NbEvent::Put { object, .. } => self.insert(*object),
             NbEvent::Delete { .. } => self.remove(key.0, &key.1),
@@ -186,5 +199,10 @@ mod tests {
         assert_eq!(c.revision(), 14);
         // Other keys are independent.
         assert!(c.apply(put(port("p2", "n1", "hv1", 2), 13)));
+        // A write of our own, ahead of the watch: in the copy, but the revision stays.
+        assert!(c.apply_ahead(put(port("p3", "n1", "hv1", 3), 20)));
+        assert_eq!(c.revision(), 14);
+        assert!(c.get(Kind::Port, "p3").is_some());
+        assert!(!c.apply(put(port("p3", "n1", "hv1", 3), 20)), "the watch's copy of it");
     }
 }

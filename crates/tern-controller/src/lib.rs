@@ -5,5 +5,6 @@
 
 pub mod agent;
 pub mod cache;
+pub mod flowlog;
 pub mod migration;
 pub mod ofconn;

@@ -51,6 +51,10 @@ pub struct ControllerArgs {
     /// of delivering it to both ends from the destination plug on.
     #[arg(long)]
     no_dual_delivery: bool,
+    /// Append where each port's traffic goes, whenever the flows change it, to this JSON-lines
+    /// file (`tern_controller::flowlog`; the lab's migration timelines).
+    #[arg(long, hide = true, value_name = "PATH")]
+    flow_log: Option<std::path::PathBuf>,
     /// Fault injection for tests: ignore every Migration record (as if the NB watch missed them).
     #[arg(long, hide = true)]
     blind_to_migrations: bool,
@@ -137,7 +141,9 @@ fn settings(args: ControllerArgs) -> anyhow::Result<(ControllerConfig, String)> 
 }
 
 pub async fn run(args: ControllerArgs) -> Result<(), Exit> {
+    let flow_log = args.flow_log.clone();
     let (config, nb) = settings(args).map_err(Exit::bad_input)?;
+    let reports = flow_log.map(|path| tern_controller::flowlog::spawn(path, config.chassis.clone()));
     let dsn: Dsn = nb.parse().map_err(Exit::bad_input)?;
     let store = tern_store::open(&dsn.to_string())
         .await
@@ -145,7 +151,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), Exit> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    agent::run(config, Nb::new(store), None, shutdown).await.map_err(Exit::failure)
+    agent::run(config, Nb::new(store), reports, shutdown).await.map_err(Exit::failure)
 }
 
 #[cfg(test)]

@@ -136,6 +136,14 @@ fn migrate_with_each_trigger_with_and_without_dual_delivery_keeps_the_vm_reachab
                 assert!(r["directions"][d]["sent"].as_u64().unwrap() > 0, "{r}");
             }
             assert!(r["timeline"]["t0_ms"].as_u64().unwrap() > 0, "{r}");
+            // Each chassis' flows moved the VM: the peer's chassis (hv3) last sent its traffic to
+            // the destination only.
+            let chassis = r["timeline"]["chassis"].as_object().unwrap_or_else(|| panic!("{r}"));
+            let name = |n: u32| chassis.keys().find(|k| k.ends_with(&format!("hv{n}"))).cloned();
+            let (peer_chassis, dest) =
+                (name(3).expect("hv3 in the timeline"), name(to).expect("destination"));
+            let last = chassis[&peer_chassis].as_array().and_then(|e| e.last()).cloned().unwrap();
+            assert_eq!(last["location"], serde_json::json!([dest]), "{r}");
             // The lab's records follow the VM, it still reaches its peer both ways, and the
             // migration's record goes.
             assert_eq!(s.hv_of("a"), u64::from(to));

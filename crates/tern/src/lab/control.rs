@@ -23,6 +23,8 @@ use crate::exit::Exit;
 const LAB_ENV: &str = "TERN_LAB_DIR";
 /// The control plane's description, in the lab directory.
 const CONTROL_FILE: &str = "control.json";
+/// Every controller's flow log (`tern_controller::flowlog`), read by `tern lab migrate`.
+pub const FLOW_LOG: &str = "flows.jsonl";
 /// The embedded control process' name (`control.pid`, `control.log`).
 const EMBEDDED: &str = "control";
 
@@ -372,6 +374,8 @@ pub async fn start_controller(lab: &Lab, hv: &Hypervisor) -> anyhow::Result<()> 
         hv.mgmt_sock(),
         "--datapath-type".into(),
         "netdev".into(),
+        "--flow-log".into(),
+        lab.dir().join(FLOW_LOG).display().to_string(),
     ];
     let mut argv = argv;
     if Faults::read(lab.dir())?.blind_to_migrations.contains(&hv.index()) {
@@ -471,9 +475,10 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 }
 
 /// One hypervisor's controller inside the embedded process, restarted when it fails.
-async fn supervise(config: ControllerConfig, nb: Nb, stop: watch::Receiver<bool>) {
+async fn supervise(config: ControllerConfig, nb: Nb, flow_log: PathBuf, stop: watch::Receiver<bool>) {
+    let reports = tern_controller::flowlog::spawn(flow_log, config.chassis.clone());
     loop {
-        let res = agent::run(config.clone(), nb.clone(), None, stopped(stop.clone())).await;
+        let res = agent::run(config.clone(), nb.clone(), Some(reports.clone()), stopped(stop.clone())).await;
         if *stop.borrow() {
             return;
         }
@@ -535,7 +540,7 @@ pub async fn serve(dir: &Path) -> anyhow::Result<()> {
                         blind_to_migrations: faults.blind_to_migrations.contains(&hv.index()),
                     };
                     tracing::info!(chassis = %config.chassis, "starting controller");
-                    tasks.spawn(supervise(config, nb.clone(), stop_rx.clone()));
+                    tasks.spawn(supervise(config, nb.clone(), dir.join(FLOW_LOG), stop_rx.clone()));
                 }
             }
         }

@@ -622,7 +622,10 @@ pub async fn migrate_once(lab: &mut Lab, plan: &Plan) -> Result<MigrationReport,
         ping.push((format!("{a}->{b}"), r.received, r.transmitted));
     }
 
+    let chassis =
+        flow_timeline(lab.dir(), vm.iface_id(), steps.binding_created.saturating_sub(1000), steps.t0);
     let report = Report {
+        chassis: &chassis,
         vm: &vm,
         peer: &peer,
         src,
@@ -724,7 +727,30 @@ pub struct MigrationReport {
     pub text: String,
 }
 
+/// Each chassis' flow changes for the port during the migration (`tern_controller::flowlog`):
+/// chassis -> [{at_ms (from T0), location, forwarding_to}], in time order.
+fn flow_timeline(dir: &Path, port: &str, since_us: u64, t0_us: u64) -> BTreeMap<String, Vec<Value>> {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let Ok(text) = std::fs::read_to_string(dir.join(super::control::FLOW_LOG)) else { return out };
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        let t = v["t_us"].as_u64().unwrap_or(0);
+        if v["port"] != port || t < since_us {
+            continue;
+        }
+        let chassis = v["chassis"].as_str().unwrap_or("?").to_owned();
+        out.entry(chassis).or_default().push(json!({
+            "at_ms": rel(t, t0_us),
+            "location": v["location"],
+            "forwarding_to": v["forwarding_to"],
+        }));
+    }
+    out
+}
+
 struct Report<'a> {
+    /// Each chassis' flow changes for the port ([`flow_timeline`]).
+    chassis: &'a BTreeMap<String, Vec<Value>>,
     vm: &'a Vm,
     peer: &'a Vm,
     src: u32,
@@ -798,6 +824,7 @@ impl Report<'_> {
             "binding_activate_ms": [rel(s.activate.0, t0), rel(s.activate.1, t0)],
             "probes_stopped_ms": rel(s.probes_stopped, t0),
             "controller": self.controller_json(),
+            "chassis": self.chassis,
         })
     }
 
@@ -889,6 +916,32 @@ impl Report<'_> {
                 f(c["completed_ms"].as_f64()),
                 f(c["record_deleted_ms"].as_f64())
             );
+        }
+        if !self.chassis.is_empty() {
+            let _ = writeln!(o, "  where each chassis sends the VM's traffic (ms from T0):");
+            for (chassis, events) in self.chassis {
+                let steps: Vec<String> = events
+                    .iter()
+                    .map(|e| {
+                        let to: Vec<&str> = e["location"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        let fwd = e["forwarding_to"]
+                            .as_str()
+                            .map(|f| format!(", forwards to {f}"))
+                            .unwrap_or_default();
+                        format!(
+                            "{:.2}: {}{fwd}",
+                            e["at_ms"].as_f64().unwrap_or(0.0),
+                            if to.is_empty() { "nowhere".into() } else { to.join("+") }
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(o, "    {chassis:<10} {}", steps.join(" | "));
+            }
         }
         for (p, rx, tx) in self.ping {
             let _ = writeln!(o, "  ping {p}: {rx}/{tx}");
