@@ -223,6 +223,9 @@ impl Match {
     pub fn arp_spa(self, ip: Ipv4Addr) -> Match {
         self.exact(Field::ArpSpa, ip)
     }
+    pub fn arp_spa_masked(self, ip: Ipv4Addr, mask: Ipv4Addr) -> Match {
+        self.masked(Field::ArpSpa, ip, mask)
+    }
     pub fn arp_tpa(self, ip: Ipv4Addr) -> Match {
         self.exact(Field::ArpTpa, ip)
     }

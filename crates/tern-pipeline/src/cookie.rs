@@ -14,6 +14,7 @@ pub enum App {
     Dispatch = 0x13,
     IngressLookup = 0x14,
     Output = 0x15,
+    PortSecurity = 0x16,
 }
 
 /// What the low 32 bits of a cookie name.
@@ -32,8 +33,15 @@ pub enum Object {
 pub const APP_MASK: u64 = 0xff00_0000_0000_0000;
 
 impl App {
-    pub const ALL: [App; 6] =
-        [App::Classifier, App::Passthrough, App::L2Lookup, App::Dispatch, App::IngressLookup, App::Output];
+    pub const ALL: [App; 7] = [
+        App::Classifier,
+        App::Passthrough,
+        App::L2Lookup,
+        App::Dispatch,
+        App::IngressLookup,
+        App::Output,
+        App::PortSecurity,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -43,6 +51,7 @@ impl App {
             App::Dispatch => "dispatch",
             App::IngressLookup => "ingress_lookup",
             App::Output => "output",
+            App::PortSecurity => "port_security",
         }
     }
 

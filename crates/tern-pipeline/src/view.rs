@@ -76,6 +76,30 @@ pub struct PortInfo {
     pub ips: Vec<IpAddr>,
     pub admin_up: bool,
     pub location: PortLocation,
+    /// Port security (Neutron's `port_security_enabled`): the port may send only from its MAC and
+    /// IPs and the allowed address pairs.
+    pub port_security: bool,
+    /// The allowed address pairs: (MAC, or the port's own when `None`; address range).
+    pub allowed_pairs: Vec<(Option<[u8; 6]>, ipnet::IpNet)>,
+}
+
+/// The allowed address pairs of `port` that parse (an IP is a /32 or /128).
+fn allowed_pairs(port: &Port) -> Vec<(Option<[u8; 6]>, ipnet::IpNet)> {
+    port.allowed_address_pairs
+        .iter()
+        .filter_map(|p| {
+            let net = p
+                .ip_address
+                .parse::<ipnet::IpNet>()
+                .ok()
+                .or_else(|| p.ip_address.parse::<IpAddr>().ok().map(ipnet::IpNet::from))?;
+            let mac = match &p.mac_address {
+                Some(m) => Some(tern_model::parse_mac(m)?),
+                None => None,
+            };
+            Some((mac, net))
+        })
+        .collect()
 }
 
 /// The set of chassis (ids) a port's traffic must be delivered to: empty when the port is
@@ -216,6 +240,8 @@ impl ChassisView {
                         ips: p.fixed_ips.iter().filter_map(|ip| ip.ip_address).collect(),
                         admin_up: p.admin_state_up,
                         location,
+                        port_security: p.port_security_enabled,
+                        allowed_pairs: allowed_pairs(p),
                     },
                 ))
             })

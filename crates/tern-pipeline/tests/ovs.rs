@@ -41,15 +41,27 @@ fn ovs_installs_every_fixture_table_unchanged() {
 /// in the sandbox, which has no underlay; the trace still shows each tunnel output's `tun_dst`).
 fn check_hv1_traces(sbx: &OvsSandbox) {
     let trace = |flow: &str| sbx.appctl_vswitchd(&["ofproto/trace", "br-int", flow]).expect("ofproto/trace");
-    // Broadcast from a1 (ofport 1): back to a1 is skipped by OVS; one copy to hv2 and one to hv3.
-    let t = trace("in_port=1,dl_src=fa:16:3e:00:00:11,dl_dst=ff:ff:ff:ff:ff:ff");
+    // a1's ARP broadcast (ofport 1): back to a1 is skipped by OVS; one copy to hv2 and one to hv3.
+    let arp = "in_port=1,arp,dl_src=fa:16:3e:00:00:11,dl_dst=ff:ff:ff:ff:ff:ff,arp_sha=fa:16:3e:00:00:11";
+    let t = trace(&format!("{arp},arp_spa=10.0.1.11,arp_tpa=10.0.1.12"));
     assert!(t.contains("skipping output to input port"), "{t}");
     for hop in ["set_field:0x64->tun_id", "set_field:172.31.0.2->tun_dst", "set_field:172.31.0.3->tun_dst"] {
         assert!(t.contains(hop), "missing {hop}:\n{t}");
     }
-    // Unicast from a1 to a3 (on hv3): straight to hv3's tunnel endpoint only.
-    let t = trace("in_port=1,dl_src=fa:16:3e:00:00:11,dl_dst=fa:16:3e:00:00:13");
+    // Port security: the same ARP claiming another address, or from another MAC, goes nowhere.
+    let t = trace(&format!("{arp},arp_spa=10.0.1.12,arp_tpa=10.0.1.13"));
+    assert!(t.contains("Datapath actions: drop"), "spoofed ARP passed:\n{t}");
+    let t = trace("in_port=1,ip,dl_src=fa:16:3e:00:00:99,dl_dst=fa:16:3e:00:00:13,nw_src=10.0.1.11");
+    assert!(t.contains("Datapath actions: drop"), "spoofed MAC passed:\n{t}");
+    // IP unicast from a1 to a3 (on hv3): straight to hv3's tunnel endpoint only.
+    let t = trace(
+        "in_port=1,ip,dl_src=fa:16:3e:00:00:11,dl_dst=fa:16:3e:00:00:13,nw_src=10.0.1.11,nw_dst=10.0.1.13",
+    );
     assert!(t.contains("set_field:172.31.0.3->tun_dst") && !t.contains("172.31.0.2->tun_dst"), "{t}");
+    let t = trace(
+        "in_port=1,ip,dl_src=fa:16:3e:00:00:11,dl_dst=fa:16:3e:00:00:13,nw_src=10.0.1.99,nw_dst=10.0.1.13",
+    );
+    assert!(t.contains("Datapath actions: drop"), "spoofed IP passed:\n{t}");
     // Broadcast of net-a arriving from hv2: delivered to a1 only, never back into the tunnel.
     let t = trace("in_port=3,tun_id=0x64,tun_src=172.31.0.2,tun_dst=172.31.0.1,dl_src=fa:16:3e:00:00:12,dl_dst=ff:ff:ff:ff:ff:ff");
     assert!(t.contains("output:1") && !t.contains("output:3") && !t.contains("output:2"), "{t}");

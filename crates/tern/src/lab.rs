@@ -60,6 +60,13 @@ enum LabCommand {
         #[arg(long, default_value_t = 3)]
         count: u32,
     },
+    /// Run a command inside VM NAME (its network namespace), e.g. `tern lab exec a -- ip addr`;
+    /// exits with the command's status. `{iface}` in an argument becomes the VM's interface.
+    Exec {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
     /// Manage one hypervisor's controller process (`--nb etcd` labs).
     #[command(subcommand)]
     Controller(ControllerCommand),
@@ -181,6 +188,22 @@ pub async fn run(args: LabArgs) -> Result<(), Exit> {
                 Ok(())
             } else {
                 Err(Exit::failure(anyhow!("{a} -> {b}: {}/{} replies", r.received, r.transmitted)))
+            }
+        }
+        LabCommand::Exec { name, command } => {
+            let lab = open(&dir)?;
+            let vm =
+                lab.vm(&name).ok_or_else(|| Exit::bad_input(anyhow!("no VM named {name} in this lab")))?;
+            let args: Vec<String> = command.iter().map(|a| a.replace("{iface}", vm.iface())).collect();
+            let mut c = lab.vm_command(&name, &args[0]).map_err(|e| Exit::failure(anyhow!(e)))?;
+            let status = c
+                .args(&args[1..])
+                .status()
+                .await
+                .map_err(|e| Exit::failure(anyhow!("running {:?} in VM {name}: {e}", args[0])))?;
+            match status.code() {
+                Some(0) => Ok(()),
+                code => Err(Exit::failure(anyhow!("{:?} in VM {name} exited with {code:?}", args.join(" ")))),
             }
         }
         LabCommand::Controller(ControllerCommand::Restart { hv }) => {

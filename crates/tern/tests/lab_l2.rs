@@ -120,9 +120,57 @@ fn demo_passes_and_reports() {
     assert_eq!(report["connectivity"]["failures"], serde_json::json!([]));
     assert_eq!(report["isolation"]["pairs_tested"], 18);
     assert_eq!(report["isolation"]["pairs_blocked"], 18);
+    // One VM migrated with each trigger, with and without dual delivery, and everything still
+    // reaches everything on its network afterwards.
+    let migrations = report["migrations"].as_array().expect("migrations");
+    assert_eq!(migrations.len(), 6, "{report}");
+    for m in migrations {
+        for k in [
+            "vm",
+            "from",
+            "to",
+            "trigger",
+            "dual_delivery",
+            "probe_interval_ms",
+            "sent",
+            "lost",
+            "duplicates",
+        ] {
+            assert!(m.get(k).is_some(), "{k} missing in {m}");
+        }
+        assert!(m["blackout_ms"].get("to_vm").is_some() && m["timeline"].is_object(), "{m}");
+    }
+    assert_eq!(report["after_migrations"]["pairs_ok"], report["after_migrations"]["pairs_tested"]);
     // The demo tears down after itself.
     gone(&s.dir);
     let _ = std::fs::remove_file(&json);
+}
+
+#[test]
+fn spoofed_packets_are_dropped() {
+    let s = session("spoof");
+    s.up(2, "embedded");
+    s.vm("a", 1, "red");
+    s.vm("c", 2, "red");
+    s.reaches("a", "c");
+    let ip = |vm: &str| s.vm_field(vm, "ip_cidr").split('/').next().unwrap().to_owned();
+    let (a_ip, c_ip) = (ip("a"), ip("c"));
+    // Another address of the subnet, not the port's: c would answer it (a answers ARP for it),
+    // but nothing a sends from it leaves a's port.
+    let spoofed = a_ip.rsplit_once('.').map(|(net, _)| format!("{net}.199")).unwrap();
+    s.ok(&["exec", "a", "--", "ip", "addr", "add", &format!("{spoofed}/32"), "dev", "{iface}"]);
+    let out = s.tern(&["exec", "a", "--", "ping", "-c", "3", "-i", "0.2", "-W", "1", "-I", &spoofed, &c_ip]);
+    assert!(!out.status.success(), "a reached c from a spoofed address");
+    s.ok(&["exec", "a", "--", "ip", "addr", "del", &format!("{spoofed}/32"), "dev", "{iface}"]);
+    // Another MAC: nothing passes either, until the real one is back.
+    let mac = s.vm_field("a", "mac");
+    s.ok(&["exec", "a", "--", "ip", "link", "set", "{iface}", "address", "fa:16:3e:99:99:99"]);
+    let out = s.tern(&["exec", "a", "--", "ping", "-c", "3", "-i", "0.2", "-W", "1", &c_ip]);
+    assert!(!out.status.success(), "a reached c from a spoofed MAC");
+    s.ok(&["exec", "a", "--", "ip", "link", "set", "{iface}", "address", &mac]);
+    s.reaches("a", "c");
+    s.reaches("c", "a");
+    s.ok(&["down"]);
 }
 
 #[test]

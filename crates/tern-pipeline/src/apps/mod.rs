@@ -18,6 +18,7 @@ pub mod ingress_lookup;
 pub mod l2_lookup;
 pub mod output;
 pub mod passthrough;
+pub mod port_security;
 
 use std::net::Ipv4Addr;
 

@@ -1,19 +1,17 @@
-//! Placeholder stages: the tables whose apps come with later issues (port security, security
-//! groups, local services) pass every packet on to the next stage, so the table numbers, and the
+//! Placeholder stages: the tables whose apps come with later issues (security groups, local
+//! services) pass every packet on to the next stage, so the table numbers, and the
 //! jumps into them, are already the final ones.
 
 use crate::cookie::{App, Object};
 use crate::flowset::FlowSet;
-use crate::tables::{EGRESS_ACL, INGRESS_ACL, L2_LOOKUP, OUTPUT, PORT_SECURITY, SERVICES};
+use crate::tables::{EGRESS_ACL, INGRESS_ACL, L2_LOOKUP, OUTPUT, SERVICES};
 use crate::view::ChassisView;
 use tern_openflow::{Action, Match};
 
 use super::{flow, PRIORITY_DEFAULT};
 
 pub fn flows(_view: &ChassisView, out: &mut FlowSet) {
-    for (table, next) in
-        [(PORT_SECURITY, EGRESS_ACL), (EGRESS_ACL, SERVICES), (SERVICES, L2_LOOKUP), (INGRESS_ACL, OUTPUT)]
-    {
+    for (table, next) in [(EGRESS_ACL, SERVICES), (SERVICES, L2_LOOKUP), (INGRESS_ACL, OUTPUT)] {
         out.insert(flow(
             App::Passthrough,
             Object::None,

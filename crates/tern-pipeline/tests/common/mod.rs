@@ -5,7 +5,9 @@
 //! * net-a (key 1, VNI 100): a1 on hv1, a2 on hv2, a3 and a4 on hv3, a9 unbound (nowhere);
 //! * net-b (key 2, VNI 200): b1 on hv1, b2 on hv2 — nothing on hv3.
 //!
-//! Port keys are 11..14, 19, 21, 22 and each MAC ends in its key's digits (a1: fa:16:3e:00:00:11).
+//! Port keys are 11..14, 19, 21, 22 and each MAC ends in its key's digits (a1: fa:16:3e:00:00:11),
+//! each IP too (a1: 10.0.1.11, b1: 10.0.2.21). a2 has allowed address pairs (10.0.1.100 with
+//! fa:16:3e:00:01:00, 192.168.7.0/24 with its own MAC); b2 has port security off.
 
 #![allow(dead_code)]
 
@@ -34,6 +36,11 @@ fn port(id: &str, network: &str, key: u32, host: &str) -> Port {
     p.unique_key = key;
     p.mac_address = format!("fa:16:3e:00:00:{key}");
     p.binding_host_id = host.into();
+    let subnet = if network == "net-a" { 1 } else { 2 };
+    p.fixed_ips = vec![tern_model::FixedIp {
+        subnet_id: format!("sub-{subnet}"),
+        ip_address: Some(format!("10.0.{subnet}.{key}").parse().unwrap()),
+    }];
     p
 }
 
@@ -42,12 +49,28 @@ pub fn nb() -> Nb {
         networks: vec![network("net-a", 1, 100), network("net-b", 2, 200)],
         ports: vec![
             port("a1", "net-a", 11, "hv1"),
-            port("a2", "net-a", 12, "hv2"),
+            {
+                // A VIP shared with another VM, and a range behind its own MAC.
+                let mut a2 = port("a2", "net-a", 12, "hv2");
+                a2.allowed_address_pairs = vec![
+                    tern_model::AllowedAddressPair {
+                        ip_address: "10.0.1.100".into(),
+                        mac_address: Some("fa:16:3e:00:01:00".into()),
+                    },
+                    tern_model::AllowedAddressPair { ip_address: "192.168.7.0/24".into(), mac_address: None },
+                ];
+                a2
+            },
             port("a3", "net-a", 13, "hv3"),
             port("a4", "net-a", 14, "hv3"),
             port("a9", "net-a", 19, ""),
             port("b1", "net-b", 21, "hv1"),
-            port("b2", "net-b", 22, "hv2"),
+            {
+                // Port security off: b2 may send anything.
+                let mut b2 = port("b2", "net-b", 22, "hv2");
+                b2.port_security_enabled = false;
+                b2
+            },
         ],
         chassis: (1..=3)
             .map(|i| Chassis::new(format!("hv{i}"), format!("172.31.0.{i}").parse().unwrap()))

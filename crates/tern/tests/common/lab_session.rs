@@ -41,15 +41,15 @@ impl Session {
     pub fn tern(&self, args: &[&str]) -> Output {
         Command::new(TERN)
             .arg("lab")
-            .args(args)
             .arg("--dir")
             .arg(&self.dir)
+            .args(args)
             .env_remove("TERN_NB")
             .output()
             .expect("run tern")
     }
 
-    /// Runs `tern lab ARGS --dir DIR`, which must succeed; returns stdout.
+    /// Runs `tern lab --dir DIR ARGS`, which must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.tern(args);
         assert!(
