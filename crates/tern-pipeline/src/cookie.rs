@@ -15,6 +15,7 @@ pub enum App {
     IngressLookup = 0x14,
     Output = 0x15,
     PortSecurity = 0x16,
+    ArpResponder = 0x17,
 }
 
 /// What the low 32 bits of a cookie name.
@@ -33,7 +34,7 @@ pub enum Object {
 pub const APP_MASK: u64 = 0xff00_0000_0000_0000;
 
 impl App {
-    pub const ALL: [App; 7] = [
+    pub const ALL: [App; 8] = [
         App::Classifier,
         App::Passthrough,
         App::L2Lookup,
@@ -41,6 +42,7 @@ impl App {
         App::IngressLookup,
         App::Output,
         App::PortSecurity,
+        App::ArpResponder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +54,7 @@ impl App {
             App::IngressLookup => "ingress_lookup",
             App::Output => "output",
             App::PortSecurity => "port_security",
+            App::ArpResponder => "arp_responder",
         }
     }
 

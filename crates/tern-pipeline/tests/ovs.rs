@@ -43,11 +43,15 @@ fn check_hv1_traces(sbx: &OvsSandbox) {
     let trace = |flow: &str| sbx.appctl_vswitchd(&["ofproto/trace", "br-int", flow]).expect("ofproto/trace");
     // a1's ARP broadcast (ofport 1): back to a1 is skipped by OVS; one copy to hv2 and one to hv3.
     let arp = "in_port=1,arp,dl_src=fa:16:3e:00:00:11,dl_dst=ff:ff:ff:ff:ff:ff,arp_sha=fa:16:3e:00:00:11";
-    let t = trace(&format!("{arp},arp_spa=10.0.1.11,arp_tpa=10.0.1.12"));
+    let t = trace(&format!("{arp},arp_op=1,arp_spa=10.0.1.11,arp_tpa=10.0.1.50"));
     assert!(t.contains("skipping output to input port"), "{t}");
     for hop in ["set_field:0x64->tun_id", "set_field:172.31.0.2->tun_dst", "set_field:172.31.0.3->tun_dst"] {
         assert!(t.contains(hop), "missing {hop}:\n{t}");
     }
+    // a1 asks for a2's address: hv1 answers it itself, back out of a1's port, and nothing goes
+    // into a tunnel.
+    let t = trace(&format!("{arp},arp_op=1,arp_spa=10.0.1.11,arp_tpa=10.0.1.12"));
+    assert!(t.contains("IN_PORT") && t.contains("set_field:2->arp_op") && !t.contains("tun_dst"), "{t}");
     // Port security: the same ARP claiming another address, or from another MAC, goes nowhere.
     let t = trace(&format!("{arp},arp_spa=10.0.1.12,arp_tpa=10.0.1.13"));
     assert!(t.contains("Datapath actions: drop"), "spoofed ARP passed:\n{t}");

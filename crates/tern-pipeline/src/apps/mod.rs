@@ -12,6 +12,7 @@
 //!
 //! Only networks with a local port ([`crate::ChassisView::local_networks`]) get flows here.
 
+pub mod arp_responder;
 pub mod classifier;
 pub mod dispatch;
 pub mod ingress_lookup;

@@ -1,5 +1,5 @@
-//! Placeholder stages: the tables whose apps come with later issues (security groups, local
-//! services) pass every packet on to the next stage, so the table numbers, and the
+//! Placeholder stages and table defaults: the tables whose apps come with later issues (security
+//! groups) or that only some packets need (local services) pass every packet on to the next stage, so the table numbers, and the
 //! jumps into them, are already the final ones.
 
 use crate::cookie::{App, Object};
