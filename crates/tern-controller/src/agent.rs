@@ -86,7 +86,8 @@ impl Seen {
             &crate::migration::for_pipeline(migrations.clone(), dual_delivery),
             self.vifs.clone(),
             self.tunnel_ofport,
-        );
+        )
+        .with_routers(&self.nb.all(), &self.nb.all(), &self.nb.all());
         // Without dual delivery the pipeline does not see dest_plugged records, but the
         // destination still watches for the VM's first packet.
         view.awaiting_activation = tern_pipeline::view::awaiting_activation(chassis, &migrations);

@@ -385,8 +385,11 @@ impl Lab {
         } else {
             String::new()
         };
+        // The routes through a gateway go with the interface, as a guest keeps its routing table.
+        let json = output(ip(&vm.netns).args(["-j", "-4", "route", "show", "dev", &old.iface])).await?;
+        let routes = route_lines(&json, &new.iface);
         let stdin = format!(
-            "link set {o} down\naddr flush dev {o}\nlink set {n} address {mac}\naddr add {cidr} dev {n}\nlink set {n} up\n{neighbours}",
+            "link set {o} down\naddr flush dev {o}\nlink set {n} address {mac}\naddr add {cidr} dev {n}\nlink set {n} up\n{neighbours}{routes}",
             o = old.iface,
             n = new.iface,
             mac = vm.mac,
@@ -510,6 +513,19 @@ fn neighbour_lines(json: &str, dev: &str) -> String {
             let dst: Ipv4Addr = e["dst"].as_str()?.parse().ok()?;
             let mac = e["lladdr"].as_str().filter(|m| valid_mac(m))?;
             Some(format!("neigh replace {dst} lladdr {mac} dev {dev} nud reachable\n"))
+        })
+        .collect()
+}
+
+/// `ip -batch` lines re-adding on `dev` the routes via a gateway listed in `ip -j route` output.
+fn route_lines(json: &str, dev: &str) -> String {
+    let entries: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(|e| {
+            let dst = e["dst"].as_str()?;
+            let via: Ipv4Addr = e["gateway"].as_str()?.parse().ok()?;
+            Some(format!("route replace {dst} via {via} dev {dev}\n"))
         })
         .collect()
 }

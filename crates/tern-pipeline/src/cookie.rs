@@ -16,6 +16,7 @@ pub enum App {
     Output = 0x15,
     PortSecurity = 0x16,
     ArpResponder = 0x17,
+    L3Routing = 0x18,
 }
 
 /// What the low 32 bits of a cookie name.
@@ -34,7 +35,7 @@ pub enum Object {
 pub const APP_MASK: u64 = 0xff00_0000_0000_0000;
 
 impl App {
-    pub const ALL: [App; 8] = [
+    pub const ALL: [App; 9] = [
         App::Classifier,
         App::Passthrough,
         App::L2Lookup,
@@ -43,6 +44,7 @@ impl App {
         App::Output,
         App::PortSecurity,
         App::ArpResponder,
+        App::L3Routing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +57,7 @@ impl App {
             App::Output => "output",
             App::PortSecurity => "port_security",
             App::ArpResponder => "arp_responder",
+            App::L3Routing => "l3_routing",
         }
     }
 

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use tern_model::{Chassis, Migration, MigrationState, Network, Port};
+use ipnet::{IpNet, Ipv4Net};
+
+use tern_model::{Chassis, Migration, MigrationState, Network, Port, Router, Subnet};
 
 /// What one chassis knows, as the pipeline needs it. Maps are keyed by object id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +31,27 @@ pub struct ChassisView {
     /// (from a chassis that has not heard of the activation yet) are tunneled on to it: the
     /// source's forwarding pointer. Never set for a port located here.
     pub forwarding: BTreeMap<String, String>,
+    /// Distributed routers, by id: every chassis routes for its own VMs (see
+    /// [`ChassisView::with_routers`]).
+    pub routers: BTreeMap<String, RouterInfo>,
+}
+
+/// A router as the pipeline needs it: its interfaces on known networks, its extra routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterInfo {
+    pub id: String,
+    pub interfaces: Vec<RouterInterfaceInfo>,
+    /// Extra routes: (destination, next hop).
+    pub routes: Vec<(Ipv4Net, Ipv4Addr)>,
+}
+
+/// One router interface: the router's MAC and address on a network's IPv4 subnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterInterfaceInfo {
+    pub network_id: String,
+    pub mac: [u8; 6],
+    pub ip: Ipv4Addr,
+    pub subnet: Ipv4Net,
 }
 
 /// The forwarding pointers of chassis `local` that the NB records give: every activated
@@ -262,7 +285,66 @@ impl ChassisView {
             tunnel_ofport,
             awaiting_activation,
             forwarding,
+            routers: BTreeMap::new(),
         }
+    }
+
+    /// Adds the routers: each interface whose port has a MAC and an IPv4 address inside its
+    /// subnet, on a network of the view, and the extra routes (IPv4 only).
+    pub fn with_routers(mut self, routers: &[Router], subnets: &[Subnet], ports: &[Port]) -> ChassisView {
+        let ports: BTreeMap<&str, &Port> = ports.iter().map(|p| (p.id.as_str(), p)).collect();
+        let subnets: BTreeMap<&str, &Subnet> = subnets.iter().map(|s| (s.id.as_str(), s)).collect();
+        for r in routers.iter().filter(|r| r.admin_state_up) {
+            let interfaces: Vec<RouterInterfaceInfo> = r
+                .interfaces
+                .iter()
+                .filter_map(|i| {
+                    let port = ports.get(i.port_id.as_str())?;
+                    let IpNet::V4(subnet) = subnets.get(i.subnet_id.as_str())?.cidr else { return None };
+                    let ip = port.fixed_ips.iter().find_map(|f| match f.ip_address {
+                        Some(IpAddr::V4(ip)) if subnet.contains(&ip) => Some(ip),
+                        _ => None,
+                    })?;
+                    let mac = tern_model::parse_mac(&port.mac_address)?;
+                    self.networks.contains_key(&port.network_id).then(|| RouterInterfaceInfo {
+                        network_id: port.network_id.clone(),
+                        mac,
+                        ip,
+                        subnet,
+                    })
+                })
+                .collect();
+            let routes = r
+                .routes
+                .iter()
+                .filter_map(|route| match (route.destination, route.nexthop) {
+                    (IpNet::V4(d), IpAddr::V4(n)) => Some((d, n)),
+                    _ => None,
+                })
+                .collect();
+            self.routers.insert(r.id.clone(), RouterInfo { id: r.id.clone(), interfaces, routes });
+        }
+        self
+    }
+
+    /// The routers with an interface on a network that has a local port: those this chassis
+    /// routes for.
+    pub fn local_routers(&self) -> Vec<&RouterInfo> {
+        let local: BTreeSet<&str> = self.local_networks().map(|n| n.id.as_str()).collect();
+        self.routers
+            .values()
+            .filter(|r| r.interfaces.iter().any(|i| local.contains(i.network_id.as_str())))
+            .collect()
+    }
+
+    /// The networks whose ports this chassis may send to: those with a local port, and those
+    /// its local routers reach.
+    pub fn dispatch_networks(&self) -> Vec<&NetworkInfo> {
+        let mut ids: BTreeSet<&str> = self.local_networks().map(|n| n.id.as_str()).collect();
+        for r in self.local_routers() {
+            ids.extend(r.interfaces.iter().map(|i| i.network_id.as_str()));
+        }
+        ids.into_iter().filter_map(|id| self.networks.get(id)).collect()
     }
 
     /// The forwarding pointers that lead somewhere: port id -> (port, tunnel IP of the chassis

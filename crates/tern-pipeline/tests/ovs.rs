@@ -34,6 +34,9 @@ fn ovs_installs_every_fixture_table_unchanged() {
         if name == "hv1" {
             check_hv1_traces(&sbx);
         }
+        if name == "routed_hv3_one_network" {
+            check_routed_traces(&sbx);
+        }
     }
 }
 
@@ -72,6 +75,33 @@ fn check_hv1_traces(sbx: &OvsSandbox) {
     // Unknown VNI: dropped by the classifier's default.
     let t = trace("in_port=3,tun_id=0x99,tun_src=172.31.0.2,tun_dst=172.31.0.1,dl_dst=ff:ff:ff:ff:ff:ff");
     assert!(t.contains("Datapath actions: drop") && !t.contains("resubmit"), "{t}");
+}
+
+/// Routed packets traced through hv3's tables (router r1 joins net-a and net-b; hv3 has only
+/// net-a ports): a3 reaches b2 (net-b, on hv2) in one hop over net-b's VNI, with the TTL
+/// decremented and the MACs rewritten; the gateway's ARP is answered locally.
+fn check_routed_traces(sbx: &OvsSandbox) {
+    let trace = |flow: &str| sbx.appctl_vswitchd(&["ofproto/trace", "br-int", flow]).expect("ofproto/trace");
+    let t = trace(
+        "in_port=1,ip,dl_src=fa:16:3e:00:00:13,dl_dst=fa:16:3e:00:01:01,nw_src=10.0.1.13,nw_dst=10.0.2.22,nw_ttl=64",
+    );
+    for hop in [
+        "dec_ttl",
+        "set_field:fa:16:3e:00:02:01->eth_src",
+        "set_field:fa:16:3e:00:00:22->eth_dst",
+        "set_field:0xc8->tun_id",
+        "set_field:172.31.0.2->tun_dst",
+    ] {
+        assert!(t.contains(hop), "missing {hop}:\n{t}");
+    }
+    // An address no port has: dropped by the router.
+    let t = trace(
+        "in_port=1,ip,dl_src=fa:16:3e:00:00:13,dl_dst=fa:16:3e:00:01:01,nw_src=10.0.1.13,nw_dst=10.0.2.99,nw_ttl=64",
+    );
+    assert!(t.contains("Datapath actions: drop"), "{t}");
+    // The gateway's ARP.
+    let t = trace("in_port=1,arp,dl_src=fa:16:3e:00:00:13,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_sha=fa:16:3e:00:00:13,arp_spa=10.0.1.13,arp_tpa=10.0.1.1");
+    assert!(t.contains("IN_PORT") && t.contains("set_field:fa:16:3e:00:01:01->arp_sha"), "{t}");
 }
 
 /// A flow mod as an `ovs-ofctl add-flows` line.

@@ -50,6 +50,9 @@ enum LabCommand {
     /// Add hypervisors to a running lab.
     #[command(subcommand)]
     Hv(HvCommand),
+    /// Add a router joining networks (through the Neutron API).
+    #[command(subcommand)]
+    Router(RouterCommand),
     /// Ping VM B's IP from VM A.
     ///
     /// Across networks the VMs get a host route and a static neighbour entry for each other, so
@@ -59,6 +62,10 @@ enum LabCommand {
         b: String,
         #[arg(long, default_value_t = 3)]
         count: u32,
+        /// Across networks, go through the VMs' default routes (a router) instead of straight
+        /// over L2.
+        #[arg(long)]
+        routed: bool,
     },
     /// Run a command inside VM NAME (its network namespace), e.g. `tern lab exec a -- ip addr`;
     /// exits with the command's status. `{iface}` in an argument becomes the VM's interface.
@@ -125,6 +132,16 @@ enum VmCommand {
 }
 
 #[derive(Subcommand)]
+enum RouterCommand {
+    /// Create router NAME (if absent) with an interface on each --network (created if absent).
+    Add {
+        name: String,
+        #[arg(long = "network", required = true)]
+        networks: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum HvCommand {
     /// Add one hypervisor (hvN+1) and its controller.
     Add,
@@ -176,13 +193,26 @@ pub async fn run(args: LabArgs) -> Result<(), Exit> {
             let mut lab = open(&dir)?;
             vm_rm(&mut lab, &name).await
         }
+        LabCommand::Router(RouterCommand::Add { name, networks }) => {
+            let lab = open(&dir)?;
+            let api = api::Api::open(lab.dir()).map_err(Exit::failure)?;
+            let id = api.ensure_router(&name, &networks).await.map_err(Exit::failure)?;
+            println!("router {name} ({id}) joins {}", networks.join(" "));
+            Ok(())
+        }
         LabCommand::Hv(HvCommand::Add) => {
             let mut lab = open(&dir)?;
             hv_add(&mut lab).await.map_err(Exit::failure)
         }
-        LabCommand::Ping { a, b, count } => {
+        LabCommand::Ping { a, b, count, routed } => {
             let lab = open(&dir)?;
-            let r = ping_vms(&lab, &a, &b, count, Duration::from_secs(1)).await?;
+            let r = if routed {
+                let to = lab.vm(&b).ok_or_else(|| Exit::bad_input(anyhow!("no VM named {b}")))?.ip();
+                lab.vm(&a).ok_or_else(|| Exit::bad_input(anyhow!("no VM named {a}")))?;
+                lab.ping(&a, to, count, Duration::from_secs(1)).await.map_err(Exit::failure)?
+            } else {
+                ping_vms(&lab, &a, &b, count, Duration::from_secs(1)).await?
+            };
             print!("{}", r.output);
             if r.all_ok() {
                 Ok(())
@@ -349,7 +379,17 @@ pub(crate) async fn vm_add(
     let port = api.create_port(&net, name, &format!("hv{hv}"), ip).await?;
     let cidr = format!("{}/{}", port.ip, net.prefix_len);
     match lab.add_vm(name, hv, &port.mac, &cidr, &port.id).await {
-        Ok(vm) => Ok(vm),
+        Ok(vm) => {
+            // The default route a DHCP lease would give.
+            if let Some(gw) = net.gateway {
+                let gw = gw.to_string();
+                let args = ["route", "replace", "default", "via", gw.as_str(), "dev", vm.iface()];
+                if let Err(e) = lab.exec_in_vm(name, "ip", &args).await {
+                    progress(format!("VM {name}: no default route via {gw}: {e}"));
+                }
+            }
+            Ok(vm)
+        }
         Err(e) => {
             if let Err(del) = api.delete_port(&port.id).await {
                 progress(format!("deleting port {} after the failed plug failed too: {del:#}", port.id));

@@ -147,6 +147,33 @@ fn demo_passes_and_reports() {
 }
 
 #[test]
+fn a_router_joins_networks_across_hypervisors_and_follows_a_migration() {
+    let s = session("routed");
+    s.up(3, "embedded");
+    s.vm("a", 1, "red");
+    s.vm("b", 2, "blue");
+    s.vm("c", 3, "red");
+    // Without a router, red and blue do not reach each other through their gateways.
+    assert!(!s.tern(&["ping", "a", "b", "--routed", "--count", "2"]).status.success());
+    s.ok(&["router", "add", "r1", "--network", "red", "--network", "blue"]);
+    let routed = |from: &str, to: &str| {
+        eventually(&format!("{from} reaches {to} through the router"), || {
+            s.tern(&["ping", from, to, "--routed", "--count", "1"]).status.success()
+        });
+        s.ok(&["ping", from, to, "--routed", "--count", "3"]);
+    };
+    routed("a", "b");
+    routed("b", "a");
+    routed("c", "b");
+    // The routed traffic follows a live migration (routes and all).
+    s.ok(&["migrate", "a", "--to", "hv3", "--trigger", "rarp"]);
+    routed("a", "b");
+    routed("b", "a");
+    s.reaches("a", "c");
+    s.ok(&["down"]);
+}
+
+#[test]
 fn spoofed_packets_are_dropped() {
     let s = session("spoof");
     s.up(2, "embedded");

@@ -1,6 +1,8 @@
 //! Table DISPATCH: where destination port reg7 is. The one kind of flow that encodes a port's
 //! location: one flow per port, delivering to every chassis in its location (locally through
-//! ingress, remotely by tunnel), so a migration rewrites exactly this flow on a bystander.
+//! ingress, remotely by tunnel over its network's VNI), so a migration rewrites exactly this flow
+//! on a bystander, for bridged and routed traffic alike. Ports of the networks this chassis'
+//! routers reach get one too.
 
 use tern_openflow::{Action, Match};
 
@@ -13,7 +15,7 @@ use super::{flow, to_chassis, PRIORITY_DEFAULT, PRIORITY_PORT};
 
 pub fn flows(view: &ChassisView, out: &mut FlowSet) {
     out.insert(flow(App::Dispatch, Object::None, DISPATCH, PRIORITY_DEFAULT, Match::new(), vec![]));
-    for net in view.local_networks() {
+    for net in view.dispatch_networks() {
         for port in view.ports_of(&net.id) {
             let mut actions = Vec::new();
             if port.location.contains(&view.local_chassis) {

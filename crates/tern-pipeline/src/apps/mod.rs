@@ -17,6 +17,7 @@ pub mod classifier;
 pub mod dispatch;
 pub mod ingress_lookup;
 pub mod l2_lookup;
+pub mod l3;
 pub mod output;
 pub mod passthrough;
 pub mod port_security;

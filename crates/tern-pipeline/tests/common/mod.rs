@@ -24,6 +24,8 @@ pub struct Nb {
     pub ports: Vec<Port>,
     pub chassis: Vec<Chassis>,
     pub migrations: Vec<Migration>,
+    pub routers: Vec<tern_model::Router>,
+    pub subnets: Vec<tern_model::Subnet>,
 }
 
 fn network(id: &str, key: u32, vni: u32) -> Network {
@@ -76,6 +78,8 @@ pub fn nb() -> Nb {
             .map(|i| Chassis::new(format!("hv{i}"), format!("172.31.0.{i}").parse().unwrap()))
             .collect(),
         migrations: vec![],
+        routers: vec![],
+        subnets: vec![],
     }
 }
 
@@ -101,6 +105,37 @@ impl Nb {
             vifs,
             Some(TUNNEL_OFPORT),
         )
+        .with_routers(&self.routers, &self.subnets, &self.ports)
+    }
+
+    /// Router r1 joining net-a (10.0.1.0/24, its interface 10.0.1.1) and net-b (10.0.2.0/24,
+    /// 10.0.2.1), with an extra route 172.16.0.0/16 via a4 (10.0.1.14).
+    pub fn routed(mut self) -> Nb {
+        let mut r = tern_model::Router { id: "r1".into(), admin_state_up: true, ..Default::default() };
+        for (net, k) in [("net-a", 1u8), ("net-b", 2)] {
+            let cidr = format!("10.0.{k}.0/24");
+            let mut s: tern_model::Subnet = serde_json::from_value(serde_json::json!({
+                "id": format!("sub-{k}"), "network_id": net, "ip_version": 4, "cidr": cidr
+            }))
+            .unwrap();
+            s.gateway_ip = Some(format!("10.0.{k}.1").parse().unwrap());
+            self.subnets.push(s);
+            let mut p = port(&format!("r1-{net}"), net, 0, "");
+            p.mac_address = format!("fa:16:3e:00:0{k}:01");
+            p.fixed_ips[0].ip_address = Some(format!("10.0.{k}.1").parse().unwrap());
+            p.device_owner = "network:router_interface".into();
+            self.ports.push(p);
+            r.interfaces.push(tern_model::RouterInterface {
+                subnet_id: format!("sub-{k}"),
+                port_id: format!("r1-{net}"),
+            });
+        }
+        r.routes = vec![serde_json::from_value(
+            serde_json::json!({"destination": "172.16.0.0/16", "nexthop": "10.0.1.14"}),
+        )
+        .unwrap()];
+        self.routers.push(r);
+        self
     }
 
     pub fn port_mut(&mut self, id: &str) -> &mut Port {
@@ -131,6 +166,7 @@ pub fn fixture_views() -> Vec<(&'static str, ChassisView)> {
     let plain = nb();
     let dual = nb().migrating_a3(MigrationState::DestPlugged);
     let activated = nb().migrating_a3(MigrationState::Activated);
+    let routed = nb().routed();
     vec![
         ("hv1", plain.view("hv1", vifs("hv1"))),
         ("hv2", plain.view("hv2", vifs("hv2"))),
@@ -139,6 +175,8 @@ pub fn fixture_views() -> Vec<(&'static str, ChassisView)> {
         ("dual_delivery_hv2_destination", dual.view("hv2", hv2_vifs_with_a3())),
         ("dual_delivery_hv3_source", dual.view("hv3", vifs("hv3"))),
         ("activated_hv3_source_forwards", activated.view("hv3", vifs("hv3"))),
+        ("routed_hv2", routed.view("hv2", vifs("hv2"))),
+        ("routed_hv3_one_network", routed.view("hv3", vifs("hv3"))),
     ]
 }
 

@@ -22,6 +22,8 @@ pub struct Net {
     pub id: String,
     pub subnet_id: String,
     pub prefix_len: u8,
+    /// The subnet's gateway (a router's address once one is attached).
+    pub gateway: Option<Ipv4Addr>,
 }
 
 /// What the API gave the port.
@@ -99,6 +101,37 @@ impl Api {
         v["migrations"].as_array().cloned().ok_or_else(|| anyhow!("GET /v2.0/migrations: no list in {v}"))
     }
 
+    /// Router `name` (created when absent) with an interface on each network's subnet.
+    pub async fn ensure_router(&self, name: &str, networks: &[String]) -> anyhow::Result<String> {
+        let routers = self.get("/v2.0/routers").await?;
+        let existing = routers["routers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == name)
+            .and_then(|r| r["id"].as_str().map(str::to_owned));
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let r = self.post("/v2.0/routers", json!({"router": {"name": name}})).await?;
+                r["router"]["id"].as_str().ok_or_else(|| anyhow!("no router id in {r}"))?.to_owned()
+            }
+        };
+        for network in networks {
+            let net = self.ensure_network(network).await?;
+            let body = json!({"subnet_id": net.subnet_id});
+            let path = format!("/v2.0/routers/{id}/add_router_interface");
+            match self.call(Method::PUT, &path, Some(body)).await {
+                Ok(_) => super::progress(format!("router {name}: interface on {network}")),
+                Err(e) if e.to_string().contains("HTTP 400") || e.to_string().contains("HTTP 409") => {
+                    super::progress(format!("router {name}: interface on {network} already there ({e:#})"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(id)
+    }
+
     /// port id -> network name, for status.
     pub async fn port_networks(&self) -> anyhow::Result<BTreeMap<String, String>> {
         let nets = self.get("/v2.0/networks").await?;
@@ -150,7 +183,8 @@ impl Api {
             let cidr = s["cidr"].as_str().unwrap_or_default();
             let prefix_len = cidr.split_once('/').and_then(|(_, l)| l.parse().ok()).unwrap_or(24);
             let id = s["id"].as_str().ok_or_else(|| anyhow!("subnet without id: {s}"))?.to_owned();
-            return Ok(Net { id: net_id, subnet_id: id, prefix_len });
+            let gateway = s["gateway_ip"].as_str().and_then(|g| g.parse().ok());
+            return Ok(Net { id: net_id, subnet_id: id, prefix_len, gateway });
         }
         let used: Vec<&str> = subnets.iter().filter_map(|s| s["cidr"].as_str()).collect();
         let k = (position..=255)
@@ -165,7 +199,8 @@ impl Api {
             .await?;
         let id = s["subnet"]["id"].as_str().ok_or_else(|| anyhow!("no subnet id in {s}"))?.to_owned();
         super::progress(format!("subnet {cidr} created on network {name}"));
-        Ok(Net { id: net_id, subnet_id: id, prefix_len: 24 })
+        let gateway = s["subnet"]["gateway_ip"].as_str().and_then(|g| g.parse().ok());
+        Ok(Net { id: net_id, subnet_id: id, prefix_len: 24, gateway })
     }
 
     /// A port for VM `vm` bound to `host`, as Nova asks for one.
