@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing tern needs on a Debian machine, skipping what is already there:
 # Open vSwitch (lab, OpenFlow/OVSDB tests), etcd (the etcd backend's tests), protoc (etcd-client's
-# gRPC code), iproute2/ping/ethtool (network namespaces of the lab). Run as root.
+# gRPC code), iproute2/ping/ethtool (network namespaces of the lab), udhcpc (the lab VMs' DHCP
+# client). Run as root.
 set -euo pipefail
 
 need=()
@@ -14,6 +15,7 @@ have ip || need+=(iproute2)
 have ping || need+=(iputils-ping)
 have ethtool || need+=(ethtool)
 have curl || need+=(curl)
+have udhcpc || need+=(udhcpc)
 have cargo || need+=(cargo rustc)
 
 if ((${#need[@]})); then

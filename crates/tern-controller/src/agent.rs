@@ -87,7 +87,8 @@ impl Seen {
             self.vifs.clone(),
             self.tunnel_ofport,
         )
-        .with_routers(&self.nb.all(), &self.nb.all(), &self.nb.all());
+        .with_routers(&self.nb.all(), &self.nb.all(), &self.nb.all())
+        .with_dhcp(&self.nb.all(), &self.nb.all());
         // Without dual delivery the pipeline does not see dest_plugged records, but the
         // destination still watches for the VM's first packet.
         view.awaiting_activation = tern_pipeline::view::awaiting_activation(chassis, &migrations);
@@ -198,6 +199,7 @@ pub async fn run(
     // The VIFs at the previous look, to tell an unplug from a VIF never seen.
     let mut vifs_before: BTreeMap<String, u32> = BTreeMap::new();
     let mut first_look = true;
+    let mut dhcp_limit = crate::dhcp::RateLimit::default();
     // The port places of the last flows reported.
     let mut reported_places: BTreeMap<String, PortPlace> = BTreeMap::new();
     // Whether br-int and its tunnel port are known to be in place; retried until they are.
@@ -359,6 +361,9 @@ pub async fn run(
                     installed = None;
                 }
                 Some(OfEvent::Message(msg)) => {
+                    if let Some((key, frame)) = dhcp_request(&msg) {
+                        serve_dhcp(&seen, &switch, &mut dhcp_limit, key, frame).await;
+                    }
                     if let Some(key) = activation_packet(&msg) {
                         let (at, records) = (crate::migration::now_ns(), seen.migrations());
                         if seen.activated_here.on_packet(&config.chassis, key, &seen.nb.all(), &records, at) {
@@ -390,6 +395,58 @@ fn activation_packet(msg: &tern_openflow::Message) -> Option<u32> {
             }
         }
         _ => None,
+    }
+}
+
+/// The port key and frame of a DHCP request sent up by the pipeline's `dhcp` app.
+fn dhcp_request(msg: &tern_openflow::Message) -> Option<(u32, &[u8])> {
+    use tern_openflow::Message;
+    use tern_pipeline::cookie::{App, Object};
+    match msg {
+        Message::NxPacketIn2(pin) => {
+            Some((tern_pipeline::apps::dhcp::parse_dhcp_userdata(&pin.userdata)?, pin.data.as_slice()))
+        }
+        Message::PacketIn(pin) if pin.table_id == tern_pipeline::tables::SERVICES => {
+            match App::from_cookie(pin.cookie)? {
+                (App::Dhcp, Object::Port(key)) => Some((key, pin.data.as_slice())),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Answers a DHCP request from the VIF of the port with key `key` (see `crate::dhcp`), within
+/// the port's rate.
+async fn serve_dhcp(
+    seen: &Seen,
+    switch: &Switch,
+    limit: &mut crate::dhcp::RateLimit,
+    key: u32,
+    frame: &[u8],
+) {
+    let Some(id) = seen.nb.by_unique_key(Kind::Port, key) else { return };
+    let (Some(Object::Port(port)), Some(&ofport)) = (seen.nb.get(Kind::Port, id), seen.vifs.get(id)) else {
+        return;
+    };
+    if !limit.allow(key, std::time::Instant::now()) {
+        tracing::debug!(port = %id, "DHCP request over the port's rate; dropped");
+        return;
+    }
+    let network = match seen.nb.get(Kind::Network, &port.network_id) {
+        Some(Object::Network(n)) => Some(n),
+        _ => None,
+    };
+    let Some(lease) = crate::dhcp::Lease::of(port, &seen.nb.all(), network) else { return };
+    match crate::dhcp::reply(frame, &lease) {
+        Ok(reply) => {
+            let out = tern_openflow::PacketOut::new(reply, vec![tern_openflow::Action::output(ofport)]);
+            match switch.connection().await.and_then(|conn| conn.packet_out(out)) {
+                Ok(()) => tracing::info!(port = %id, address = %lease.address, "DHCP answered"),
+                Err(e) => tracing::warn!(port = %id, error = %e, "DHCP reply not sent"),
+            }
+        }
+        Err(e) => tracing::debug!(port = %id, error = %e, "no DHCP reply"),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod cache;
+pub mod dhcp;
 pub mod flowlog;
 pub mod migration;
 pub mod ofconn;

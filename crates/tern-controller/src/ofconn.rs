@@ -365,6 +365,12 @@ impl OfConn {
         }
     }
 
+    /// Sends a packet out through the switch (no reply; a refusal is only logged by the
+    /// connection, as the switch answers it asynchronously).
+    pub fn packet_out(&self, packet: tern_openflow::PacketOut) -> Result<(), OfError> {
+        self.submit(vec![(Message::PacketOut(packet), Expect::Nothing)]).map(|_| ())
+    }
+
     /// Waits until the switch has processed everything sent before.
     pub async fn barrier(&self) -> Result<(), OfError> {
         match self.request(Message::BarrierRequest).await? {

@@ -17,6 +17,7 @@ pub enum App {
     PortSecurity = 0x16,
     ArpResponder = 0x17,
     L3Routing = 0x18,
+    Dhcp = 0x19,
 }
 
 /// What the low 32 bits of a cookie name.
@@ -35,7 +36,7 @@ pub enum Object {
 pub const APP_MASK: u64 = 0xff00_0000_0000_0000;
 
 impl App {
-    pub const ALL: [App; 9] = [
+    pub const ALL: [App; 10] = [
         App::Classifier,
         App::Passthrough,
         App::L2Lookup,
@@ -45,6 +46,7 @@ impl App {
         App::PortSecurity,
         App::ArpResponder,
         App::L3Routing,
+        App::Dhcp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +60,7 @@ impl App {
             App::PortSecurity => "port_security",
             App::ArpResponder => "arp_responder",
             App::L3Routing => "l3_routing",
+            App::Dhcp => "dhcp",
         }
     }
 

@@ -104,6 +104,8 @@ pub struct PortInfo {
     pub port_security: bool,
     /// The allowed address pairs: (MAC, or the port's own when `None`; address range).
     pub allowed_pairs: Vec<(Option<[u8; 6]>, ipnet::IpNet)>,
+    /// The port has an IPv4 address on a subnet with DHCP enabled (see [`ChassisView::with_dhcp`]).
+    pub dhcp: bool,
 }
 
 /// The allowed address pairs of `port` that parse (an IP is a /32 or /128).
@@ -265,6 +267,7 @@ impl ChassisView {
                         location,
                         port_security: p.port_security_enabled,
                         allowed_pairs: allowed_pairs(p),
+                        dhcp: false,
                     },
                 ))
             })
@@ -323,6 +326,25 @@ impl ChassisView {
                 })
                 .collect();
             self.routers.insert(r.id.clone(), RouterInfo { id: r.id.clone(), interfaces, routes });
+        }
+        self
+    }
+
+    /// Marks the ports with an IPv4 address on one of `subnets` with DHCP enabled: the chassis
+    /// answers their DHCP requests.
+    pub fn with_dhcp(mut self, subnets: &[Subnet], ports: &[Port]) -> ChassisView {
+        let enabled: BTreeSet<&str> = subnets
+            .iter()
+            .filter(|s| s.enable_dhcp && s.cidr.addr().is_ipv4())
+            .map(|s| s.id.as_str())
+            .collect();
+        for p in ports {
+            let on = p.fixed_ips.iter().any(|f| {
+                enabled.contains(f.subnet_id.as_str()) && matches!(f.ip_address, Some(IpAddr::V4(_)))
+            });
+            if let Some(info) = self.ports.get_mut(&p.id) {
+                info.dhcp = on;
+            }
         }
         self
     }

@@ -174,6 +174,65 @@ fn a_router_joins_networks_across_hypervisors_and_follows_a_migration() {
 }
 
 #[test]
+fn vms_get_their_address_by_dhcp_from_their_chassis() {
+    let s = session("dhcp");
+    s.up(2, "embedded");
+    s.vm("a", 1, "red");
+    s.vm("c", 2, "red");
+    let ip = |vm: &str| s.vm_field(vm, "ip_cidr").split('/').next().unwrap().to_owned();
+    for vm in ["a", "c"] {
+        // udhcpc asks (DISCOVER, REQUEST from 0.0.0.0) and prints the lease; its script does
+        // nothing, so the VM keeps its configuration.
+        let mut lease = String::new();
+        eventually(&format!("{vm} to get a DHCP lease"), || {
+            let out = s.tern(&[
+                "exec",
+                vm,
+                "--",
+                "udhcpc",
+                "-i",
+                "{iface}",
+                "-n",
+                "-q",
+                "-f",
+                "-s",
+                "/bin/true",
+                "-t",
+                "3",
+                "-T",
+                "1",
+            ]);
+            lease =
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            out.status.success()
+        });
+        assert!(lease.contains(&format!("lease of {} obtained", ip(vm))), "{vm}: {lease}");
+    }
+    // And after a migration, from the new chassis.
+    s.ok(&["migrate", "a", "--to", "hv2", "--trigger", "unplug"]);
+    let out = s.tern(&[
+        "exec",
+        "a",
+        "--",
+        "udhcpc",
+        "-i",
+        "{iface}",
+        "-n",
+        "-q",
+        "-f",
+        "-s",
+        "/bin/true",
+        "-t",
+        "5",
+        "-T",
+        "1",
+    ]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains(&format!("lease of {} obtained", ip("a"))), "{text}");
+    s.ok(&["down"]);
+}
+
+#[test]
 fn spoofed_packets_are_dropped() {
     let s = session("spoof");
     s.up(2, "embedded");

@@ -14,6 +14,7 @@
 
 pub mod arp_responder;
 pub mod classifier;
+pub mod dhcp;
 pub mod dispatch;
 pub mod ingress_lookup;
 pub mod l2_lookup;

@@ -106,6 +106,7 @@ impl Nb {
             Some(TUNNEL_OFPORT),
         )
         .with_routers(&self.routers, &self.subnets, &self.ports)
+        .with_dhcp(&self.subnets, &self.ports)
     }
 
     /// Router r1 joining net-a (10.0.1.0/24, its interface 10.0.1.1) and net-b (10.0.2.0/24,
