@@ -88,7 +88,8 @@ impl Seen {
             self.tunnel_ofport,
         )
         .with_routers(&self.nb.all(), &self.nb.all(), &self.nb.all())
-        .with_dhcp(&self.nb.all(), &self.nb.all());
+        .with_dhcp(&self.nb.all(), &self.nb.all())
+        .with_security_groups(&self.nb.all());
         // Without dual delivery the pipeline does not see dest_plugged records, but the
         // destination still watches for the VM's first packet.
         view.awaiting_activation = tern_pipeline::view::awaiting_activation(chassis, &migrations);

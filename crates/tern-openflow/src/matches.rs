@@ -202,6 +202,19 @@ impl Match {
     pub fn udp_src(self, port: u16) -> Match {
         self.exact(Field::UdpSrc, port)
     }
+    /// The destination port of TCP (6), UDP (17) or SCTP (132) under a mask.
+    pub fn tp_dst_masked(self, ip_proto: u8, port: u16, mask: u16) -> Match {
+        let field = match ip_proto {
+            6 => Field::TcpDst,
+            132 => Field::SctpDst,
+            _ => Field::UdpDst,
+        };
+        if mask == 0xffff {
+            self.exact(field, port)
+        } else {
+            self.masked(field, port, mask)
+        }
+    }
     pub fn udp_dst(self, port: u16) -> Match {
         self.exact(Field::UdpDst, port)
     }

@@ -18,6 +18,7 @@ pub enum App {
     ArpResponder = 0x17,
     L3Routing = 0x18,
     Dhcp = 0x19,
+    SecurityGroups = 0x1a,
 }
 
 /// What the low 32 bits of a cookie name.
@@ -36,7 +37,7 @@ pub enum Object {
 pub const APP_MASK: u64 = 0xff00_0000_0000_0000;
 
 impl App {
-    pub const ALL: [App; 10] = [
+    pub const ALL: [App; 11] = [
         App::Classifier,
         App::Passthrough,
         App::L2Lookup,
@@ -47,6 +48,7 @@ impl App {
         App::ArpResponder,
         App::L3Routing,
         App::Dhcp,
+        App::SecurityGroups,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +63,7 @@ impl App {
             App::ArpResponder => "arp_responder",
             App::L3Routing => "l3_routing",
             App::Dhcp => "dhcp",
+            App::SecurityGroups => "security_groups",
         }
     }
 

@@ -23,6 +23,7 @@ pub fn compute(view: &ChassisView) -> FlowSet {
     apps::arp_responder::flows(view, &mut out);
     apps::l3::flows(view, &mut out);
     apps::dhcp::flows(view, &mut out);
+    apps::security_groups::flows(view, &mut out);
     apps::l2_lookup::flows(view, &mut out);
     apps::dispatch::flows(view, &mut out);
     apps::ingress_lookup::flows(view, &mut out);

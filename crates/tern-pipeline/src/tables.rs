@@ -19,6 +19,7 @@ pub struct Table {
 pub const CLASSIFY: u8 = 0;
 pub const PORT_SECURITY: u8 = 5;
 pub const EGRESS_ACL: u8 = 10;
+pub const EGRESS_ACL_CT: u8 = 11;
 pub const SERVICES: u8 = 20;
 pub const L2_LOOKUP: u8 = 30;
 pub const L3_ROUTING: u8 = 40;
@@ -26,17 +27,23 @@ pub const L3_DNAT: u8 = 45;
 pub const DISPATCH: u8 = 50;
 pub const INGRESS_LOOKUP: u8 = 60;
 pub const INGRESS_ACL: u8 = 65;
+pub const INGRESS_ACL_CT: u8 = 66;
 pub const OUTPUT: u8 = 70;
 
 /// Every table, in pipeline order.
-pub const ALL: [Table; 11] = [
+pub const ALL: [Table; 13] = [
     Table {
         id: CLASSIFY,
         name: "classify",
         purpose: "VIF or tunnel in_port -> source port (reg6), network (metadata)",
     },
     Table { id: PORT_SECURITY, name: "port_security", purpose: "source MAC/IP must belong to the port" },
-    Table { id: EGRESS_ACL, name: "egress_acl", purpose: "egress security groups (conntrack)" },
+    Table { id: EGRESS_ACL, name: "egress_acl", purpose: "egress security groups: into conntrack" },
+    Table {
+        id: EGRESS_ACL_CT,
+        name: "egress_acl_ct",
+        purpose: "egress security groups: established passes, new must match a rule",
+    },
     Table { id: SERVICES, name: "services", purpose: "ARP responder, DHCP, RARP/GARP activation" },
     Table {
         id: L2_LOOKUP,
@@ -55,7 +62,12 @@ pub const ALL: [Table; 11] = [
         name: "ingress_lookup",
         purpose: "from tunnels: (network, dst MAC) -> destination port",
     },
-    Table { id: INGRESS_ACL, name: "ingress_acl", purpose: "ingress security groups (conntrack)" },
+    Table { id: INGRESS_ACL, name: "ingress_acl", purpose: "ingress security groups: into conntrack" },
+    Table {
+        id: INGRESS_ACL_CT,
+        name: "ingress_acl_ct",
+        purpose: "ingress security groups: established passes, new must match a rule",
+    },
     Table { id: OUTPUT, name: "output", purpose: "destination port -> VIF ofport" },
 ];
 

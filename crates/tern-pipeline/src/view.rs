@@ -34,6 +34,8 @@ pub struct ChassisView {
     /// Distributed routers, by id: every chassis routes for its own VMs (see
     /// [`ChassisView::with_routers`]).
     pub routers: BTreeMap<String, RouterInfo>,
+    /// Security groups, by id (see [`ChassisView::with_security_groups`]).
+    pub security_groups: BTreeMap<String, SecurityGroupInfo>,
 }
 
 /// A router as the pipeline needs it: its interfaces on known networks, its extra routes.
@@ -106,6 +108,15 @@ pub struct PortInfo {
     pub allowed_pairs: Vec<(Option<[u8; 6]>, ipnet::IpNet)>,
     /// The port has an IPv4 address on a subnet with DHCP enabled (see [`ChassisView::with_dhcp`]).
     pub dhcp: bool,
+    /// The port's security groups (ids).
+    pub security_groups: Vec<String>,
+}
+
+/// A security group as the pipeline needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityGroupInfo {
+    pub id: String,
+    pub rules: Vec<tern_model::SecurityGroupRule>,
 }
 
 /// The allowed address pairs of `port` that parse (an IP is a /32 or /128).
@@ -268,6 +279,7 @@ impl ChassisView {
                         port_security: p.port_security_enabled,
                         allowed_pairs: allowed_pairs(p),
                         dhcp: false,
+                        security_groups: p.security_groups.clone(),
                     },
                 ))
             })
@@ -289,7 +301,19 @@ impl ChassisView {
             awaiting_activation,
             forwarding,
             routers: BTreeMap::new(),
+            security_groups: BTreeMap::new(),
         }
+    }
+
+    /// Adds the security groups.
+    pub fn with_security_groups(mut self, groups: &[tern_model::SecurityGroup]) -> ChassisView {
+        self.security_groups = groups
+            .iter()
+            .map(|g| {
+                (g.id.clone(), SecurityGroupInfo { id: g.id.clone(), rules: g.security_group_rules.clone() })
+            })
+            .collect();
+        self
     }
 
     /// Adds the routers: each interface whose port has a MAC and an IPv4 address inside its

@@ -72,6 +72,23 @@ fn check_hv1_traces(sbx: &OvsSandbox) {
     // Broadcast of net-a arriving from hv2: delivered to a1 only, never back into the tunnel.
     let t = trace("in_port=3,tun_id=0x64,tun_src=172.31.0.2,tun_dst=172.31.0.1,dl_src=fa:16:3e:00:00:12,dl_dst=ff:ff:ff:ff:ff:ff");
     assert!(t.contains("output:1") && !t.contains("output:3") && !t.contains("output:2"), "{t}");
+    // Security groups, ingress to a1 (groups default and web) from outside the default group:
+    // a new connection to TCP 80 passes (web), to TCP 22 does not, and a reply to something a1
+    // started (established) does.
+    let from_outside = |dport: u16| {
+        format!("in_port=3,tun_id=0x64,tun_src=172.31.0.2,tun_dst=172.31.0.1,tcp,dl_src=fa:16:3e:00:00:12,dl_dst=fa:16:3e:00:00:11,nw_src=192.0.2.1,nw_dst=10.0.1.11,tp_src=40000,tp_dst={dport}")
+    };
+    // Delivered to a1 (OpenFlow port 1) after conntrack: in the trace of the recirculation.
+    let to_a1 =
+        |t: &str| t.rsplit("Resuming from table").next().is_some_and(|after| after.contains("output:1"));
+    let t = trace(&from_outside(80));
+    assert!(t.contains("ct(commit") && to_a1(&t), "web refused:\n{t}");
+    let t = trace(&from_outside(22));
+    assert!(t.contains("Resuming from table 66") && !to_a1(&t), "ssh from outside passed:\n{t}");
+    let t = sbx
+        .appctl_vswitchd(&["ofproto/trace", "br-int", &from_outside(22), "--ct-next", "trk,est"])
+        .expect("ofproto/trace");
+    assert!(to_a1(&t), "established reply refused:\n{t}");
     // Unknown VNI: dropped by the classifier's default.
     let t = trace("in_port=3,tun_id=0x99,tun_src=172.31.0.2,tun_dst=172.31.0.1,dl_dst=ff:ff:ff:ff:ff:ff");
     assert!(t.contains("Datapath actions: drop") && !t.contains("resubmit"), "{t}");
@@ -94,11 +111,13 @@ fn check_routed_traces(sbx: &OvsSandbox) {
     ] {
         assert!(t.contains(hop), "missing {hop}:\n{t}");
     }
-    // An address no port has: dropped by the router.
+    // An address no port has: past the security groups (a new connection, committed), dropped
+    // by the router's table default.
     let t = trace(
         "in_port=1,ip,dl_src=fa:16:3e:00:00:13,dl_dst=fa:16:3e:00:01:01,nw_src=10.0.1.13,nw_dst=10.0.2.99,nw_ttl=64",
     );
-    assert!(t.contains("Datapath actions: drop"), "{t}");
+    let last = t.lines().rev().find(|l| l.starts_with("Datapath actions:")).unwrap_or_default();
+    assert!(t.contains("40. priority 0") && last == "Datapath actions: ct(commit,zone=13)", "{t}");
     // The gateway's ARP.
     let t = trace("in_port=1,arp,dl_src=fa:16:3e:00:00:13,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_sha=fa:16:3e:00:00:13,arp_spa=10.0.1.13,arp_tpa=10.0.1.1");
     assert!(t.contains("IN_PORT") && t.contains("set_field:fa:16:3e:00:01:01->arp_sha"), "{t}");

@@ -22,6 +22,7 @@ pub mod l3;
 pub mod output;
 pub mod passthrough;
 pub mod port_security;
+pub mod security_groups;
 
 use std::net::Ipv4Addr;
 

@@ -26,6 +26,34 @@ pub struct Nb {
     pub migrations: Vec<Migration>,
     pub routers: Vec<tern_model::Router>,
     pub subnets: Vec<tern_model::Subnet>,
+    pub security_groups: Vec<tern_model::SecurityGroup>,
+}
+
+/// Neutron's default group (all egress; ingress from the group's members), and "web" (TCP 80-81
+/// and ICMP echo from anywhere).
+fn security_groups() -> Vec<tern_model::SecurityGroup> {
+    let group = |id: &str, rules: serde_json::Value| -> tern_model::SecurityGroup {
+        serde_json::from_value(serde_json::json!({"id": id, "name": id, "security_group_rules": rules}))
+            .unwrap()
+    };
+    vec![
+        group(
+            "default",
+            serde_json::json!([
+                {"direction": "egress", "ethertype": "IPv4"},
+                {"direction": "egress", "ethertype": "IPv6"},
+                {"direction": "ingress", "ethertype": "IPv4", "remote_group_id": "default"},
+                {"direction": "ingress", "ethertype": "IPv6", "remote_group_id": "default"},
+            ]),
+        ),
+        group(
+            "web",
+            serde_json::json!([
+                {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 80, "port_range_max": 81, "remote_ip_prefix": "0.0.0.0/0"},
+                {"direction": "ingress", "ethertype": "IPv4", "protocol": "icmp", "port_range_min": 8},
+            ]),
+        ),
+    ]
 }
 
 fn network(id: &str, key: u32, vni: u32) -> Network {
@@ -38,6 +66,8 @@ fn port(id: &str, network: &str, key: u32, host: &str) -> Port {
     p.unique_key = key;
     p.mac_address = format!("fa:16:3e:00:00:{key}");
     p.binding_host_id = host.into();
+    p.security_groups =
+        if id == "a1" { vec!["default".into(), "web".into()] } else { vec!["default".into()] };
     let subnet = if network == "net-a" { 1 } else { 2 };
     p.fixed_ips = vec![tern_model::FixedIp {
         subnet_id: format!("sub-{subnet}"),
@@ -80,6 +110,7 @@ pub fn nb() -> Nb {
         migrations: vec![],
         routers: vec![],
         subnets: vec![],
+        security_groups: security_groups(),
     }
 }
 
@@ -107,6 +138,7 @@ impl Nb {
         )
         .with_routers(&self.routers, &self.subnets, &self.ports)
         .with_dhcp(&self.subnets, &self.ports)
+        .with_security_groups(&self.security_groups)
     }
 
     /// Router r1 joining net-a (10.0.1.0/24, its interface 10.0.1.1) and net-b (10.0.2.0/24,
