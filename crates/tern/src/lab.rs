@@ -11,6 +11,7 @@ mod api;
 mod control;
 mod demo;
 mod migrate;
+mod services;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

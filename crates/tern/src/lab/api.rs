@@ -132,6 +132,42 @@ impl Api {
         Ok(id)
     }
 
+    /// A security group with `rules` (each a JSON object of Neutron's rule attributes, without
+    /// the group id); returns its id.
+    pub async fn create_security_group(&self, name: &str, rules: &[Value]) -> anyhow::Result<String> {
+        let g = self.post("/v2.0/security-groups", json!({"security_group": {"name": name}})).await?;
+        let id = g["security_group"]["id"].as_str().ok_or_else(|| anyhow!("no group id in {g}"))?.to_owned();
+        // A new group comes with Neutron's two egress rules; these are the ones asked for.
+        for r in g["security_group"]["security_group_rules"].as_array().into_iter().flatten() {
+            if let Some(rid) = r["id"].as_str() {
+                self.call(Method::DELETE, &format!("/v2.0/security-group-rules/{rid}"), None).await?;
+            }
+        }
+        for rule in rules {
+            let mut r = rule.clone();
+            r["security_group_id"] = json!(id);
+            self.post("/v2.0/security-group-rules", json!({"security_group_rule": r})).await?;
+        }
+        Ok(id)
+    }
+
+    /// Port `port`'s security groups.
+    pub async fn port_security_groups(&self, port: &str) -> anyhow::Result<Vec<String>> {
+        let p = self.get(&format!("/v2.0/ports/{port}")).await?;
+        Ok(p["port"]["security_groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Sets port `port`'s security groups.
+    pub async fn set_port_security_groups(&self, port: &str, groups: &[String]) -> anyhow::Result<()> {
+        let body = json!({"port": {"security_groups": groups}});
+        self.call(Method::PUT, &format!("/v2.0/ports/{port}"), Some(body)).await.map(|_| ())
+    }
+
     /// port id -> network name, for status.
     pub async fn port_networks(&self) -> anyhow::Result<BTreeMap<String, String>> {
         let nets = self.get("/v2.0/networks").await?;

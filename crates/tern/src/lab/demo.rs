@@ -1,5 +1,7 @@
 //! `tern lab demo`: 3 hypervisors, 2 networks, 6 VMs (one of each network on every hypervisor),
-//! every ordered pair pinged: same network must pass, different networks must be blocked. Then one
+//! every ordered pair pinged: same network must pass, different networks must be blocked; then a
+//! router, DHCP, port security and security groups (`services`), and live migrations of one VM
+//! with each trigger, with and without dual delivery, after which everything is checked again. Then one
 //! VM is live-migrated around the hypervisors with each trigger, with and without dual delivery
 //! (`tern lab migrate`'s probes measure each blackout: reported, never judged), and every
 //! same-network pair must still reach each other. Prints tables, optionally writes the JSON
@@ -15,7 +17,7 @@ use serde_json::{json, Value};
 use tern_lab::Lab;
 
 use super::migrate::{self, Plan, Trigger};
-use super::{progress, secs, NbMode};
+use super::{progress, secs, services, NbMode};
 use crate::exit::Exit;
 
 #[derive(Args)]
@@ -121,6 +123,13 @@ struct Report {
     migrations: Vec<Value>,
     /// Same-network pairs after the migrations.
     after_migrations: Connectivity,
+    /// Router r1 joins red and blue: pairs across networks and hypervisors, through it.
+    routing: services::Routing,
+    /// The migrated VM's routed pairs after the migrations.
+    routing_after_migrations: services::Routing,
+    dhcp: services::Dhcp,
+    port_security: services::PortSecurity,
+    security_groups: services::SecurityGroups,
     passed: bool,
     #[serde(skip)]
     pairs: Vec<Pair>,
@@ -212,6 +221,27 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
         leaks: cross.iter().filter(|p| !p.blocked()).map(|p| (*p).clone()).collect(),
     };
 
+    // The services: a router, DHCP, port security, security groups.
+    progress("router r1 joins red and blue; routed pings across hypervisors");
+    if let Err(e) = services::add_router(&lab, "r1", &["red", "blue"]).await {
+        progress(format!("router r1 could not be set up: {e:#}"));
+    }
+    let cross_hv: Vec<(String, String)> = [("red1", "blue1"), ("red2", "blue2"), ("red3", "blue3")]
+        .iter()
+        .flat_map(|(a, b)| [((*a).to_owned(), (*b).to_owned()), ((*b).to_owned(), (*a).to_owned())])
+        .collect();
+    let routing = services::routing(&lab, &cross_hv).await;
+    progress("DHCP: every VM asks for its address");
+    let names: Vec<&str> = VMS.iter().map(|(n, _, _)| *n).collect();
+    let dhcp = services::dhcp(&lab, &names).await;
+    progress("port security: spoofed address and MAC from red2");
+    let port_security = services::port_security(&lab, "red2", "red3").await;
+    progress("security groups on blue2, reached from red2 through the router");
+    let security_groups = services::security_groups(&lab, "red2", "blue2").await.unwrap_or_else(|e| {
+        progress(format!("security groups could not be set up: {e:#}"));
+        services::SecurityGroups { tested: 1, ..Default::default() }
+    });
+
     // Live migrations of one VM around the hypervisors: every trigger, with and without dual
     // delivery. Their blackouts are reported, not judged; a migration that could not be carried
     // out, or after which the VM does not reach its peer, fails the demo.
@@ -272,6 +302,11 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
     }
     let after = ping_pairs(&lab, &same_pairs).await;
     let after_migrations = judge_same(&after.iter().collect::<Vec<_>>());
+    let migrated_pairs: Vec<(String, String)> = ["blue1", "blue2", "blue3"]
+        .iter()
+        .flat_map(|b| [(MIGRATED_VM.to_owned(), (*b).to_owned()), ((*b).to_owned(), MIGRATED_VM.to_owned())])
+        .collect();
+    let routing_after_migrations = services::routing(&lab, &migrated_pairs).await;
 
     let migrations_ok = migrations.len() == MIGRATIONS.len() && migrations.iter().all(|m| m["ok"] == true);
     let passed = connectivity.failures.is_empty()
@@ -279,7 +314,14 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
         && !pairs.is_empty()
         && migrations_ok
         && after_migrations.failures.is_empty()
-        && after_migrations.pairs_tested > 0;
+        && after_migrations.pairs_tested > 0
+        && routing.pairs_ok == routing.pairs_tested
+        && routing_after_migrations.pairs_ok == routing_after_migrations.pairs_tested
+        && dhcp.leased == dhcp.vms
+        && port_security.spoof_attempts > 0
+        && port_security.spoof_dropped == port_security.spoof_attempts
+        && security_groups.tested > 0
+        && security_groups.as_expected == security_groups.tested;
     Ok(Report {
         hypervisors: lab.hypervisors().len(),
         nb,
@@ -290,6 +332,11 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
         converged_after_s,
         migrations,
         after_migrations,
+        routing,
+        routing_after_migrations,
+        dhcp,
+        port_security,
+        security_groups,
         passed,
         pairs,
     })
@@ -409,8 +456,39 @@ fn print_report(r: &Report) {
         r.isolation.pairs_blocked, r.isolation.pairs_tested
     );
     println!("convergence:  {:.2} s after the last VM was plugged", r.converged_after_s);
+    let fails =
+        |f: &[String]| if f.is_empty() { String::new() } else { format!(" (failed: {})", f.join(", ")) };
+    println!(
+        "routing:      {}/{} cross-network pairs on different hypervisors reach each other through router r1{}",
+        r.routing.pairs_ok,
+        r.routing.pairs_tested,
+        fails(&r.routing.failures)
+    );
+    println!(
+        "dhcp:         {}/{} VMs got their address by DHCP from their chassis{}",
+        r.dhcp.leased,
+        r.dhcp.vms,
+        fails(&r.dhcp.failures)
+    );
+    println!(
+        "port security: {}/{} spoofed pings (foreign address, foreign MAC) dropped",
+        r.port_security.spoof_dropped, r.port_security.spoof_attempts
+    );
+    println!(
+        "security groups: {}/{} cases as expected",
+        r.security_groups.as_expected, r.security_groups.tested
+    );
+    for c in &r.security_groups.cases {
+        println!("  {c}");
+    }
     println!();
     print_migrations(r);
+    println!(
+        "routing after the migrations: {}/{} of {MIGRATED_VM}'s routed pairs{}",
+        r.routing_after_migrations.pairs_ok,
+        r.routing_after_migrations.pairs_tested,
+        fails(&r.routing_after_migrations.failures)
+    );
 }
 
 /// The migrations' table and the connectivity after them.
