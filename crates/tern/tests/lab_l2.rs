@@ -237,27 +237,34 @@ fn vms_get_their_address_by_dhcp_from_their_chassis() {
 #[test]
 fn spoofed_packets_are_dropped() {
     let s = session("spoof");
-    s.up(2, "embedded");
+    s.up(3, "embedded");
     s.vm("a", 1, "red");
     s.vm("c", 2, "red");
     s.reaches("a", "c");
     let ip = |vm: &str| s.vm_field(vm, "ip_cidr").split('/').next().unwrap().to_owned();
     let (a_ip, c_ip) = (ip("a"), ip("c"));
-    // Another address of the subnet, not the port's: c would answer it (a answers ARP for it),
-    // but nothing a sends from it leaves a's port.
-    let spoofed = a_ip.rsplit_once('.').map(|(net, _)| format!("{net}.199")).unwrap();
-    s.ok(&["exec", "a", "--", "ip", "addr", "add", &format!("{spoofed}/32"), "dev", "{iface}"]);
-    let out = s.tern(&["exec", "a", "--", "ping", "-c", "3", "-i", "0.2", "-W", "1", "-I", &spoofed, &c_ip]);
-    assert!(!out.status.success(), "a reached c from a spoofed address");
-    s.ok(&["exec", "a", "--", "ip", "addr", "del", &format!("{spoofed}/32"), "dev", "{iface}"]);
-    // Another MAC: nothing passes either, until the real one is back.
-    let mac = s.vm_field("a", "mac");
-    s.ok(&["exec", "a", "--", "ip", "link", "set", "{iface}", "address", "fa:16:3e:99:99:99"]);
-    let out = s.tern(&["exec", "a", "--", "ping", "-c", "3", "-i", "0.2", "-W", "1", &c_ip]);
-    assert!(!out.status.success(), "a reached c from a spoofed MAC");
-    s.ok(&["exec", "a", "--", "ip", "link", "set", "{iface}", "address", &mac]);
-    s.reaches("a", "c");
-    s.reaches("c", "a");
+    let spoof = |when: &str| {
+        // Another address of the subnet, not the port's: c would answer it (a answers ARP for
+        // it), but nothing a sends from it leaves a's port.
+        let spoofed = a_ip.rsplit_once('.').map(|(net, _)| format!("{net}.199")).unwrap();
+        s.ok(&["exec", "a", "--", "ip", "addr", "add", &format!("{spoofed}/32"), "dev", "{iface}"]);
+        let out =
+            s.tern(&["exec", "a", "--", "ping", "-c", "3", "-i", "0.2", "-W", "1", "-I", &spoofed, &c_ip]);
+        assert!(!out.status.success(), "{when}: a reached c from a spoofed address");
+        s.ok(&["exec", "a", "--", "ip", "addr", "del", &format!("{spoofed}/32"), "dev", "{iface}"]);
+        // Another MAC: nothing passes either, until the real one is back.
+        let mac = s.vm_field("a", "mac");
+        s.ok(&["exec", "a", "--", "ip", "link", "set", "{iface}", "address", "fa:16:3e:99:99:99"]);
+        let out = s.tern(&["exec", "a", "--", "ping", "-c", "3", "-i", "0.2", "-W", "1", &c_ip]);
+        assert!(!out.status.success(), "{when}: a reached c from a spoofed MAC");
+        s.ok(&["exec", "a", "--", "ip", "link", "set", "{iface}", "address", &mac]);
+        s.reaches("a", "c");
+        s.reaches("c", "a");
+    };
+    spoof("before a migration");
+    // Port security follows the VM: the same on its new hypervisor.
+    s.ok(&["migrate", "a", "--to", "hv3", "--trigger", "rarp"]);
+    spoof("after a migration");
     s.ok(&["down"]);
 }
 
