@@ -149,6 +149,7 @@ fn demo_passes_and_reports() {
         ("dhcp", "vms", "leased"),
         ("port_security", "spoof_attempts", "spoof_dropped"),
         ("security_groups", "tested", "as_expected"),
+        ("security_groups_after_migrations", "tested", "as_expected"),
     ] {
         let s = &report[section];
         assert!(s[tested].as_u64().unwrap_or(0) > 0, "{section}: {s}");

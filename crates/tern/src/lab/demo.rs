@@ -130,6 +130,8 @@ struct Report {
     dhcp: services::Dhcp,
     port_security: services::PortSecurity,
     security_groups: services::SecurityGroups,
+    /// The same checks with the migrated VM as the target, after its migrations.
+    security_groups_after_migrations: services::SecurityGroups,
     passed: bool,
     #[serde(skip)]
     pairs: Vec<Pair>,
@@ -307,6 +309,12 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
         .flat_map(|b| [(MIGRATED_VM.to_owned(), (*b).to_owned()), ((*b).to_owned(), MIGRATED_VM.to_owned())])
         .collect();
     let routing_after_migrations = services::routing(&lab, &migrated_pairs).await;
+    progress(format!("security groups on {MIGRATED_VM} after its migrations, reached from blue1"));
+    let security_groups_after_migrations =
+        services::security_groups(&lab, "blue1", MIGRATED_VM).await.unwrap_or_else(|e| {
+            progress(format!("security groups could not be set up: {e:#}"));
+            services::SecurityGroups { tested: 1, ..Default::default() }
+        });
 
     let migrations_ok = migrations.len() == MIGRATIONS.len() && migrations.iter().all(|m| m["ok"] == true);
     let passed = connectivity.failures.is_empty()
@@ -321,7 +329,9 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
         && port_security.spoof_attempts > 0
         && port_security.spoof_dropped == port_security.spoof_attempts
         && security_groups.tested > 0
-        && security_groups.as_expected == security_groups.tested;
+        && security_groups.as_expected == security_groups.tested
+        && security_groups_after_migrations.tested > 0
+        && security_groups_after_migrations.as_expected == security_groups_after_migrations.tested;
     Ok(Report {
         hypervisors: lab.hypervisors().len(),
         nb,
@@ -337,6 +347,7 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
         dhcp,
         port_security,
         security_groups,
+        security_groups_after_migrations,
         passed,
         pairs,
     })
@@ -489,6 +500,13 @@ fn print_report(r: &Report) {
         r.routing_after_migrations.pairs_tested,
         fails(&r.routing_after_migrations.failures)
     );
+    println!(
+        "security groups after the migrations: {}/{} cases as expected",
+        r.security_groups_after_migrations.as_expected, r.security_groups_after_migrations.tested
+    );
+    for c in &r.security_groups_after_migrations.cases {
+        println!("  {c}");
+    }
 }
 
 /// The migrations' table and the connectivity after them.
