@@ -25,8 +25,9 @@ use crate::input::{
     check_if_match, envelope, if_match, opt_str, take_project, Attrs, JsonBody, Op, PathParam, QueryPairs,
 };
 use crate::ports::{create_service_port, delete_service_port, owned_ports, OWNER_FLOATINGIP};
-use crate::query::ListQuery;
-use crate::util::{add_project, fetch, host, list, no_content, put, respond, retry, Ctx, State};
+use crate::util::{
+    add_project, fetch, list, list_answer, no_content, put, respond, retry, show_answer, Ctx, State,
+};
 
 /// Floating IP attributes. Ignored: `dns_domain`, `dns_name`, `qos_policy_id`, `tags`.
 const ATTRS: Attrs = Attrs {
@@ -84,10 +85,8 @@ async fn list_fips(
     headers: HeaderMap,
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Json<Value>> {
-    let q = ListQuery::parse(q)?;
-    let items = list::<FloatingIp>(&ctx.nb).await?.iter().map(view).collect();
-    let known = view(&FloatingIp::new(""));
-    Ok(Json(q.respond(items, &known, "floatingips", "/v2.0/floatingips", &host(&headers))?))
+    list_answer(&ctx.nb, q, &headers, ("floatingips", "/v2.0/floatingips"), view, view(&FloatingIp::new("")))
+        .await
 }
 
 async fn show(
@@ -95,9 +94,7 @@ async fn show(
     PathParam(id): PathParam<String>,
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Response> {
-    let q = ListQuery::parse(q)?;
-    let f: FloatingIp = fetch(&ctx.nb, &id).await?;
-    Ok(respond(StatusCode::OK, "floatingip", q.project(view(&f))))
+    show_answer(&ctx.nb, &id, q, "floatingip", view).await
 }
 
 fn bad_fip(msg: impl std::fmt::Display) -> ApiError {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,8 +14,7 @@ use tern_model::Migration;
 
 use crate::error::ApiResult;
 use crate::input::{PathParam, QueryPairs};
-use crate::query::ListQuery;
-use crate::util::{fetch, host, json_map, list, respond, Ctx, State};
+use crate::util::{json_map, list_answer, show_answer, Ctx, State};
 
 pub(crate) fn routes() -> Router<Arc<Ctx>> {
     Router::new().route("/v2.0/migrations", get(list_migrations)).route("/v2.0/migrations/{id}", get(show))
@@ -26,10 +25,8 @@ async fn list_migrations(
     headers: HeaderMap,
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Json<Value>> {
-    let q = ListQuery::parse(q)?;
-    let items = list::<Migration>(&ctx.nb).await?.iter().map(json_map).collect();
     let known = json_map(&Migration::new("p", 1, "a", "b"));
-    Ok(Json(q.respond(items, &known, "migrations", "/v2.0/migrations", &host(&headers))?))
+    list_answer(&ctx.nb, q, &headers, ("migrations", "/v2.0/migrations"), json_map::<Migration>, known).await
 }
 
 async fn show(
@@ -37,7 +34,5 @@ async fn show(
     PathParam(id): PathParam<String>,
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Response> {
-    let q = ListQuery::parse(q)?;
-    let m: Migration = fetch(&ctx.nb, &id).await?;
-    Ok(respond(StatusCode::OK, "migration", q.project(json_map(&m))))
+    show_answer::<Migration>(&ctx.nb, &id, q, "migration", json_map).await
 }

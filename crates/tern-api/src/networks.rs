@@ -19,8 +19,7 @@ use crate::input::{
 };
 use crate::query::ListQuery;
 use crate::util::{
-    add_project, delete_if_match, fetch, fetch_if_match, host, list, no_content, patched, put, respond,
-    retry, Ctx, State,
+    add_project, delete_if_match, fetch, host, list, no_content, put, respond, update_plain, Ctx, State,
 };
 
 /// Network attributes. Ignored: `availability_zone_hints`, `dns_domain`, `qos_policy_id`,
@@ -197,14 +196,8 @@ async fn update(
     let mut m = envelope(body, "network")?;
     ATTRS.check(&mut m, Op::Update)?;
     normalize(&mut m)?;
-    let (ctx, m, id) = (&ctx, &m, &id);
-    let n = retry(|| async move {
-        let cur: Network = fetch_if_match(&ctx.nb, id, expected).await?;
-        let n: Network = patched(&cur, m)?;
-        put(&ctx.nb, n).await
-    })
-    .await?;
-    let subnets = subnet_ids(ctx, id).await?;
+    let n: Network = update_plain(&ctx.nb, &id, expected, &m).await?;
+    let subnets = subnet_ids(&ctx, &id).await?;
     Ok(respond(StatusCode::OK, "network", view(&n, subnets)))
 }
 

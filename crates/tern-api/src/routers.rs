@@ -31,9 +31,9 @@ use crate::input::{
 use crate::ports::{
     create_service_port, delete_service_port, owned_ports, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE,
 };
-use crate::query::ListQuery;
 use crate::util::{
-    add_project, fetch, fetch_if_match, host, list, no_content, patched, put, respond, retry, Ctx, State,
+    add_project, fetch, fetch_if_match, list, list_answer, no_content, patched, put, respond, retry,
+    show_answer, Ctx, State,
 };
 
 /// Router attributes. Ignored: `distributed` and `ha` (tern routers are always distributed),
@@ -87,10 +87,7 @@ async fn list_routers(
     headers: HeaderMap,
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Json<Value>> {
-    let q = ListQuery::parse(q)?;
-    let items = list::<Router>(&ctx.nb).await?.iter().map(view).collect();
-    let known = view(&Router::default());
-    Ok(Json(q.respond(items, &known, "routers", "/v2.0/routers", &host(&headers))?))
+    list_answer(&ctx.nb, q, &headers, ("routers", "/v2.0/routers"), view, view(&Router::default())).await
 }
 
 async fn show(
@@ -98,9 +95,7 @@ async fn show(
     PathParam(id): PathParam<String>,
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Response> {
-    let q = ListQuery::parse(q)?;
-    let r: Router = fetch(&ctx.nb, &id).await?;
-    Ok(respond(StatusCode::OK, "router", q.project(view(&r))))
+    show_answer(&ctx.nb, &id, q, "router", view).await
 }
 
 fn bad_router(msg: impl std::fmt::Display) -> ApiError {

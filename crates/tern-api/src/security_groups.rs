@@ -24,8 +24,8 @@ use crate::input::{
 };
 use crate::query::ListQuery;
 use crate::util::{
-    add_project, derived_uuid, fetch, fetch_if_match, get as nb_get, host, json_map, list, no_content,
-    patched, put, respond, retry, Ctx, State,
+    add_project, derived_uuid, fetch, fetch_if_match, get as nb_get, host, json_map, list, list_answer,
+    no_content, patched, put, respond, retry, show_answer, Ctx, State,
 };
 
 /// Group attributes. Ignored: `tags`.
@@ -181,10 +181,8 @@ async fn list_groups(
     if let Some(project) = listed_project(&pairs) {
         ensure_default(&ctx.nb, &project).await?;
     }
-    let q = ListQuery::parse(pairs)?;
-    let items = list::<SecurityGroup>(&ctx.nb).await?.iter().map(view).collect();
     let known = view(&SecurityGroup::default());
-    Ok(Json(q.respond(items, &known, "security_groups", "/v2.0/security-groups", &host(&headers))?))
+    list_answer(&ctx.nb, pairs, &headers, ("security_groups", "/v2.0/security-groups"), view, known).await
 }
 
 async fn show(
@@ -192,9 +190,7 @@ async fn show(
     PathParam(id): PathParam<String>,
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Response> {
-    let q = ListQuery::parse(q)?;
-    let g: SecurityGroup = fetch(&ctx.nb, &id).await?;
-    Ok(respond(StatusCode::OK, "security_group", q.project(view(&g))))
+    show_answer(&ctx.nb, &id, q, "security_group", view).await
 }
 
 /// A group named `default` is the project's default group (one per project: 409 if it exists).

@@ -18,10 +18,9 @@ use crate::input::{
     build_valid, envelope, if_match, normalize_bool, normalize_int, opt_str, take_project, Attrs, JsonBody,
     Op, PathParam, QueryPairs,
 };
-use crate::query::ListQuery;
 use crate::util::{
-    add_project, delete_if_match, fetch, fetch_if_match, host, list, no_content, patched, put, respond,
-    retry, Ctx, State,
+    add_project, delete_if_match, list, list_answer, no_content, put, respond, show_answer, update_plain,
+    Ctx, State,
 };
 
 /// Subnet attributes. Ignored: `ipv6_ra_mode`, `ipv6_address_mode`, `subnetpool_id`, `prefixlen`,
@@ -179,10 +178,8 @@ async fn list_subnets(
     headers: HeaderMap,
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Json<Value>> {
-    let q = ListQuery::parse(q)?;
-    let items = list::<Subnet>(&ctx.nb).await?.iter().map(view).collect();
     let known = view(&Subnet::new("", "0.0.0.0/0".parse().unwrap_or(IpNet::V4(Default::default()))));
-    Ok(Json(q.respond(items, &known, "subnets", "/v2.0/subnets", &host(&headers))?))
+    list_answer(&ctx.nb, q, &headers, ("subnets", "/v2.0/subnets"), view, known).await
 }
 
 async fn show(
@@ -190,9 +187,7 @@ async fn show(
     PathParam(id): PathParam<String>,
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Response> {
-    let q = ListQuery::parse(q)?;
-    let s: Subnet = fetch(&ctx.nb, &id).await?;
-    Ok(respond(StatusCode::OK, "subnet", q.project(view(&s))))
+    show_answer(&ctx.nb, &id, q, "subnet", view).await
 }
 
 fn normalize(m: &mut Map<String, Value>) -> ApiResult<()> {
@@ -260,13 +255,7 @@ async fn update(
     let mut m = envelope(body, "subnet")?;
     ATTRS.check(&mut m, Op::Update)?;
     normalize(&mut m)?;
-    let (ctx, m, id) = (&ctx, &m, &id);
-    let s = retry(|| async move {
-        let cur: Subnet = fetch_if_match(&ctx.nb, id, expected).await?;
-        let s: Subnet = patched(&cur, m)?;
-        put(&ctx.nb, s).await
-    })
-    .await?;
+    let s: Subnet = update_plain(&ctx.nb, &id, expected, &m).await?;
     Ok(respond(StatusCode::OK, "subnet", view(&s)))
 }
 

@@ -71,6 +71,50 @@ pub(crate) async fn delete_if_match<T: Resource>(nb: &Nb, id: &str, expected: Op
     .await
 }
 
+/// `GET /v2.0/<collection>`: every stored `T` through `view`, with the query's filters, fields,
+/// sorting and paging; `known` (the view of a default object) names the attributes a filter may use.
+pub(crate) async fn list_answer<T: Resource>(
+    nb: &Nb,
+    pairs: Vec<(String, String)>,
+    headers: &HeaderMap,
+    (collection, path): (&str, &str),
+    view: impl Fn(&T) -> Map<String, Value>,
+    known: Map<String, Value>,
+) -> ApiResult<Json<Value>> {
+    let q = crate::query::ListQuery::parse(pairs)?;
+    let items = list::<T>(nb).await?.iter().map(view).collect();
+    Ok(Json(q.respond(items, &known, collection, path, &host(headers))?))
+}
+
+/// `GET /v2.0/<collection>/{id}`: one `T` through `view` as `{"<singular>": ...}`, with the query's
+/// fields.
+pub(crate) async fn show_answer<T: Resource>(
+    nb: &Nb,
+    id: &str,
+    pairs: Vec<(String, String)>,
+    singular: &str,
+    view: impl Fn(&T) -> Map<String, Value>,
+) -> ApiResult<Response> {
+    let q = crate::query::ListQuery::parse(pairs)?;
+    let t: T = fetch(nb, id).await?;
+    Ok(respond(StatusCode::OK, singular, q.project(view(&t))))
+}
+
+/// A PUT of the plain kind: `T` as stored (`If-Match` checked) with the request's attributes `m`
+/// applied, validated and stored, retried on a concurrent write.
+pub(crate) async fn update_plain<T: Resource>(
+    nb: &Nb,
+    id: &str,
+    expected: Option<u64>,
+    m: &Map<String, Value>,
+) -> ApiResult<T> {
+    retry(|| async move {
+        let cur: T = fetch_if_match(nb, id, expected).await?;
+        put(nb, patched(&cur, m)?).await
+    })
+    .await
+}
+
 /// Every object of a kind, sorted by id.
 pub(crate) async fn list<T: Resource>(nb: &Nb) -> ApiResult<Vec<T>> {
     let (items, _) = nb.list(T::KIND).await?;

@@ -78,17 +78,21 @@ pub const FORWARDING_GRACE: Duration = Duration::from_secs(5);
 impl Seen {
     fn view(&mut self, chassis: &str, dual_delivery: bool) -> ChassisView {
         let migrations = self.activated_here.overlay(self.nb.all());
+        // Each kind copied out of the cache once per computation (ports and subnets serve
+        // several stages).
+        let ports: Vec<tern_model::Port> = self.nb.all();
+        let subnets: Vec<tern_model::Subnet> = self.nb.all();
         let mut view = ChassisView::from_nb(
             chassis,
             &self.nb.all(),
-            &self.nb.all(),
+            &ports,
             &self.nb.all(),
             &crate::migration::for_pipeline(migrations.clone(), dual_delivery),
             self.vifs.clone(),
             self.tunnel_ofport,
         )
-        .with_routers(&self.nb.all(), &self.nb.all(), &self.nb.all())
-        .with_dhcp(&self.nb.all(), &self.nb.all())
+        .with_routers(&self.nb.all(), &subnets, &ports)
+        .with_dhcp(&subnets, &ports)
         .with_security_groups(&self.nb.all());
         // Without dual delivery the pipeline does not see dest_plugged records, but the
         // destination still watches for the VM's first packet.
