@@ -128,6 +128,9 @@ pub(crate) fn neutron_field(field: &str) -> String {
     if let Some(rest) = field.strip_prefix("segmentation_id") {
         return format!("provider:segmentation_id{rest}");
     }
+    if field == "physical_network" {
+        return "provider:physical_network".to_string();
+    }
     field.to_string()
 }
 

@@ -1,5 +1,5 @@
 //! `/v2.0/networks`: Neutron networks over tern's `Network` (provider attributes show the Geneve
-//! VNI; `subnets` is derived from the subnets on read). Deleting a network deletes its subnets
+//! VNI, or `flat` and the physical network of a provider network; `subnets` is derived from the subnets on read). Deleting a network deletes its subnets
 //! first, then the network, and is refused (409 NetworkInUse) while it has ports.
 
 use std::collections::BTreeMap;
@@ -84,9 +84,15 @@ pub(crate) fn view(n: &Network, subnets: Vec<String>) -> Map<String, Value> {
     v.insert("mtu".into(), json!(n.mtu));
     v.insert("port_security_enabled".into(), json!(n.port_security_enabled));
     v.insert("subnets".into(), json!(subnets));
-    v.insert("provider:network_type".into(), json!("geneve"));
-    v.insert("provider:physical_network".into(), Value::Null);
-    v.insert("provider:segmentation_id".into(), json!(n.vni()));
+    if let Some(physnet) = &n.physical_network {
+        v.insert("provider:network_type".into(), json!("flat"));
+        v.insert("provider:physical_network".into(), json!(physnet));
+        v.insert("provider:segmentation_id".into(), Value::Null);
+    } else {
+        v.insert("provider:network_type".into(), json!("geneve"));
+        v.insert("provider:physical_network".into(), Value::Null);
+        v.insert("provider:segmentation_id".into(), json!(n.vni()));
+    }
     v.insert("availability_zone_hints".into(), json!([]));
     v.insert("availability_zones".into(), json!([]));
     v.insert("ipv4_address_scope".into(), Value::Null);
@@ -148,20 +154,39 @@ fn normalize(m: &mut Map<String, Value>) -> ApiResult<()> {
     }
     normalize_int(m, "mtu")?;
     normalize_int(m, "provider:segmentation_id")?;
-    match m.remove("provider:network_type") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(t)) if t == "geneve" => {}
+    let physnet = match m.remove("provider:physical_network") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => Some(p),
         Some(other) => {
             return Err(ApiError::invalid_input(format!(
-                "provider:network_type {other} is not supported: tern networks are geneve overlays"
+                "provider:physical_network {other} must be a string"
             )))
         }
-    }
-    match m.remove("provider:physical_network") {
-        None | Some(Value::Null) => {}
-        Some(other) => {
+    };
+    match (m.remove("provider:network_type"), physnet) {
+        (None | Some(Value::Null), None) => {}
+        (Some(Value::String(t)), None) if t == "geneve" => {}
+        (Some(Value::String(t)), Some(p)) if t == "flat" => {
+            m.insert("physical_network".into(), Value::String(p));
+        }
+        (Some(Value::String(t)), None) if t == "flat" => {
+            return Err(ApiError::invalid_input(
+                "provider:network_type flat needs provider:physical_network (a bridge mapping's name)",
+            ))
+        }
+        (None | Some(Value::Null), Some(p)) => {
             return Err(ApiError::invalid_input(format!(
-                "provider:physical_network {other} is not supported: tern networks are geneve overlays"
+                "provider:physical_network {p:?} needs provider:network_type flat"
+            )))
+        }
+        (Some(Value::String(t)), Some(_)) if t == "geneve" => {
+            return Err(ApiError::invalid_input(
+                "provider:physical_network is only for provider:network_type flat, not geneve",
+            ))
+        }
+        (Some(other), _) => {
+            return Err(ApiError::invalid_input(format!(
+                "provider:network_type {other} is not supported: tern networks are geneve overlays or flat provider networks"
             )))
         }
     }

@@ -89,6 +89,53 @@ async fn network_validation() {
 }
 
 #[tokio::test]
+async fn flat_provider_networks() {
+    let s = start().await;
+    let n = s
+        .create(
+            "networks",
+            "network",
+            json!({"name": "public", "router:external": true, "provider:network_type": "flat",
+                   "provider:physical_network": "physnet1"}),
+        )
+        .await;
+    assert_eq!(n["provider:network_type"], "flat");
+    assert_eq!(n["provider:physical_network"], "physnet1");
+    assert_eq!(n["provider:segmentation_id"], serde_json::Value::Null);
+    let id = n["id"].as_str().unwrap();
+    let (status, got) = s.get(&format!("/v2.0/networks/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["network"]["provider:physical_network"], "physnet1");
+    let bad = |attrs: serde_json::Value| {
+        let s = &s;
+        async move { s.post("/v2.0/networks", json!({"network": attrs})).await }
+    };
+    assert_error(&bad(json!({"provider:network_type": "flat"})).await, 400, &["provider:physical_network"]);
+    assert_error(&bad(json!({"provider:physical_network": "physnet1"})).await, 400, &["flat"]);
+    assert_error(
+        &bad(json!({"provider:network_type": "geneve", "provider:physical_network": "physnet1"})).await,
+        400,
+        &["geneve"],
+    );
+    assert_error(
+        &bad(json!({"provider:network_type": "flat", "provider:physical_network": "a b"})).await,
+        400,
+        &["provider:physical_network", "a b"],
+    );
+    assert_error(
+        &bad(json!({"provider:network_type": "flat", "provider:physical_network": "p",
+                    "provider:segmentation_id": 9}))
+        .await,
+        400,
+        &["provider:segmentation_id", "9"],
+    );
+    assert_error(&bad(json!({"provider:physical_network": 5})).await, 400, &["provider:physical_network"]);
+    s.network("overlay").await;
+    let (_, listed) = s.get("/v2.0/networks?provider:network_type=flat").await;
+    assert_eq!(listed["networks"].as_array().unwrap().len(), 1, "{listed}");
+}
+
+#[tokio::test]
 async fn list_filters_fields_paging_sorting() {
     let s = start().await;
     let mut made = Vec::new();

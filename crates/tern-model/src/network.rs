@@ -43,6 +43,12 @@ pub struct Network {
     /// Geneve VNI, 1..=16777215; absent means "the store assigns it from `unique_key`".
     #[serde(default)]
     pub segmentation_id: Option<u32>,
+    /// Neutron's `provider:physical_network`: set, the network is a flat provider network on
+    /// that physical network (reached on each chassis through its bridge mapping, e.g.
+    /// `physnet1:br-ex`) instead of a Geneve overlay. tern uses flat networks as external
+    /// networks: floating IPs and router gateways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_network: Option<String>,
     /// 0 = not yet allocated.
     #[serde(default)]
     pub unique_key: u32,
@@ -72,6 +78,7 @@ impl Default for Network {
             router_external: false,
             mtu: DEFAULT_MTU,
             segmentation_id: None,
+            physical_network: None,
             unique_key: 0,
             port_security_enabled: true,
             subnets: Vec::new(),
@@ -83,6 +90,11 @@ impl Default for Network {
 }
 
 impl Network {
+    /// Whether this is a flat provider network (see [`Network::physical_network`]).
+    pub fn is_flat(&self) -> bool {
+        self.physical_network.is_some()
+    }
+
     /// The VNI used on the wire: `segmentation_id` if set, else the unique key (if allocated and in
     /// range).
     pub fn vni(&self) -> Option<u32> {
@@ -110,6 +122,27 @@ fn validate(n: &Network) -> Result<(), ValidationError> {
                 "segmentation_id",
                 vni,
                 format!("Geneve VNI must be between 1 and {MAX_SEGMENTATION_ID}"),
+            ));
+        }
+    }
+    if let Some(physnet) = &n.physical_network {
+        let ok = !physnet.is_empty()
+            && physnet.len() <= 64
+            && physnet.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ok {
+            return Err(ValidationError::new(
+                k,
+                "physical_network",
+                physnet,
+                "must be 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if let Some(vni) = n.segmentation_id {
+            return Err(ValidationError::new(
+                k,
+                "segmentation_id",
+                vni,
+                "a flat provider network has no segmentation id",
             ));
         }
     }
@@ -166,6 +199,15 @@ mod tests {
         invalid::<Network>(MIN, &format!(r#"{{"name": "{long}"}}"#), "name", &long);
         unparsable::<Network>(MIN, r#"{"status": "SLEEPY"}"#, "SLEEPY");
         unparsable::<Network>(MIN, r#"{"mtu": "big"}"#, "line 1");
+        valid::<Network>(r#"{"physical_network": "physnet1"}"#);
+        invalid::<Network>(MIN, r#"{"physical_network": ""}"#, "physical_network", "");
+        invalid::<Network>(MIN, r#"{"physical_network": "a b"}"#, "physical_network", "a b");
+        invalid::<Network>(
+            MIN,
+            r#"{"physical_network": "physnet1", "segmentation_id": 5}"#,
+            "segmentation_id",
+            "5",
+        );
     }
 
     #[test]
