@@ -381,16 +381,17 @@ pub async fn ensure_bridge(client: &Client, cfg: &BridgeConfig) -> Result<Ensure
     Err(OvsdbError::Conflict { what: format!("bridge {} kept changing while being ensured", cfg.name) })
 }
 
-/// One flow-based tunnel port (`remote_ip=flow`, `key=flow`).
+/// One port of a special interface type that tern owns on a bridge: the flow-based tunnel port
+/// (`remote_ip=flow`, `key=flow`), or one end of a patch between br-int and a provider bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelConfig {
     pub bridge: String,
     /// Port and interface name.
     pub name: String,
-    /// `geneve` (or `vxlan`, `gre`).
+    /// `geneve` (or `vxlan`, `gre`), or `patch`.
     pub tunnel_type: String,
-    /// `options:local_ip` (the tunnel source address).
-    pub local_ip: Option<String>,
+    /// The interface options this port must have.
+    options: BTreeMap<String, String>,
 }
 
 impl TunnelConfig {
@@ -400,24 +401,32 @@ impl TunnelConfig {
             bridge: bridge.to_string(),
             name: name.to_string(),
             tunnel_type: "geneve".to_string(),
-            local_ip: None,
+            options: [("remote_ip", "flow"), ("key", "flow")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
         }
     }
 
-    /// With `options:local_ip`.
+    /// A patch port `name` on `bridge` whose other end is the patch port `peer` (on another
+    /// bridge).
+    pub fn patch(bridge: &str, name: &str, peer: &str) -> Self {
+        TunnelConfig {
+            bridge: bridge.to_string(),
+            name: name.to_string(),
+            tunnel_type: "patch".to_string(),
+            options: BTreeMap::from([("peer".to_string(), peer.to_string())]),
+        }
+    }
+
+    /// With `options:local_ip` (the tunnel source address).
     pub fn with_local_ip(mut self, ip: &str) -> Self {
-        self.local_ip = Some(ip.to_string());
+        self.options.insert("local_ip".into(), ip.to_string());
         self
     }
 
     /// The interface options this port must have.
     pub fn options(&self) -> BTreeMap<String, String> {
-        let mut o: BTreeMap<String, String> =
-            [("remote_ip", "flow"), ("key", "flow")].map(|(k, v)| (k.to_string(), v.to_string())).into();
-        if let Some(ip) = &self.local_ip {
-            o.insert("local_ip".into(), ip.clone());
-        }
-        o
+        self.options.clone()
     }
 }
 

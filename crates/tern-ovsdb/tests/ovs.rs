@@ -326,6 +326,28 @@ async fn geneve_port_gets_an_ofport() {
     assert!(matches!(err, OvsdbError::NotFound { .. }), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_ports_join_two_bridges() {
+    let sb = sandbox();
+    let c = connect(&sb).await;
+    ensure_bridge(&c, &BridgeConfig::br_int("netdev", None)).await.unwrap();
+    let mut br_ex = BridgeConfig::br_int("netdev", None);
+    br_ex.name = "br-ex".into();
+    ensure_bridge(&c, &br_ex).await.unwrap();
+    let int_end = TunnelConfig::patch("br-int", "tern-int-physnet1", "tern-ext-physnet1");
+    let ext_end = TunnelConfig::patch("br-ex", "tern-ext-physnet1", "tern-int-physnet1");
+    let a = ensure_tunnel_port(&c, &int_end, WAIT).await.unwrap();
+    let b = ensure_tunnel_port(&c, &ext_end, WAIT).await.unwrap();
+    assert!(a.ofport > 0 && b.ofport > 0, "{a:?} {b:?}");
+    assert!(!ensure_tunnel_port(&c, &int_end, WAIT).await.unwrap().changed);
+    assert_eq!(vsctl(&sb, &["get", "interface", "tern-int-physnet1", "type"]).await.trim(), "patch");
+    assert_eq!(
+        vsctl(&sb, &["get", "interface", "tern-int-physnet1", "options"]).await.trim(),
+        "{peer=tern-ext-physnet1}"
+    );
+    assert_eq!(vsctl(&sb, &["list-ports", "br-ex"]).await.trim(), "tern-ext-physnet1");
+}
+
 fn is_vif(ev: &VifEvent, name: &str, with_ofport: bool) -> bool {
     matches!(ev, VifEvent::Added(v) | VifEvent::Changed { new: v, .. }
         if v.name == name && (!with_ofport || v.ofport.is_some()))

@@ -19,6 +19,7 @@ pub enum App {
     L3Routing = 0x18,
     Dhcp = 0x19,
     SecurityGroups = 0x1a,
+    FloatingIps = 0x1b,
 }
 
 /// What the low 32 bits of a cookie name.
@@ -37,7 +38,7 @@ pub enum Object {
 pub const APP_MASK: u64 = 0xff00_0000_0000_0000;
 
 impl App {
-    pub const ALL: [App; 11] = [
+    pub const ALL: [App; 12] = [
         App::Classifier,
         App::Passthrough,
         App::L2Lookup,
@@ -49,6 +50,7 @@ impl App {
         App::L3Routing,
         App::Dhcp,
         App::SecurityGroups,
+        App::FloatingIps,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +66,7 @@ impl App {
             App::L3Routing => "l3_routing",
             App::Dhcp => "dhcp",
             App::SecurityGroups => "security_groups",
+            App::FloatingIps => "floating_ips",
         }
     }
 

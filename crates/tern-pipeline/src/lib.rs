@@ -12,7 +12,10 @@ pub mod view;
 
 pub use cookie::App;
 pub use flowset::{FlowConflict, FlowKey, FlowSet};
-pub use view::{port_location, ChassisInfo, ChassisView, NetworkInfo, PortInfo, PortLocation};
+pub use view::{
+    port_location, ChassisInfo, ChassisView, ExternalInfo, FloatingIpInfo, NetworkInfo, PortInfo,
+    PortLocation,
+};
 
 /// Every flow chassis `view.local_chassis` should have: every app, run on the whole view.
 pub fn compute(view: &ChassisView) -> FlowSet {
@@ -22,6 +25,7 @@ pub fn compute(view: &ChassisView) -> FlowSet {
     apps::port_security::flows(view, &mut out);
     apps::arp_responder::flows(view, &mut out);
     apps::l3::flows(view, &mut out);
+    apps::floating_ips::flows(view, &mut out);
     apps::dhcp::flows(view, &mut out);
     apps::security_groups::flows(view, &mut out);
     apps::l2_lookup::flows(view, &mut out);

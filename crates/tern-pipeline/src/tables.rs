@@ -35,7 +35,7 @@ pub const ALL: [Table; 13] = [
     Table {
         id: CLASSIFY,
         name: "classify",
-        purpose: "VIF or tunnel in_port -> source port (reg6), network (metadata)",
+        purpose: "VIF, tunnel or external patch in_port -> source port (reg6), network (metadata)",
     },
     Table { id: PORT_SECURITY, name: "port_security", purpose: "source MAC/IP must belong to the port" },
     Table { id: EGRESS_ACL, name: "egress_acl", purpose: "egress security groups: into conntrack" },
@@ -50,8 +50,16 @@ pub const ALL: [Table; 13] = [
         name: "l2_lookup",
         purpose: "(network, dst MAC) -> destination port (reg7); router MAC -> L3; flood",
     },
-    Table { id: L3_ROUTING, name: "l3_routing", purpose: "distributed routing: dec_ttl, MAC rewrite" },
-    Table { id: L3_DNAT, name: "l3_dnat", purpose: "floating IPs: DNAT / SNAT" },
+    Table {
+        id: L3_ROUTING,
+        name: "l3_routing",
+        purpose: "distributed routing: dec_ttl, MAC rewrite; floating IPs' SNAT out to the external network",
+    },
+    Table {
+        id: L3_DNAT,
+        name: "l3_dnat",
+        purpose: "from the external network: ARP for floating IPs, DNAT to the fixed address",
+    },
     Table {
         id: DISPATCH,
         name: "dispatch",

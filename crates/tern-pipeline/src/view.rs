@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv4Net};
 
-use tern_model::{Chassis, Migration, MigrationState, Network, Port, Router, Subnet};
+use tern_model::{Chassis, FloatingIp, Migration, MigrationState, Network, Port, Router, Subnet};
 
 /// What one chassis knows, as the pipeline needs it. Maps are keyed by object id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +36,53 @@ pub struct ChassisView {
     pub routers: BTreeMap<String, RouterInfo>,
     /// Security groups, by id (see [`ChassisView::with_security_groups`]).
     pub security_groups: BTreeMap<String, SecurityGroupInfo>,
+    /// The external (flat provider) networks this chassis reaches through a bridge mapping, by
+    /// network id (see [`ChassisView::with_external`]).
+    pub external: BTreeMap<String, ExternalInfo>,
+    /// The floating IPs associated with a port, in floating-address order (see
+    /// [`ChassisView::with_floating_ips`]).
+    pub floating_ips: Vec<FloatingIpInfo>,
+}
+
+/// An external network as one chassis reaches it: through br-int's end of the patch to the
+/// provider bridge its bridge mapping names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalInfo {
+    pub network_id: String,
+    /// The OpenFlow port of br-int's end of the patch.
+    pub patch_ofport: u32,
+    /// The MAC this chassis speaks from on the external network when it resolves the gateway
+    /// (see [`chassis_mac`]).
+    pub chassis_mac: [u8; 6],
+    /// The external subnet's gateway, and its MAC once the chassis has resolved it: floating
+    /// IPs' outbound traffic goes there.
+    pub gateway: Option<Ipv4Addr>,
+    pub gateway_mac: Option<[u8; 6]>,
+}
+
+/// A floating IP associated with a port, with what translating it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloatingIpInfo {
+    pub id: String,
+    /// The public address, on `network_id` (the external network).
+    pub ip: Ipv4Addr,
+    /// The MAC the public address answers with: its address port's (Neutron's
+    /// `network:floatingip` port), so it stays the same wherever the VM runs.
+    pub mac: [u8; 6],
+    pub network_id: String,
+    pub port_id: String,
+    /// The port's address the floating IP translates to.
+    pub fixed_ip: Ipv4Addr,
+    /// The MAC of the router's interface on the port's network (the source MAC of translated
+    /// packets toward the VM).
+    pub router_mac: [u8; 6],
+}
+
+/// The MAC a chassis uses on external networks for its own ARP: locally administered, unicast,
+/// unique per tunnel IP (`0a:74:` then the address).
+pub fn chassis_mac(tunnel_ip: Ipv4Addr) -> [u8; 6] {
+    let o = tunnel_ip.octets();
+    [0x0a, 0x74, o[0], o[1], o[2], o[3]]
 }
 
 /// A router as the pipeline needs it: its interfaces on known networks, its extra routes.
@@ -89,6 +136,8 @@ pub struct NetworkInfo {
     pub key: u32,
     /// The Geneve VNI (`tun_id`) of the network on the wire.
     pub vni: u32,
+    /// A flat provider network's physical network (see [`ChassisView::with_external`]).
+    pub physical_network: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,8 +292,13 @@ impl ChassisView {
             .iter()
             .filter_map(|n| {
                 let vni = n.vni()?;
-                (n.unique_key != 0)
-                    .then(|| (n.id.clone(), NetworkInfo { id: n.id.clone(), key: n.unique_key, vni }))
+                let info = NetworkInfo {
+                    id: n.id.clone(),
+                    key: n.unique_key,
+                    vni,
+                    physical_network: n.physical_network.clone(),
+                };
+                (n.unique_key != 0).then(|| (n.id.clone(), info))
             })
             .collect();
         let hostnames: BTreeMap<&str, &str> =
@@ -302,7 +356,86 @@ impl ChassisView {
             forwarding,
             routers: BTreeMap::new(),
             security_groups: BTreeMap::new(),
+            external: BTreeMap::new(),
+            floating_ips: Vec::new(),
         }
+    }
+
+    /// Adds the external networks this chassis reaches: every flat network of the view whose
+    /// physical network has a patch port here (`patch_ports`: physical network -> br-int's
+    /// ofport), with its IPv4 subnet's gateway and that gateway's MAC if `neighbours` (IP ->
+    /// MAC, as the chassis resolved them) has it.
+    pub fn with_external(
+        mut self,
+        patch_ports: &BTreeMap<String, u32>,
+        subnets: &[Subnet],
+        chassis_mac: [u8; 6],
+        neighbours: &BTreeMap<Ipv4Addr, [u8; 6]>,
+    ) -> ChassisView {
+        for net in self.networks.values() {
+            let Some(ofport) = net.physical_network.as_ref().and_then(|p| patch_ports.get(p)) else {
+                continue;
+            };
+            let gateway =
+                subnets.iter().filter(|s| s.network_id == net.id).find_map(|s| match s.gateway_ip {
+                    Some(IpAddr::V4(gw)) => Some(gw),
+                    _ => None,
+                });
+            let info = ExternalInfo {
+                network_id: net.id.clone(),
+                patch_ofport: *ofport,
+                chassis_mac,
+                gateway,
+                gateway_mac: gateway.and_then(|gw| neighbours.get(&gw).copied()),
+            };
+            self.external.insert(net.id.clone(), info);
+        }
+        self
+    }
+
+    /// Adds the floating IPs that can be translated: associated with a port of the view, IPv4
+    /// both ways, with an address port (its MAC) and a router interface on the port's network
+    /// (the floating IP's router, else any router there). Call after [`ChassisView::with_routers`].
+    pub fn with_floating_ips(mut self, fips: &[FloatingIp], ports: &[Port]) -> ChassisView {
+        let address_ports: BTreeMap<&str, &Port> = ports
+            .iter()
+            .filter(|p| p.device_owner == "network:floatingip")
+            .map(|p| (p.device_id.as_str(), p))
+            .collect();
+        for f in fips {
+            let (Some(port_id), Some(IpAddr::V4(fixed_ip)), Some(IpAddr::V4(ip))) =
+                (&f.port_id, f.fixed_ip_address, f.floating_ip_address)
+            else {
+                continue;
+            };
+            let Some(port) = self.ports.get(port_id) else { continue };
+            let Some(mac) =
+                address_ports.get(f.id.as_str()).and_then(|p| tern_model::parse_mac(&p.mac_address))
+            else {
+                continue;
+            };
+            let on_network =
+                |r: &RouterInfo| r.interfaces.iter().find(|i| i.network_id == port.network_id).map(|i| i.mac);
+            let router_mac = match &f.router_id {
+                Some(r) => self.routers.get(r).and_then(on_network),
+                None => self.routers.values().find_map(on_network),
+            };
+            let Some(router_mac) = router_mac else { continue };
+            if !self.networks.contains_key(&f.floating_network_id) {
+                continue;
+            }
+            self.floating_ips.push(FloatingIpInfo {
+                id: f.id.clone(),
+                ip,
+                mac,
+                network_id: f.floating_network_id.clone(),
+                port_id: port_id.clone(),
+                fixed_ip,
+                router_mac,
+            });
+        }
+        self.floating_ips.sort_by_key(|f| f.ip);
+        self
     }
 
     /// Adds the security groups.
@@ -390,6 +523,8 @@ impl ChassisView {
         for r in self.local_routers() {
             ids.extend(r.interfaces.iter().map(|i| i.network_id.as_str()));
         }
+        // A floating IP translated here may be for a port that just left (a forwarding pointer).
+        ids.extend(self.forwarded_ports().into_iter().map(|(p, _)| p.network_id.as_str()));
         ids.into_iter().filter_map(|id| self.networks.get(id)).collect()
     }
 

@@ -37,6 +37,9 @@ fn ovs_installs_every_fixture_table_unchanged() {
         if name == "routed_hv3_one_network" {
             check_routed_traces(&sbx);
         }
+        if name == "floating_ip_hv3" {
+            check_floating_ip_traces(&sbx);
+        }
     }
 }
 
@@ -121,6 +124,39 @@ fn check_routed_traces(sbx: &OvsSandbox) {
     // The gateway's ARP.
     let t = trace("in_port=1,arp,dl_src=fa:16:3e:00:00:13,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_sha=fa:16:3e:00:00:13,arp_spa=10.0.1.13,arp_tpa=10.0.1.1");
     assert!(t.contains("IN_PORT") && t.contains("set_field:fa:16:3e:00:01:01->arp_sha"), "{t}");
+}
+
+/// Floating IP 172.24.4.13 of a3, traced through hv3's tables (the external network arrives on
+/// patch port 5): an ARP request for it is answered with its MAC; a packet to it is translated to
+/// a3's address and, once past a3's security groups (an established reply here), delivered to
+/// a3; a3's packet to an outside address leaves by the patch with the floating IP as source,
+/// toward the resolved gateway's MAC.
+fn check_floating_ip_traces(sbx: &OvsSandbox) {
+    let trace = |flow: &str| sbx.appctl_vswitchd(&["ofproto/trace", "br-int", flow]).expect("ofproto/trace");
+    let t = trace("in_port=5,arp,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_sha=02:00:00:00:00:01,arp_spa=172.24.4.1,arp_tpa=172.24.4.13");
+    assert!(t.contains("IN_PORT") && t.contains("set_field:fa:16:3e:00:09:13->arp_sha"), "{t}");
+    let t = trace("in_port=5,arp,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=172.24.4.1,arp_tpa=172.24.4.77");
+    assert!(t.contains("Datapath actions: drop"), "an unknown address answered:\n{t}");
+    let inbound = "in_port=5,icmp,dl_src=02:00:00:00:00:01,dl_dst=fa:16:3e:00:09:13,nw_src=172.24.4.1,nw_dst=172.24.4.13,nw_ttl=64,icmp_type=0";
+    let t = sbx
+        .appctl_vswitchd(&["ofproto/trace", "br-int", inbound, "--ct-next", "trk,est"])
+        .expect("ofproto/trace");
+    for hop in [
+        "set_field:10.0.1.13->ip_dst",
+        "set_field:fa:16:3e:00:01:01->eth_src",
+        "set_field:fa:16:3e:00:00:13->eth_dst",
+    ] {
+        assert!(t.contains(hop), "missing {hop}:\n{t}");
+    }
+    let delivered = t.rsplit("Resuming from table").next().is_some_and(|after| after.contains("output:1"));
+    assert!(delivered, "not delivered to a3:\n{t}");
+    let t = trace(
+        "in_port=1,icmp,dl_src=fa:16:3e:00:00:13,dl_dst=fa:16:3e:00:01:01,nw_src=10.0.1.13,nw_dst=198.51.100.7,nw_ttl=64,icmp_type=8",
+    );
+    let after = t.rsplit("Resuming from table").next().unwrap_or_default();
+    for hop in ["set_field:172.24.4.13->ip_src", "set_field:02:00:00:00:00:01->eth_dst", "output:5"] {
+        assert!(after.contains(hop), "missing {hop}:\n{t}");
+    }
 }
 
 /// A flow mod as an `ovs-ofctl add-flows` line.

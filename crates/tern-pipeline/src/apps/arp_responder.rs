@@ -65,7 +65,7 @@ pub fn flows(view: &ChassisView, out: &mut FlowSet) {
 
 /// The actions turning an ARP request into the reply "`ip` is at `mac`", sent back where it came
 /// from.
-fn reply(mac: [u8; 6], ip: Ipv4Addr) -> Vec<Action> {
+pub(crate) fn reply(mac: [u8; 6], ip: Ipv4Addr) -> Vec<Action> {
     vec![
         Action::move_(FieldSlice::whole(Field::EthSrc), FieldSlice::whole(Field::EthDst)),
         Action::set_field(Field::EthSrc, mac),

@@ -8,7 +8,9 @@
 //!   otherwise flood: every local port of the network (via INGRESS_ACL -> OUTPUT; OVS drops the
 //!   copy to the packet's own in_port) plus one tunnel copy per other chassis hosting the network;
 //! * from the tunnel: CLASSIFY (tun_id -> metadata) -> INGRESS_LOOKUP: local MAC -> reg7, else
-//!   flood to the local ports -> INGRESS_ACL -> OUTPUT. Never back into a tunnel: no loops.
+//!   flood to the local ports -> INGRESS_ACL -> OUTPUT. Never back into a tunnel: no loops;
+//! * from the external network (the patch to a provider bridge): CLASSIFY -> L3_DNAT: a floating
+//!   IP -> its port (reg7) -> DISPATCH; floating IPs' replies leave from L3_ROUTING by the patch.
 //!
 //! Only networks with a local port ([`crate::ChassisView::local_networks`]) get flows here.
 
@@ -16,6 +18,7 @@ pub mod arp_responder;
 pub mod classifier;
 pub mod dhcp;
 pub mod dispatch;
+pub mod floating_ips;
 pub mod ingress_lookup;
 pub mod l2_lookup;
 pub mod l3;

@@ -7,7 +7,8 @@
 //!
 //! Port keys are 11..14, 19, 21, 22 and each MAC ends in its key's digits (a1: fa:16:3e:00:00:11),
 //! each IP too (a1: 10.0.1.11, b1: 10.0.2.21). a2 has allowed address pairs (10.0.1.100 with
-//! fa:16:3e:00:01:00, 192.168.7.0/24 with its own MAC); b2 has port security off.
+//! fa:16:3e:00:01:00, 192.168.7.0/24 with its own MAC); b2 has port security off. `routed` adds
+//! router r1, `floating` an external network and a floating IP on a3.
 
 #![allow(dead_code)]
 
@@ -27,7 +28,15 @@ pub struct Nb {
     pub routers: Vec<tern_model::Router>,
     pub subnets: Vec<tern_model::Subnet>,
     pub security_groups: Vec<tern_model::SecurityGroup>,
+    pub floating_ips: Vec<tern_model::FloatingIp>,
+    /// Physical network -> br-int's patch port (the same on every chassis).
+    pub patch_ports: BTreeMap<String, u32>,
+    /// What the chassis resolved on external networks: IP -> MAC.
+    pub neighbours: BTreeMap<std::net::Ipv4Addr, [u8; 6]>,
 }
+
+/// br-int's end of the patch to br-ex (physnet1) in the floating-IP fixture.
+pub const PATCH_OFPORT: u32 = 5;
 
 /// Neutron's default group (all egress; ingress from the group's members), and "web" (TCP 80-81
 /// and ICMP echo from anywhere).
@@ -111,6 +120,9 @@ pub fn nb() -> Nb {
         routers: vec![],
         subnets: vec![],
         security_groups: security_groups(),
+        floating_ips: vec![],
+        patch_ports: BTreeMap::new(),
+        neighbours: BTreeMap::new(),
     }
 }
 
@@ -139,6 +151,60 @@ impl Nb {
         .with_routers(&self.routers, &self.subnets, &self.ports)
         .with_dhcp(&self.subnets, &self.ports)
         .with_security_groups(&self.security_groups)
+        .with_external(
+            &self.patch_ports,
+            &self.subnets,
+            tern_pipeline::view::chassis_mac(self.tunnel_ip(chassis)),
+            &self.neighbours,
+        )
+        .with_floating_ips(&self.floating_ips, &self.ports)
+    }
+
+    fn tunnel_ip(&self, chassis: &str) -> std::net::Ipv4Addr {
+        match self.chassis.iter().find(|c| c.id == chassis).map(|c| c.tunnel_ip) {
+            Some(std::net::IpAddr::V4(ip)) => ip,
+            _ => std::net::Ipv4Addr::UNSPECIFIED,
+        }
+    }
+
+    /// [`Nb::routed`] plus the flat external network "public" (key 9, physnet1, 172.24.4.0/24,
+    /// gateway 172.24.4.1 resolved to 02:00:00:00:00:01) as r1's gateway, reached through
+    /// br-int's patch port 5 on every chassis, and floating IP 172.24.4.13 (MAC
+    /// fa:16:3e:00:09:13) on a3.
+    pub fn floating(self) -> Nb {
+        let mut nb = self.routed();
+        nb.networks.push(Network {
+            id: "public".into(),
+            unique_key: 9,
+            physical_network: Some("physnet1".into()),
+            router_external: true,
+            ..Network::default()
+        });
+        let mut s: tern_model::Subnet = serde_json::from_value(serde_json::json!({
+            "id": "sub-ext", "network_id": "public", "ip_version": 4, "cidr": "172.24.4.0/24"
+        }))
+        .unwrap();
+        s.gateway_ip = Some("172.24.4.1".parse().unwrap());
+        nb.subnets.push(s);
+        let mut address = port("fip-1-address", "public", 0, "");
+        address.mac_address = "fa:16:3e:00:09:13".into();
+        address.device_owner = "network:floatingip".into();
+        address.device_id = "fip-1".into();
+        address.fixed_ips = vec![tern_model::FixedIp {
+            subnet_id: "sub-ext".into(),
+            ip_address: Some("172.24.4.13".parse().unwrap()),
+        }];
+        nb.ports.push(address);
+        let mut fip = tern_model::FloatingIp::new("public");
+        fip.id = "fip-1".into();
+        fip.floating_ip_address = Some("172.24.4.13".parse().unwrap());
+        fip.port_id = Some("a3".into());
+        fip.fixed_ip_address = Some("10.0.1.13".parse().unwrap());
+        fip.router_id = Some("r1".into());
+        nb.floating_ips.push(fip);
+        nb.patch_ports.insert("physnet1".into(), PATCH_OFPORT);
+        nb.neighbours.insert("172.24.4.1".parse().unwrap(), [2, 0, 0, 0, 0, 1]);
+        nb
     }
 
     /// Router r1 joining net-a (10.0.1.0/24, its interface 10.0.1.1) and net-b (10.0.2.0/24,
@@ -200,6 +266,8 @@ pub fn fixture_views() -> Vec<(&'static str, ChassisView)> {
     let dual = nb().migrating_a3(MigrationState::DestPlugged);
     let activated = nb().migrating_a3(MigrationState::Activated);
     let routed = nb().routed();
+    let floating = nb().floating();
+    let floating_moved = nb().floating().migrating_a3(MigrationState::Activated);
     vec![
         ("hv1", plain.view("hv1", vifs("hv1"))),
         ("hv2", plain.view("hv2", vifs("hv2"))),
@@ -210,6 +278,10 @@ pub fn fixture_views() -> Vec<(&'static str, ChassisView)> {
         ("activated_hv3_source_forwards", activated.view("hv3", vifs("hv3"))),
         ("routed_hv2", routed.view("hv2", vifs("hv2"))),
         ("routed_hv3_one_network", routed.view("hv3", vifs("hv3"))),
+        ("floating_ip_hv3", floating.view("hv3", vifs("hv3"))),
+        ("floating_ip_hv1_elsewhere", floating.view("hv1", vifs("hv1"))),
+        ("floating_ip_activated_hv2_destination", floating_moved.view("hv2", hv2_vifs_with_a3())),
+        ("floating_ip_activated_hv3_source_forwards", floating_moved.view("hv3", vifs("hv3"))),
     ]
 }
 
