@@ -81,6 +81,7 @@ fn main() {
                 down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
         dual_delivery: true,
         blind_to_migrations: false,
+        bridge_mappings: Default::default(),
             };
             let (tx, rx) = mpsc::unbounded_channel::<Reconciled>();
             tokio::spawn(agent::run(config, nb.clone(), Some(tx), std::future::pending()));

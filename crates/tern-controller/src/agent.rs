@@ -44,6 +44,44 @@ pub struct ControllerConfig {
     /// Fault injection for tests: ignore every Migration record, as a chassis whose NB watch
     /// missed them all would (it must converge from the port bindings alone).
     pub blind_to_migrations: bool,
+    /// Bridge mappings: physical network -> the provider bridge (made by the operator, e.g.
+    /// `physnet1` -> `br-ex`) that reaches it. The controller patches each to br-int; flat
+    /// networks on a mapped physical network (external networks: floating IPs) are reached
+    /// through it.
+    pub bridge_mappings: BTreeMap<String, String>,
+}
+
+/// Parses bridge mappings as operators write them: `physnet1:br-ex[,physnet2:br-ex2]`.
+pub fn parse_bridge_mappings(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        match item.split_once(':') {
+            Some((physnet, bridge)) if ok(physnet) && ok(bridge) => {
+                if out.insert(physnet.to_string(), bridge.to_string()).is_some() {
+                    return Err(format!(
+                        "bridge mapping {item:?}: physical network {physnet} is mapped twice"
+                    ));
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "bridge mapping {item:?} is not PHYSNET:BRIDGE (letters, digits, '-', '_', '.')"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// br-int's end of the patch to the provider bridge of `physnet`.
+pub fn patch_port_on_br_int(physnet: &str) -> String {
+    format!("patch-br-int-to-{physnet}")
+}
+
+/// The provider bridge's end of the patch to br-int for `physnet`.
+pub fn patch_port_on_provider(physnet: &str) -> String {
+    format!("patch-{physnet}-to-br-int")
 }
 
 impl ControllerConfig {
@@ -64,6 +102,10 @@ struct Seen {
     /// port id -> ofport, for VIFs on br-int.
     vifs: BTreeMap<String, u32>,
     tunnel_ofport: Option<u32>,
+    /// Physical network -> br-int's end of the patch to its provider bridge.
+    patch_ports: BTreeMap<String, u32>,
+    /// Gateways resolved and floating IPs announced on external networks.
+    external: crate::external::External,
     /// Migrations activated here by a packet from the VM, ahead of the store.
     activated_here: LocalActivations,
     /// Forwarding pointers of ports that left this chassis: kept [`FORWARDING_GRACE`] after the
@@ -76,7 +118,7 @@ struct Seen {
 pub const FORWARDING_GRACE: Duration = Duration::from_secs(5);
 
 impl Seen {
-    fn view(&mut self, chassis: &str, dual_delivery: bool) -> ChassisView {
+    fn view(&mut self, chassis: &str, dual_delivery: bool, chassis_mac: [u8; 6]) -> ChassisView {
         let migrations = self.activated_here.overlay(self.nb.all());
         // Each kind copied out of the cache once per computation (ports and subnets serve
         // several stages).
@@ -93,7 +135,9 @@ impl Seen {
         )
         .with_routers(&self.nb.all(), &subnets, &ports)
         .with_dhcp(&subnets, &ports)
-        .with_security_groups(&self.nb.all());
+        .with_security_groups(&self.nb.all())
+        .with_external(&self.patch_ports, &subnets, chassis_mac, &self.external.neighbours)
+        .with_floating_ips(&self.nb.all(), &ports);
         // Without dual delivery the pipeline does not see dest_plugged records, but the
         // destination still watches for the VM's first packet.
         view.awaiting_activation = tern_pipeline::view::awaiting_activation(chassis, &migrations);
@@ -244,7 +288,11 @@ pub async fn run(
             // Flows wait for OVSDB too: without the VIFs the desired flows would be missing the
             // local ports, and a restarted controller would tear them down before putting them back.
             if let Some(inst) = installed.as_ref().filter(|_| ovsdb_synced) {
-                let view = seen.view(&config.chassis, config.dual_delivery);
+                let view = seen.view(
+                    &config.chassis,
+                    config.dual_delivery,
+                    tern_pipeline::view::chassis_mac(config.tunnel_ip),
+                );
                 let desired = tern_pipeline::compute(&view);
                 let now_places = places(&view);
                 for c in desired.conflicts() {
@@ -262,6 +310,7 @@ pub async fn run(
                     }
                     reported_places = now_places.clone();
                 };
+                let mut flows_in_place = mods.is_empty();
                 if mods.is_empty() {
                     report(0);
                 } else {
@@ -272,6 +321,7 @@ pub async fn run(
                                 tracing::debug!(changes = n, flows = desired.len(), "flows installed");
                                 report(n);
                                 installed = Some(desired);
+                                flows_in_place = true;
                             }
                             Err(e) => {
                                 // Read back what the switch holds and try again from there.
@@ -286,6 +336,11 @@ pub async fn run(
                         },
                         Err(e) => tracing::warn!(error = %e, "no switch connection"),
                     }
+                }
+                if flows_in_place {
+                    // Floating IPs that came here are announced once their flows answer for them.
+                    let garps = seen.external.flows_installed(&view);
+                    send_packets(&switch, garps, "gratuitous ARP").await;
                 }
             }
             // Activations by a packet from the VM: our own flows first (above), then the store.
@@ -303,8 +358,12 @@ pub async fn run(
             _ = tokio::time::sleep_until(expiry.unwrap_or_else(tokio::time::Instant::now)), if expiry.is_some() => {
                 dirty = true;
             }
-            _ = retry.tick(), if !bridge_ready => {
-                bridge_ready = ensure_bridge_logged(&config, &ovsdb).await;
+            _ = retry.tick() => {
+                if !bridge_ready {
+                    bridge_ready = ensure_bridge_logged(&config, &ovsdb).await;
+                }
+                let probes = seen.external.probes_due(std::time::Instant::now());
+                send_packets(&switch, probes, "gateway ARP probe").await;
             }
             event = nb_watch.next() => match event {
                 Some(Ok(NbEvent::Relist { compact_revision })) => {
@@ -342,9 +401,11 @@ pub async fn run(
                     dirty = true;
                 }
                 let (vifs, tunnel) = read_vifs(&config, &ovsdb);
-                if vifs != seen.vifs || tunnel != seen.tunnel_ofport {
+                let patch_ports = read_patch_ports(&config, &ovsdb);
+                if vifs != seen.vifs || tunnel != seen.tunnel_ofport || patch_ports != seen.patch_ports {
                     seen.vifs = vifs;
                     seen.tunnel_ofport = tunnel;
+                    seen.patch_ports = patch_ports;
                     dirty = true;
                 }
             }
@@ -368,6 +429,12 @@ pub async fn run(
                 Some(OfEvent::Message(msg)) => {
                     if let Some((key, frame)) = dhcp_request(&msg) {
                         serve_dhcp(&seen, &switch, &mut dhcp_limit, key, frame).await;
+                    }
+                    if let Some(frame) = gateway_reply(&msg) {
+                        if seen.external.learn(frame) {
+                            tracing::info!(neighbours = ?seen.external.neighbours, "external gateway resolved");
+                            dirty = true;
+                        }
                     }
                     if let Some(key) = activation_packet(&msg) {
                         let (at, records) = (crate::migration::now_ns(), seen.migrations());
@@ -418,6 +485,42 @@ fn dhcp_request(msg: &tern_openflow::Message) -> Option<(u32, &[u8])> {
             }
         }
         _ => None,
+    }
+}
+
+/// The frame of an external gateway's ARP reply sent up by the pipeline's `floating_ips` app.
+fn gateway_reply(msg: &tern_openflow::Message) -> Option<&[u8]> {
+    use tern_openflow::Message;
+    use tern_pipeline::cookie::{App, Object};
+    match msg {
+        Message::NxPacketIn2(pin) => {
+            tern_pipeline::apps::floating_ips::parse_gateway_userdata(&pin.userdata)?;
+            Some(pin.data.as_slice())
+        }
+        Message::PacketIn(pin) if pin.table_id == tern_pipeline::tables::L3_DNAT => {
+            match App::from_cookie(pin.cookie)? {
+                (App::FloatingIps, Object::Network(_)) => Some(pin.data.as_slice()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Sends packets the controller made (`what` names them in the log).
+async fn send_packets(switch: &Switch, packets: Vec<tern_openflow::PacketOut>, what: &str) {
+    if packets.is_empty() {
+        return;
+    }
+    match switch.connection().await {
+        Ok(conn) => {
+            for p in packets {
+                if let Err(e) = conn.packet_out(p) {
+                    tracing::warn!(error = %e, "{what} not sent");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "{what} not sent: no switch connection"),
     }
 }
 
@@ -517,7 +620,29 @@ async fn ensure_bridge(config: &ControllerConfig, ovsdb: &OvsdbWatcher) -> anyho
     let tunnel =
         TunnelConfig::geneve(&config.bridge, TUNNEL_PORT).with_local_ip(&config.tunnel_ip.to_string());
     vswitch::ensure_tunnel_port(&client, &tunnel, Duration::from_secs(30)).await?;
+    for (physnet, provider) in &config.bridge_mappings {
+        let (int_end, provider_end) = (patch_port_on_br_int(physnet), patch_port_on_provider(physnet));
+        let on_provider = TunnelConfig::patch(provider, &provider_end, &int_end);
+        vswitch::ensure_tunnel_port(&client, &on_provider, Duration::from_secs(30))
+            .await
+            .map_err(|e| anyhow::anyhow!("bridge mapping {physnet}:{provider}: {e}"))?;
+        let on_br_int = TunnelConfig::patch(&config.bridge, &int_end, &provider_end);
+        vswitch::ensure_tunnel_port(&client, &on_br_int, Duration::from_secs(30)).await?;
+    }
     Ok(())
+}
+
+/// br-int's patch port (ofport) toward each mapped physical network, once OVS has numbered it.
+fn read_patch_ports(config: &ControllerConfig, ovsdb: &OvsdbWatcher) -> BTreeMap<String, u32> {
+    let replica = ovsdb.replica();
+    config
+        .bridge_mappings
+        .keys()
+        .filter_map(|physnet| {
+            let (_, row) = replica.by_name("Interface", &patch_port_on_br_int(physnet))?;
+            Some((physnet.clone(), vswitch::assigned_ofport(row)?))
+        })
+        .collect()
 }
 
 /// The VIFs on our bridge (port id -> ofport) and the tunnel port's ofport.

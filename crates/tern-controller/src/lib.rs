@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod cache;
 pub mod dhcp;
+pub mod external;
 pub mod flowlog;
 pub mod migration;
 pub mod ofconn;

@@ -36,6 +36,7 @@ fn hypervisor(name: &str, ip: &str) -> Hv {
         down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
         dual_delivery: true,
         blind_to_migrations: false,
+        bridge_mappings: Default::default(),
     };
     Hv { sbx, config }
 }

@@ -20,6 +20,11 @@ pub const BR_PHY: &str = "br-phy";
 /// The one flow-based Geneve port on br-int (`remote_ip=flow`, `key=flow`, `local_ip` = the tunnel
 /// IP): the same name and options the controller ensures, so the two never make a second port.
 pub const TUNNEL_PORT: &str = "tern-geneve";
+/// The provider bridge toward the external network (the controllers' bridge mapping
+/// `physnet1:br-ex`); standalone, it switches like a learning bridge.
+pub const BR_EX: &str = "br-ex";
+/// The external veth's name inside each hypervisor namespace (on br-ex).
+pub const EXTERNAL_IFACE: &str = "ext0";
 /// The underlay veth's name inside each hypervisor namespace.
 pub const UNDERLAY_IFACE: &str = "phy0";
 /// The underlay subnet: hypervisor N has tunnel IP 172.31.0.N/24.
@@ -300,6 +305,30 @@ impl Hypervisor {
         ])
         .await?;
         self.ofport(TUNNEL_PORT).await?;
+        Ok(())
+    }
+
+    /// br-ex (userspace, standalone) with the external veth, already moved into the namespace.
+    /// The controller patches it to br-int.
+    pub(crate) async fn setup_external(&self) -> Result<()> {
+        let ns = Some(self.netns.as_str());
+        output(cmd::in_netns(ns, "ip").args(["link", "set", EXTERNAL_IFACE, "up"])).await?;
+        self.vsctl(&[
+            "--may-exist",
+            "add-br",
+            BR_EX,
+            "--",
+            "set",
+            "bridge",
+            BR_EX,
+            "datapath_type=netdev",
+            "--",
+            "--may-exist",
+            "add-port",
+            BR_EX,
+            EXTERNAL_IFACE,
+        ])
+        .await?;
         Ok(())
     }
 }

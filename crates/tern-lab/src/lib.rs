@@ -2,8 +2,8 @@
 //! Linux machine. [`Lab`] builds it, records every namespace it creates in `DIR/lab.json` as soon
 //! as it exists, and [`Lab::down`] removes exactly that (daemons by their pidfiles) and nothing else.
 //!
-//! Names: the underlay namespace is `<prefix>-underlay`, hypervisor N is `<prefix>-hvN`, VM NAME
-//! is `<prefix>-vm-NAME`; the prefix is `tern` for `tern lab`. Labs with different prefixes (and
+//! Names: the underlay namespace is `<prefix>-underlay`, the external network's host is
+//! `<prefix>-ext`, hypervisor N is `<prefix>-hvN`, VM NAME is `<prefix>-vm-NAME`; the prefix is `tern` for `tern lab`. Labs with different prefixes (and
 //! directories) coexist, which is how the tests run in parallel (`tern-t1`, `tern-t2`, ...).
 //!
 //! Everything but [`Lab::down_blocking`] and [`Lab::status`] is async (tokio processes): the lab
@@ -34,6 +34,15 @@ pub const DEFAULT_PREFIX: &str = "tern";
 pub const STATE_FILE: &str = "lab.json";
 /// The Linux bridge joining the hypervisors inside the underlay namespace.
 pub const UNDERLAY_BRIDGE: &str = "br0";
+/// The Linux bridge of the external (provider) network inside the external namespace: a veth from
+/// each hypervisor's br-ex joins it, and it carries the external host's address.
+pub const EXTERNAL_BRIDGE: &str = "br0";
+/// The external network's subnet.
+pub const EXTERNAL_CIDR: &str = "172.24.4.0/24";
+/// The external host's address (the external subnet's gateway).
+pub const EXTERNAL_GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(172, 24, 4, 1);
+/// The physical network the hypervisors' br-ex reach (their controllers' bridge mapping).
+pub const PHYSNET: &str = "physnet1";
 
 /// Longest lab directory path: OVS's unix sockets (`DIR/hvNNN/ovs-vswitchd.PID.ctl`) must fit
 /// in `sun_path` (108 bytes).
@@ -46,6 +55,9 @@ pub(crate) struct LabState {
     pub(crate) prefix: String,
     /// The underlay namespace, once created.
     pub(crate) underlay: Option<String>,
+    /// The external network's namespace, once created.
+    #[serde(default)]
+    pub(crate) external: Option<String>,
     /// Every hypervisor whose namespace was created (ready or not).
     pub(crate) hypervisors: Vec<Hypervisor>,
     /// Every VM whose namespace was created.
@@ -99,6 +111,7 @@ impl Lab {
                 version: 1,
                 prefix: prefix.into(),
                 underlay: None,
+                external: None,
                 hypervisors: Vec::new(),
                 vms: Vec::new(),
             },
@@ -106,6 +119,7 @@ impl Lab {
         lab.save()?;
         let res = async {
             lab.create_underlay().await?;
+            lab.create_external().await?;
             for _ in 0..hypervisors {
                 lab.add_hypervisor().await?;
             }
@@ -143,6 +157,31 @@ impl Lab {
     /// The underlay namespace: `<prefix>-underlay`.
     pub fn underlay_netns(&self) -> String {
         format!("{}-underlay", self.state.prefix)
+    }
+
+    /// The external network's namespace: `<prefix>-ext`.
+    pub fn external_netns(&self) -> String {
+        format!("{}-ext", self.state.prefix)
+    }
+
+    /// The external namespace, if this lab has one.
+    pub(crate) fn external_netns_checked(&self) -> Result<String> {
+        self.state
+            .external
+            .clone()
+            .ok_or_else(|| LabError::Invalid("this lab has no external network".into()))
+    }
+
+    /// Runs `PROGRAM ARGS` inside the external namespace (the host on the external network);
+    /// returns its stdout.
+    pub async fn exec_in_external(&self, program: &str, args: &[&str]) -> Result<String> {
+        let ns = self.external_netns_checked()?;
+        output(cmd::in_netns(Some(&ns), program).args(args)).await
+    }
+
+    /// `ip netns exec <external netns> PROGRAM`, for the caller to add arguments and spawn.
+    pub fn external_command(&self, program: &str) -> Result<Command> {
+        Ok(cmd::in_netns(Some(&self.external_netns_checked()?), program))
     }
 
     /// Every hypervisor recorded (see [`Hypervisor::is_ready`]).
@@ -184,6 +223,37 @@ impl Lab {
         ]))
         .await?;
         output(Command::new("ip").args(["-n", &ns, "link", "set", UNDERLAY_BRIDGE, "up"])).await?;
+        Ok(())
+    }
+
+    /// The external network: a namespace with a Linux bridge that holds the external host's
+    /// address ([`EXTERNAL_GATEWAY`]); each hypervisor's br-ex joins it by a veth.
+    async fn create_external(&mut self) -> Result<()> {
+        let ns = self.external_netns();
+        output(Command::new("ip").args(["netns", "add", &ns])).await?;
+        self.state.external = Some(ns.clone());
+        self.save()?;
+        output(Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"])).await?;
+        output(Command::new("ip").args([
+            "-n",
+            &ns,
+            "link",
+            "add",
+            EXTERNAL_BRIDGE,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]))
+        .await?;
+        let cidr = format!("{EXTERNAL_GATEWAY}/24");
+        output(Command::new("ip").args(["-n", &ns, "addr", "add", &cidr, "dev", EXTERNAL_BRIDGE])).await?;
+        output(Command::new("ip").args(["-n", &ns, "link", "set", EXTERNAL_BRIDGE, "up"])).await?;
+        // Finished checksums on what the host sends: OVS's userspace datapath rewrites addresses
+        // (floating IPs) and cannot finish a checksum the kernel left to the NIC (LAB.md).
+        output(cmd::in_netns(Some(&ns), "ethtool").args(["-K", EXTERNAL_BRIDGE, "tx", "off"])).await?;
         Ok(())
     }
 
@@ -239,6 +309,38 @@ impl Lab {
         ]))
         .await?;
         hv.setup_bridges().await?;
+        if let Some(external) = self.state.external.clone() {
+            // The external veth: `exN` on the external bridge, `ext0` on the hypervisor's br-ex.
+            let ex = format!("ex{index}");
+            output(Command::new("ip").args([
+                "-n",
+                &external,
+                "link",
+                "add",
+                &ex,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                hv::EXTERNAL_IFACE,
+                "netns",
+                hv.netns(),
+            ]))
+            .await?;
+            output(Command::new("ip").args([
+                "-n",
+                &external,
+                "link",
+                "set",
+                &ex,
+                "master",
+                EXTERNAL_BRIDGE,
+                "up",
+            ]))
+            .await?;
+            output(cmd::in_netns(Some(&external), "ethtool").args(["-K", &ex, "tx", "off"])).await?;
+            hv.setup_external().await?;
+        }
         hv.ready = true;
         let slot = self.state.hypervisors.iter_mut().find(|h| h.index == index).expect("recorded above");
         *slot = hv.clone();
@@ -293,7 +395,8 @@ impl Lab {
             .iter()
             .map(|v| v.netns.clone())
             .chain(state.hypervisors.iter().map(|h| h.netns.clone()))
-            .chain(state.underlay.clone());
+            .chain(state.underlay.clone())
+            .chain(state.external.clone());
         let mut failed = Vec::new();
         for ns in namespaces {
             if cmd::netns_exists(&ns) && !cmd::run_quiet("ip", &["netns", "del", &ns]) {

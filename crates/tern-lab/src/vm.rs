@@ -300,8 +300,30 @@ impl Lab {
         count: u32,
         timeout: Duration,
     ) -> Result<PingResult> {
+        let ns = self.state.vms[self.vm_index(from_vm)?].netns.clone();
+        self.ping_in(&ns, to_ip, count, timeout).await
+    }
+
+    /// [`Lab::ping`] from the external namespace (the host on the external network).
+    pub async fn ping_from_external(
+        &self,
+        to_ip: Ipv4Addr,
+        count: u32,
+        timeout: Duration,
+    ) -> Result<PingResult> {
+        let ns = self.external_netns_checked()?;
+        self.ping_in(&ns, to_ip, count, timeout).await
+    }
+
+    async fn ping_in(
+        &self,
+        netns: &str,
+        to_ip: Ipv4Addr,
+        count: u32,
+        timeout: Duration,
+    ) -> Result<PingResult> {
         let wait = timeout.as_secs_f64().ceil().max(1.0) as u64;
-        let mut c = self.vm_command(from_vm, "ping")?;
+        let mut c = cmd::in_netns(Some(netns), "ping");
         c.args([
             "-n",
             "-c",

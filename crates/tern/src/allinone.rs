@@ -66,6 +66,7 @@ pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
         down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
         dual_delivery: true,
         blind_to_migrations: false,
+        bridge_mappings: Default::default(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -51,6 +51,11 @@ pub struct ControllerArgs {
     /// of delivering it to both ends from the destination plug on.
     #[arg(long)]
     no_dual_delivery: bool,
+    /// Provider bridges by physical network, `physnet1:br-ex[,physnet2:br-x]` (Neutron's
+    /// `bridge_mappings`): each bridge (made by the operator) is patched to br-int, and flat
+    /// networks on its physical network (external networks, floating IPs) are reached through it.
+    #[arg(long)]
+    bridge_mappings: Option<String>,
     /// Append where each port's traffic goes, whenever the flows change it, to this JSON-lines
     /// file (`tern_controller::flowlog`; the lab's migration timelines).
     #[arg(long, hide = true, value_name = "PATH")]
@@ -74,6 +79,7 @@ struct FileConfig {
     report_interval: Option<String>,
     down_time: Option<String>,
     dual_delivery: Option<bool>,
+    bridge_mappings: Option<String>,
 }
 
 /// Merges flags over the file over the defaults.
@@ -118,6 +124,13 @@ fn settings(args: ControllerArgs) -> anyhow::Result<(ControllerConfig, String)> 
         liveness::DEFAULT_REPORT_INTERVAL,
     )?;
     let down_time = duration(args.down_time, file.down_time, "down_time", liveness::DEFAULT_DOWN_TIME)?;
+    let bridge_mappings = match args.bridge_mappings.or(file.bridge_mappings) {
+        Some(text) => agent::parse_bridge_mappings(&text).map_err(|e| anyhow!("--bridge-mappings: {e}"))?,
+        None => Default::default(),
+    };
+    if bridge_mappings.values().any(|b| *b == bridge) {
+        return Err(anyhow!("--bridge-mappings: {bridge} is the integration bridge, not a provider bridge"));
+    }
     if down_time <= report_interval {
         return Err(anyhow!(
             "down_time ({down_time:?}) must be longer than report_interval ({report_interval:?}), or a live chassis would flap"
@@ -135,6 +148,7 @@ fn settings(args: ControllerArgs) -> anyhow::Result<(ControllerConfig, String)> 
             down_time,
             dual_delivery: !args.no_dual_delivery && file.dual_delivery.unwrap_or(true),
             blind_to_migrations: args.blind_to_migrations,
+            bridge_mappings,
         },
         nb,
     ))
@@ -194,5 +208,14 @@ mod tests {
         assert!(err.contains("colour") && err.contains("c.toml"), "{err}");
         let err = settings(parse(&["--chassis", "a"])).err().unwrap().to_string();
         assert!(err.contains("tunnel-ip"), "{err}");
+        let base = ["--chassis", "a", "--tunnel-ip", "10.0.0.1", "--bridge-mappings"];
+        for (bad, named) in [("physnet1", "physnet1"), ("p:br-ex,p:br-y", "twice"), ("p:br-int", "br-int")] {
+            let args: Vec<&str> = base.iter().copied().chain([bad]).collect();
+            let err = settings(parse(&args)).err().unwrap().to_string();
+            assert!(err.contains("--bridge-mappings") && err.contains(named), "{err}");
+        }
+        let args: Vec<&str> = base.iter().copied().chain(["physnet1:br-ex, physnet2:br-x"]).collect();
+        let (c, _) = settings(parse(&args)).unwrap();
+        assert_eq!(c.bridge_mappings.get("physnet2").map(String::as_str), Some("br-x"));
     }
 }

@@ -54,6 +54,9 @@ enum LabCommand {
     /// Add a router joining networks (through the Neutron API).
     #[command(subcommand)]
     Router(RouterCommand),
+    /// Floating IPs: public addresses on the external network (the `<prefix>-ext` namespace).
+    #[command(subcommand)]
+    Fip(FipCommand),
     /// Ping VM B's IP from VM A.
     ///
     /// Across networks the VMs get a host route and a static neighbour entry for each other, so
@@ -143,6 +146,21 @@ enum RouterCommand {
 }
 
 #[derive(Subcommand)]
+enum FipCommand {
+    /// Give VM NAME a floating IP on the external network "public" (created when absent); its
+    /// network's router gets its gateway there, and the VM the security group "lab-public"
+    /// (ICMP and UDP from anywhere). Prints the address.
+    Add { name: String },
+    /// Ping VM NAME's floating IP from the external host, and the external host from the VM
+    /// (through its floating IP).
+    Ping {
+        name: String,
+        #[arg(long, default_value_t = 3)]
+        count: u32,
+    },
+}
+
+#[derive(Subcommand)]
 enum HvCommand {
     /// Add one hypervisor (hvN+1) and its controller.
     Add,
@@ -200,6 +218,28 @@ pub async fn run(args: LabArgs) -> Result<(), Exit> {
             let id = api.ensure_router(&name, &networks).await.map_err(Exit::failure)?;
             println!("router {name} ({id}) joins {}", networks.join(" "));
             Ok(())
+        }
+        LabCommand::Fip(FipCommand::Add { name }) => {
+            let lab = open(&dir)?;
+            let ip = services::add_floating_ip(&lab, &name).await?;
+            println!("{name}: floating IP {ip}");
+            Ok(())
+        }
+        LabCommand::Fip(FipCommand::Ping { name, count }) => {
+            let lab = open(&dir)?;
+            let (inbound, outbound) = services::ping_floating_ip(&lab, &name, count).await?;
+            print!("{}{}", inbound.output, outbound.output);
+            if inbound.all_ok() && outbound.all_ok() {
+                Ok(())
+            } else {
+                Err(Exit::failure(anyhow!(
+                    "{name}: external host -> floating IP {}/{} replies, {name} -> external host {}/{}",
+                    inbound.received,
+                    inbound.transmitted,
+                    outbound.received,
+                    outbound.transmitted
+                )))
+            }
         }
         LabCommand::Hv(HvCommand::Add) => {
             let mut lab = open(&dir)?;

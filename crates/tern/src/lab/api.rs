@@ -132,6 +132,84 @@ impl Api {
         Ok(id)
     }
 
+    /// The lab's external network "public" (flat, on the hypervisors' `physnet1`, router:external)
+    /// and its subnet (the external namespace's 172.24.4.0/24, gateway 172.24.4.1, floating IPs
+    /// from .100), both created when absent; returns the network's id.
+    pub async fn ensure_external_network(&self) -> anyhow::Result<String> {
+        let nets = self.get("/v2.0/networks?name=public").await?;
+        if let Some(id) = nets["networks"].as_array().into_iter().flatten().find_map(|n| n["id"].as_str()) {
+            return Ok(id.to_owned());
+        }
+        let n = self
+            .post(
+                "/v2.0/networks",
+                json!({"network": {"name": "public", "router:external": true,
+                    "provider:network_type": "flat", "provider:physical_network": tern_lab::PHYSNET}}),
+            )
+            .await?;
+        let id = n["network"]["id"].as_str().ok_or_else(|| anyhow!("no network id in {n}"))?.to_owned();
+        let gateway = tern_lab::EXTERNAL_GATEWAY.to_string();
+        self.post(
+            "/v2.0/subnets",
+            json!({"subnet": {"network_id": id, "ip_version": 4, "cidr": tern_lab::EXTERNAL_CIDR,
+                "name": "public-v4", "gateway_ip": gateway, "enable_dhcp": false,
+                "allocation_pools": [{"start": "172.24.4.100", "end": "172.24.4.250"}]}}),
+        )
+        .await?;
+        super::progress(format!(
+            "external network public ({}, {}) created",
+            tern_lab::PHYSNET,
+            tern_lab::EXTERNAL_CIDR
+        ));
+        Ok(id)
+    }
+
+    /// A floating IP on the external network for port `port`: the router with an interface on
+    /// the port's network gets its gateway on the external network first (when it has none).
+    /// Returns the floating address.
+    pub async fn add_floating_ip(&self, port: &str) -> anyhow::Result<Ipv4Addr> {
+        let external = self.ensure_external_network().await?;
+        let p = self.get(&format!("/v2.0/ports/{port}")).await?;
+        let network =
+            p["port"]["network_id"].as_str().ok_or_else(|| anyhow!("port {port} has no network"))?;
+        let interfaces = self
+            .get(&format!("/v2.0/ports?network_id={network}&device_owner=network:router_interface"))
+            .await?;
+        let router = interfaces["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|i| i["device_id"].as_str())
+            .ok_or_else(|| anyhow!("the VM's network has no router: add one with `tern lab router add`"))?
+            .to_owned();
+        let r = self.get(&format!("/v2.0/routers/{router}")).await?;
+        if r["router"]["external_gateway_info"].is_null() {
+            let body = json!({"router": {"external_gateway_info": {"network_id": external}}});
+            self.call(Method::PUT, &format!("/v2.0/routers/{router}"), Some(body)).await?;
+            super::progress(format!("router {router}: gateway on the external network"));
+        }
+        let f = self
+            .post(
+                "/v2.0/floatingips",
+                json!({"floatingip": {"floating_network_id": external, "port_id": port}}),
+            )
+            .await?;
+        f["floatingip"]["floating_ip_address"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| anyhow!("no floating address in {f}"))
+    }
+
+    /// The floating address of port `port`, if it has one.
+    pub async fn floating_ip_of(&self, port: &str) -> anyhow::Result<Option<Ipv4Addr>> {
+        let f = self.get(&format!("/v2.0/floatingips?port_id={port}")).await?;
+        Ok(f["floatingips"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|f| f["floating_ip_address"].as_str()?.parse().ok()))
+    }
+
     /// A security group with `rules` (each a JSON object of Neutron's rule attributes, without
     /// the group id); returns its id.
     pub async fn create_security_group(&self, name: &str, rules: &[Value]) -> anyhow::Result<String> {
@@ -149,6 +227,17 @@ impl Api {
             self.post("/v2.0/security-group-rules", json!({"security_group_rule": r})).await?;
         }
         Ok(id)
+    }
+
+    /// The ids of the security groups named `name`.
+    pub async fn security_groups_named(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        let g = self.get(&format!("/v2.0/security-groups?name={name}")).await?;
+        Ok(g["security_groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g["id"].as_str().map(str::to_owned))
+            .collect())
     }
 
     /// Port `port`'s security groups.
@@ -187,6 +276,28 @@ impl Api {
                 Some((p["id"].as_str()?.to_owned(), (*net).to_owned()))
             })
             .collect())
+    }
+
+    /// Network name -> the ids of the routers with an interface on it.
+    pub async fn routers_by_network(&self) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+        let nets = self.get("/v2.0/networks").await?;
+        let names: BTreeMap<&str, &str> = nets["networks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| Some((n["id"].as_str()?, n["name"].as_str()?)))
+            .collect();
+        let ports = self.get("/v2.0/ports?device_owner=network:router_interface").await?;
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in ports["ports"].as_array().into_iter().flatten() {
+            let (Some(net), Some(router)) = (p["network_id"].as_str(), p["device_id"].as_str()) else {
+                continue;
+            };
+            if let Some(name) = names.get(net) {
+                out.entry((*name).to_owned()).or_default().push(router.to_owned());
+            }
+        }
+        Ok(out)
     }
 
     /// The network named `name` with an IPv4 subnet, both created when absent. A new subnet is

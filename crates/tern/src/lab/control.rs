@@ -376,6 +376,8 @@ pub async fn start_controller(lab: &Lab, hv: &Hypervisor) -> anyhow::Result<()> 
         "netdev".into(),
         "--flow-log".into(),
         lab.dir().join(FLOW_LOG).display().to_string(),
+        "--bridge-mappings".into(),
+        format!("{}:{}", tern_lab::PHYSNET, tern_lab::hv::BR_EX),
     ];
     let mut argv = argv;
     if Faults::read(lab.dir())?.blind_to_migrations.contains(&hv.index()) {
@@ -538,6 +540,8 @@ pub async fn serve(dir: &Path) -> anyhow::Result<()> {
                         down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
                         dual_delivery: true,
                         blind_to_migrations: faults.blind_to_migrations.contains(&hv.index()),
+                        bridge_mappings: [(tern_lab::PHYSNET.to_owned(), tern_lab::hv::BR_EX.to_owned())]
+                            .into(),
                     };
                     tracing::info!(chassis = %config.chassis, "starting controller");
                     tasks.spawn(supervise(config, nb.clone(), dir.join(FLOW_LOG), stop_rx.clone()));

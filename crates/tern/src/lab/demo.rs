@@ -1,6 +1,6 @@
 //! `tern lab demo`: 3 hypervisors, 2 networks, 6 VMs (one of each network on every hypervisor),
 //! every ordered pair pinged: same network must pass, different networks must be blocked; then a
-//! router, DHCP, port security and security groups (`services`), and live migrations of one VM
+//! router, DHCP, port security, security groups and floating IPs (`services`), and live migrations of one VM
 //! with each trigger, with and without dual delivery, after which everything is checked again. Then one
 //! VM is live-migrated around the hypervisors with each trigger, with and without dual delivery
 //! (`tern lab migrate`'s probes measure each blackout: reported, never judged), and every
@@ -61,6 +61,8 @@ const MIGRATIONS: [(u32, Trigger, bool); 6] = [
     (3, Trigger::Api, true),
     (1, Trigger::Api, false),
 ];
+/// The VMs given floating IPs: the migrated one, and one of the other network elsewhere.
+const FIP_VMS: [&str; 2] = [MIGRATED_VM, "blue2"];
 /// The probe interval of the demo's migrations, in ms.
 const PROBE_INTERVAL_MS: f64 = 1.0;
 
@@ -132,6 +134,10 @@ struct Report {
     security_groups: services::SecurityGroups,
     /// The same checks with the migrated VM as the target, after its migrations.
     security_groups_after_migrations: services::SecurityGroups,
+    /// Floating IPs of red1 and blue2: the external host reaches each, each reaches it.
+    floating_ips: services::FloatingIps,
+    /// The migrated VM's floating IP after its migrations.
+    floating_ips_after_migrations: services::FloatingIps,
     passed: bool,
     #[serde(skip)]
     pairs: Vec<Pair>,
@@ -244,8 +250,16 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
         services::SecurityGroups { tested: 1, ..Default::default() }
     });
 
+    progress(format!("floating IPs for {} from the external network", FIP_VMS.join(" and ")));
+    for vm in FIP_VMS {
+        if let Err(e) = services::add_floating_ip(&lab, vm).await {
+            progress(format!("{vm}: no floating IP: {:#}", e.error));
+        }
+    }
+    let floating_ips = services::floating_ips(&lab, &FIP_VMS).await;
+
     // Live migrations of one VM around the hypervisors: every trigger, with and without dual
-    // delivery. Their blackouts are reported, not judged; a migration that could not be carried
+    // delivery (probed over L2, through the router and through its floating IP). Their blackouts are reported, not judged; a migration that could not be carried
     // out, or after which the VM does not reach its peer, fails the demo.
     let mut migrations = Vec::new();
     for (i, (dest, trigger, dual_delivery)) in MIGRATIONS.into_iter().enumerate() {
@@ -309,6 +323,8 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
         .flat_map(|b| [(MIGRATED_VM.to_owned(), (*b).to_owned()), ((*b).to_owned(), MIGRATED_VM.to_owned())])
         .collect();
     let routing_after_migrations = services::routing(&lab, &migrated_pairs).await;
+    progress(format!("the floating IP of {MIGRATED_VM} after its migrations"));
+    let floating_ips_after_migrations = services::floating_ips(&lab, &[MIGRATED_VM]).await;
     progress(format!("security groups on {MIGRATED_VM} after its migrations, reached from blue1"));
     let security_groups_after_migrations =
         services::security_groups(&lab, "blue1", MIGRATED_VM).await.unwrap_or_else(|e| {
@@ -331,7 +347,11 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
         && security_groups.tested > 0
         && security_groups.as_expected == security_groups.tested
         && security_groups_after_migrations.tested > 0
-        && security_groups_after_migrations.as_expected == security_groups_after_migrations.tested;
+        && security_groups_after_migrations.as_expected == security_groups_after_migrations.tested
+        && floating_ips.tested > 0
+        && floating_ips.ok == floating_ips.tested
+        && floating_ips_after_migrations.tested > 0
+        && floating_ips_after_migrations.ok == floating_ips_after_migrations.tested;
     Ok(Report {
         hypervisors: lab.hypervisors().len(),
         nb,
@@ -348,6 +368,8 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
         port_security,
         security_groups,
         security_groups_after_migrations,
+        floating_ips,
+        floating_ips_after_migrations,
         passed,
         pairs,
     })
@@ -492,8 +514,21 @@ fn print_report(r: &Report) {
     for c in &r.security_groups.cases {
         println!("  {c}");
     }
+    println!(
+        "floating IPs: {}/{} (the external host reaches {}'s floating IPs, and they reach it){}",
+        r.floating_ips.ok,
+        r.floating_ips.tested,
+        FIP_VMS.join(" and "),
+        fails(&r.floating_ips.failures)
+    );
     println!();
     print_migrations(r);
+    println!(
+        "floating IP after the migrations: {}/{}{}",
+        r.floating_ips_after_migrations.ok,
+        r.floating_ips_after_migrations.tested,
+        fails(&r.floating_ips_after_migrations.failures)
+    );
     println!(
         "routing after the migrations: {}/{} of {MIGRATED_VM}'s routed pairs{}",
         r.routing_after_migrations.pairs_ok,
@@ -514,23 +549,43 @@ fn print_migrations(r: &Report) {
     let ms = |v: &Value| v.as_f64().map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
     let n = |v: &Value| v.as_u64().map_or_else(|| "-".to_owned(), |x| x.to_string());
     println!(
-        "{:<6} {:<4} {:<4} {:<7} {:<5} {:>6} {:>5} {:>17} {:>17} {:<6}",
-        "VM", "FROM", "TO", "TRIGGER", "DUAL", "SENT", "LOST", "BLACKOUT TO-VM MS", "FROM-VM MS", "RESULT"
+        "{:<6} {:<4} {:<4} {:<7} {:<5} {:<5} {:<9} {:>6} {:>5} {:>17} {:>17} {:<6}",
+        "VM",
+        "FROM",
+        "TO",
+        "TRIGGER",
+        "DUAL",
+        "PROBE",
+        "WITH",
+        "SENT",
+        "LOST",
+        "BLACKOUT TO-VM MS",
+        "FROM-VM MS",
+        "RESULT"
     );
     for m in &r.migrations {
-        println!(
-            "{:<6} {:<4} {:<4} {:<7} {:<5} {:>6} {:>5} {:>17} {:>17} {:<6}",
-            m["vm"].as_str().unwrap_or("-"),
-            m["from"].as_str().unwrap_or("-"),
-            m["to"].as_str().unwrap_or("-"),
-            m["trigger"].as_str().unwrap_or("-"),
-            if m["dual_delivery"] == true { "on" } else { "off" },
-            n(&m["sent"]),
-            n(&m["lost"]),
-            ms(&m["blackout_ms"]["to_vm"]),
-            ms(&m["blackout_ms"]["from_vm"]),
-            if m["ok"] == true { "ok" } else { "FAIL" }
-        );
+        // One row per probe kind (l2 alone when the migration failed before measuring).
+        let probes: Vec<(String, &Value)> = match m["probes"].as_object() {
+            Some(p) => p.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            None => vec![("l2".to_owned(), m)],
+        };
+        for (kind, p) in probes {
+            println!(
+                "{:<6} {:<4} {:<4} {:<7} {:<5} {:<5} {:<9} {:>6} {:>5} {:>17} {:>17} {:<6}",
+                m["vm"].as_str().unwrap_or("-"),
+                m["from"].as_str().unwrap_or("-"),
+                m["to"].as_str().unwrap_or("-"),
+                m["trigger"].as_str().unwrap_or("-"),
+                if m["dual_delivery"] == true { "on" } else { "off" },
+                kind,
+                p["peer"].as_str().unwrap_or("-"),
+                n(&p["sent"]),
+                n(&p["lost"]),
+                ms(&p["blackout_ms"]["to_vm"]),
+                ms(&p["blackout_ms"]["from_vm"]),
+                if m["ok"] == true { "ok" } else { "FAIL" }
+            );
+        }
         if let Some(e) = m["error"].as_str() {
             println!("       error: {e}");
         }

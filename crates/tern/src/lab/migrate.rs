@@ -27,8 +27,11 @@ use super::control::ControlState;
 use super::{api, ping_vms, progress, same_subnet};
 use crate::exit::Exit;
 
-/// The UDP port both probe processes listen on (each in its own VM namespace).
+/// The UDP port both processes of the L2 probe listen on (each in its own namespace); the L3
+/// probe uses the next one and the floating-IP probe the one after.
 const PROBE_PORT: u16 = 47474;
+/// The floating-IP probe's peer: the lab's external host.
+const EXTERNAL_PEER: &str = "external";
 /// How long probes may take to flow at all before the migration starts (ARP, flows, process start).
 const WARM_UP: Duration = Duration::from_secs(60);
 /// Steady probing before the switchover, so the destination is pre-programmed as Nova's wait for
@@ -186,14 +189,45 @@ struct ProbeProc {
 }
 
 impl ProbeProc {
-    fn spawn(lab: &Lab, vm: &str, target: std::net::Ipv4Addr, interval_us: u64) -> anyhow::Result<ProbeProc> {
+    /// A probe inside VM `vm`, listening on `port` and probing `target:port`.
+    fn spawn(
+        lab: &Lab,
+        vm: &str,
+        target: std::net::Ipv4Addr,
+        port: u16,
+        interval_us: u64,
+    ) -> anyhow::Result<ProbeProc> {
         let exe = std::env::current_exe().context("locating the tern binary")?;
-        let mut c = lab.vm_command(vm, &exe.display().to_string())?;
+        let c = lab.vm_command(vm, &exe.display().to_string())?;
+        Self::spawn_with(c, vm, target, port, interval_us)
+    }
+
+    /// A probe on the external host (the lab's external namespace).
+    fn spawn_external(
+        lab: &Lab,
+        target: std::net::Ipv4Addr,
+        port: u16,
+        interval_us: u64,
+    ) -> anyhow::Result<ProbeProc> {
+        let exe = std::env::current_exe().context("locating the tern binary")?;
+        let c = lab.external_command(&exe.display().to_string())?;
+        Self::spawn_with(c, EXTERNAL_PEER, target, port, interval_us)
+    }
+
+    /// Runs `tern lab probe-stream` with command `c` (a namespace's `ip netns exec ... tern`);
+    /// `vm` names where it runs, for errors.
+    fn spawn_with(
+        mut c: tokio::process::Command,
+        vm: &str,
+        target: std::net::Ipv4Addr,
+        port: u16,
+        interval_us: u64,
+    ) -> anyhow::Result<ProbeProc> {
         c.args([
             "lab",
             "probe-stream",
-            &PROBE_PORT.to_string(),
-            &format!("{target}:{PROBE_PORT}"),
+            &port.to_string(),
+            &format!("{target}:{port}"),
             &interval_us.to_string(),
             "300",
         ])
@@ -256,6 +290,16 @@ impl ProbeProc {
         let line = done.ok_or_else(|| anyhow!("the probe in VM {} gave no log: {}", self.vm, err.trim()))?;
         serde_json::from_str(&line).with_context(|| format!("reading the probe log of VM {}", self.vm))
     }
+}
+
+/// One probe kind: a process at the peer's end (`to_vm` sends toward the VM) and one in the VM.
+struct Probe {
+    /// `l2`, `l3` or `fip`.
+    kind: &'static str,
+    /// The peer VM's name, or [`EXTERNAL_PEER`].
+    peer: String,
+    to_vm: ProbeProc,
+    from_vm: ProbeProc,
 }
 
 // === The controller's Migration record (NB watch) ===
@@ -355,6 +399,28 @@ async fn find_peer(lab: &Lab, vm: &Vm, dest: u32) -> Result<Vm, Exit> {
             vm.hv()
         ))),
     }
+}
+
+/// The routed peer: a VM of another network behind a router the VM's network is on, on neither
+/// end of the migration if possible (never on the destination); none when there is no such VM.
+async fn find_routed_peer(lab: &Lab, vm: &Vm, dest: u32) -> Option<Vm> {
+    let api = api::Api::open(lab.dir()).ok()?;
+    let networks = api.port_networks().await.ok()?;
+    let routers = api.routers_by_network().await.ok()?;
+    let mine = networks.get(vm.iface_id())?;
+    let my_routers = routers.get(mine)?;
+    let mut peers: Vec<&Vm> = lab
+        .vms()
+        .iter()
+        .filter(|o| o.name() != vm.name() && o.hv() != dest && o.preplugged().is_none())
+        .filter(|o| {
+            networks.get(o.iface_id()).is_some_and(|n| {
+                n != mine && routers.get(n).is_some_and(|rs| rs.iter().any(|r| my_routers.contains(r)))
+            })
+        })
+        .collect();
+    peers.sort_by_key(|o| (o.hv() == vm.hv(), o.name().to_owned()));
+    peers.first().map(|p| (*p).clone())
 }
 
 /// `tern lab migrate`: one migration, or `--repeat N` back and forth between the VM's hypervisor
@@ -547,20 +613,58 @@ pub async fn migrate_once(lab: &mut Lab, plan: &Plan) -> Result<MigrationReport,
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("pre-plugging {} on hv{dest}", vm.name()))))?;
     steps.preplugged = stream::now_us();
 
-    // 3: the probes, warmed up; a failure here rolls the migration back.
+    // 3: the probes, warmed up; a failure here rolls the migration back. L2 always; L3 with a
+    // VM of another network behind the same router; the floating IP's from the external host.
+    let routed_peer = find_routed_peer(lab, &vm, dest).await;
+    let fip = match api::Api::open(lab.dir()) {
+        Ok(a) => a.floating_ip_of(vm.iface_id()).await.ok().flatten(),
+        Err(_) => None,
+    };
+    if let Some(r) = &routed_peer {
+        super::services::drop_shortcuts(lab, vm.name(), r.name()).await;
+    }
     let started = async {
-        let mut to_vm = ProbeProc::spawn(lab, peer.name(), vm.ip(), interval_us)?;
-        let mut from_vm = ProbeProc::spawn(lab, vm.name(), peer.ip(), interval_us)?;
+        let mut probes = vec![Probe {
+            kind: "l2",
+            peer: peer.name().to_owned(),
+            to_vm: ProbeProc::spawn(lab, peer.name(), vm.ip(), PROBE_PORT, interval_us)?,
+            from_vm: ProbeProc::spawn(lab, vm.name(), peer.ip(), PROBE_PORT, interval_us)?,
+        }];
+        if let Some(r) = &routed_peer {
+            let port = PROBE_PORT + 1;
+            probes.push(Probe {
+                kind: "l3",
+                peer: r.name().to_owned(),
+                to_vm: ProbeProc::spawn(lab, r.name(), vm.ip(), port, interval_us)?,
+                from_vm: ProbeProc::spawn(lab, vm.name(), r.ip(), port, interval_us)?,
+            });
+        }
+        if let Some(fip) = fip {
+            let port = PROBE_PORT + 2;
+            probes.push(Probe {
+                kind: "fip",
+                peer: EXTERNAL_PEER.to_owned(),
+                to_vm: ProbeProc::spawn_external(lab, fip, port, interval_us)?,
+                from_vm: ProbeProc::spawn(lab, vm.name(), tern_lab::EXTERNAL_GATEWAY, port, interval_us)?,
+            });
+        }
         super::poll("probes to flow both ways", WARM_UP, || {
-            let r = to_vm.poll().and_then(|_| from_vm.poll());
-            let ok = to_vm.flowing_in && to_vm.flowing_out && from_vm.flowing_in && from_vm.flowing_out;
+            let mut r = Ok(());
+            let mut ok = true;
+            for p in &mut probes {
+                r = r.and_then(|_| p.to_vm.poll()).and_then(|_| p.from_vm.poll());
+                ok &= p.to_vm.flowing_in
+                    && p.to_vm.flowing_out
+                    && p.from_vm.flowing_in
+                    && p.from_vm.flowing_out;
+            }
             std::future::ready(r.map(|_| ok.then_some(())))
         })
         .await?;
-        Ok::<_, anyhow::Error>((to_vm, from_vm))
+        Ok::<_, anyhow::Error>(probes)
     }
     .await;
-    let (to_vm, from_vm) = match started {
+    let probes = match started {
         Ok(p) => p,
         Err(e) => {
             progress("the probes never flowed; undoing the pre-plug and the destination binding");
@@ -583,9 +687,12 @@ pub async fn migrate_once(lab: &mut Lab, plan: &Plan) -> Result<MigrationReport,
         tokio::time::sleep(TAIL).await;
     }
     steps.probes_stopped = stream::now_us();
-    let logs = tokio::join!(to_vm.finish(), from_vm.finish());
+    let mut logs = Vec::new();
+    for p in probes {
+        let (to_vm, from_vm) = tokio::join!(p.to_vm.finish(), p.from_vm.finish());
+        logs.push((p.kind, p.peer, to_vm, from_vm));
+    }
     res.map_err(Exit::failure)?;
-    let (to_vm_log, from_vm_log) = (logs.0.map_err(Exit::failure)?, logs.1.map_err(Exit::failure)?);
     // Nova's clean-up after the migration.
     if let Err(e) = nova.delete_binding(vm.iface_id(), &src_host).await {
         progress(format!("deleting the source binding failed: {e:#}"));
@@ -599,9 +706,18 @@ pub async fn migrate_once(lab: &mut Lab, plan: &Plan) -> Result<MigrationReport,
         t0_us: steps.t0,
         gap_to_us: steps.unplug.1.max(steps.activate.1) + 200_000,
     };
-    // peer -> VM: sent by the peer's process, received by the VM's; and the other way.
-    let down = stream::analyze(&to_vm_log.sent, &from_vm_log.received, w);
-    let up = stream::analyze(&from_vm_log.sent, &to_vm_log.received, w);
+    let mut figures = BTreeMap::new();
+    for (kind, peer, to_vm_log, from_vm_log) in logs {
+        let (to_vm_log, from_vm_log) =
+            (to_vm_log.map_err(Exit::failure)?, from_vm_log.map_err(Exit::failure)?);
+        // peer -> VM: sent by the peer's process, received by the VM's; and the other way.
+        let down = stream::analyze(&to_vm_log.sent, &from_vm_log.received, w);
+        let up = stream::analyze(&from_vm_log.sent, &to_vm_log.received, w);
+        figures.insert(
+            kind.to_owned(),
+            ProbeReport::of(peer, down, up, (to_vm_log.send_errors, from_vm_log.send_errors)),
+        );
+    }
     let controller = match watch {
         Ok((stop, task)) => {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -633,9 +749,7 @@ pub async fn migrate_once(lab: &mut Lab, plan: &Plan) -> Result<MigrationReport,
         trigger: plan.trigger,
         dual_delivery,
         interval_ms: plan.probe_interval_ms,
-        down: &down,
-        up: &up,
-        send_errors: (to_vm_log.send_errors, from_vm_log.send_errors),
+        probes: &figures,
         steps: &steps,
         controller: &controller,
         ping: &ping,
@@ -716,6 +830,10 @@ pub struct MigrationReport {
     pub max_gap_ms: Both<Option<f64>>,
     pub directions: Both<DirectionStats>,
     pub send_errors: Both<u64>,
+    /// Every probe kind's figures, keyed `l2` (the fields above), `l3` (with a VM of another
+    /// network through the router, when there is one) and `fip` (with the external host, through
+    /// the VM's floating IP, when it has one).
+    pub probes: BTreeMap<String, ProbeReport>,
     /// Lab steps and the controller's Migration record, ms from T0.
     pub timeline: Value,
     /// "a->b": "received/transmitted" after the migration.
@@ -725,6 +843,36 @@ pub struct MigrationReport {
     /// The text form (`tern lab migrate` without `--json`).
     #[serde(skip)]
     pub text: String,
+}
+
+/// One probe kind's figures: the fields of the L2 probe's at the top of [`MigrationReport`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ProbeReport {
+    /// The VM's counterpart: a VM name, or `external` (the lab's external host).
+    pub peer: String,
+    pub sent: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub blackout_ms: Both<Option<f64>>,
+    pub max_gap_ms: Both<Option<f64>>,
+    pub directions: Both<DirectionStats>,
+    pub send_errors: Both<u64>,
+}
+
+impl ProbeReport {
+    /// From the two directions (`down`: peer -> VM, `up`: VM -> peer) and each side's send errors.
+    fn of(peer: String, down: DirectionStats, up: DirectionStats, send_errors: (u64, u64)) -> ProbeReport {
+        ProbeReport {
+            peer,
+            sent: down.sent + up.sent,
+            lost: down.lost + up.lost,
+            duplicates: down.duplicates + up.duplicates,
+            blackout_ms: Both { to_vm: down.blackout_ms, from_vm: up.blackout_ms },
+            max_gap_ms: Both { to_vm: down.max_gap_ms, from_vm: up.max_gap_ms },
+            send_errors: Both { to_vm: send_errors.0, from_vm: send_errors.1 },
+            directions: Both { to_vm: down, from_vm: up },
+        }
+    }
 }
 
 /// Each chassis' flow changes for the port during the migration (`tern_controller::flowlog`):
@@ -758,11 +906,8 @@ struct Report<'a> {
     trigger: Trigger,
     dual_delivery: bool,
     interval_ms: f64,
-    /// peer -> VM.
-    down: &'a DirectionStats,
-    /// VM -> peer.
-    up: &'a DirectionStats,
-    send_errors: (u64, u64),
+    /// Each probe kind's figures (`l2` always).
+    probes: &'a BTreeMap<String, ProbeReport>,
     steps: &'a Steps,
     controller: &'a Result<Vec<Seen>, String>,
     ping: &'a [(String, u32, u32)],
@@ -829,7 +974,7 @@ impl Report<'_> {
     }
 
     fn report(&self) -> MigrationReport {
-        let (d, u) = (self.down, self.up);
+        let l2 = &self.probes["l2"];
         MigrationReport {
             vm: self.vm.name().to_owned(),
             peer: self.peer.name().to_owned(),
@@ -838,13 +983,14 @@ impl Report<'_> {
             trigger: self.trigger,
             dual_delivery: self.dual_delivery,
             probe_interval_ms: self.interval_ms,
-            sent: d.sent + u.sent,
-            lost: d.lost + u.lost,
-            duplicates: d.duplicates + u.duplicates,
-            blackout_ms: Both { to_vm: d.blackout_ms, from_vm: u.blackout_ms },
-            max_gap_ms: Both { to_vm: d.max_gap_ms, from_vm: u.max_gap_ms },
-            directions: Both { to_vm: d.clone(), from_vm: u.clone() },
-            send_errors: Both { to_vm: self.send_errors.0, from_vm: self.send_errors.1 },
+            sent: l2.sent,
+            lost: l2.lost,
+            duplicates: l2.duplicates,
+            blackout_ms: l2.blackout_ms.clone(),
+            max_gap_ms: l2.max_gap_ms.clone(),
+            directions: l2.directions.clone(),
+            send_errors: l2.send_errors.clone(),
+            probes: self.probes.clone(),
             timeline: self.timeline(),
             ping: self.ping.iter().map(|(p, rx, tx)| (p.clone(), format!("{rx}/{tx}"))).collect(),
             ping_ok: self.ping.iter().all(|(_, rx, tx)| rx == tx && *tx > 0),
@@ -870,20 +1016,26 @@ impl Report<'_> {
         );
         let _ = writeln!(
             o,
-            "  {:<16} {:>6} {:>6} {:>5} {:>12} {:>11}",
-            "direction", "sent", "lost", "dup", "blackout ms", "max gap ms"
+            "  {:<5} {:<18} {:<20} {:>6} {:>6} {:>5} {:>12} {:>11}",
+            "probe", "with", "direction", "sent", "lost", "dup", "blackout ms", "max gap ms"
         );
-        for (name, d) in [("to VM (peer->vm)", self.down), ("from VM (vm->peer)", self.up)] {
-            let _ = writeln!(
-                o,
-                "  {:<16} {:>6} {:>6} {:>5} {:>12} {:>11}",
-                name,
-                d.sent,
-                d.lost,
-                d.duplicates,
-                f(d.blackout_ms),
-                f(d.max_gap_ms)
-            );
+        for (kind, p) in self.probes {
+            for (name, d) in
+                [("to VM (peer->vm)", &p.directions.to_vm), ("from VM (vm->peer)", &p.directions.from_vm)]
+            {
+                let _ = writeln!(
+                    o,
+                    "  {:<5} {:<18} {:<20} {:>6} {:>6} {:>5} {:>12} {:>11}",
+                    kind,
+                    p.peer,
+                    name,
+                    d.sent,
+                    d.lost,
+                    d.duplicates,
+                    f(d.blackout_ms),
+                    f(d.max_gap_ms)
+                );
+            }
         }
         let s = self.steps;
         let t0 = s.t0;
@@ -1018,20 +1170,36 @@ impl DirectionSummary {
     }
 }
 
-/// `--repeat`'s summary of its migrations.
+/// `--repeat`'s summary of its migrations: the L2 probe's at the top, every kind in `probes`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub migrations: usize,
     pub to_vm: DirectionSummary,
     pub from_vm: DirectionSummary,
+    /// Per probe kind (over the migrations that had it).
+    pub probes: BTreeMap<String, Both<DirectionSummary>>,
 }
 
 impl Summary {
     pub fn of(reports: &[MigrationReport]) -> Summary {
+        let kinds: std::collections::BTreeSet<&String> =
+            reports.iter().flat_map(|r| r.probes.keys()).collect();
+        let probes = kinds
+            .into_iter()
+            .map(|k| {
+                let of_kind = || reports.iter().filter_map(|r| r.probes.get(k));
+                let both = Both {
+                    to_vm: DirectionSummary::of(of_kind().map(|p| &p.directions.to_vm)),
+                    from_vm: DirectionSummary::of(of_kind().map(|p| &p.directions.from_vm)),
+                };
+                (k.clone(), both)
+            })
+            .collect();
         Summary {
             migrations: reports.len(),
             to_vm: DirectionSummary::of(reports.iter().map(|r| &r.directions.to_vm)),
             from_vm: DirectionSummary::of(reports.iter().map(|r| &r.directions.from_vm)),
+            probes,
         }
     }
 }
@@ -1079,13 +1247,17 @@ fn summary_text(reports: &[MigrationReport], s: &Summary) -> String {
     );
     let _ = writeln!(
         o,
-        "  {:<18} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>11}",
-        "direction", "median", "p99", "max", "sent", "lost", "dup", "unrecovered"
+        "  {:<5} {:<18} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>11}",
+        "probe", "direction", "median", "p99", "max", "sent", "lost", "dup", "unrecovered"
     );
-    for (name, d) in [("to VM (peer->vm)", &s.to_vm), ("from VM (vm->peer)", &s.from_vm)] {
+    let rows = s.probes.iter().flat_map(|(k, b)| {
+        [(k.as_str(), "to VM (peer->vm)", &b.to_vm), (k.as_str(), "from VM (vm->peer)", &b.from_vm)]
+    });
+    for (kind, name, d) in rows {
         let _ = writeln!(
             o,
-            "  {:<18} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>11}",
+            "  {:<5} {:<18} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>11}",
+            kind,
             name,
             fmt_ms(d.blackout_ms.median),
             fmt_ms(d.blackout_ms.p99),

@@ -1,6 +1,7 @@
 //! The demo's checks of the pipeline's services, on a lab whose VMs are up: distributed routing
-//! across networks and hypervisors, DHCP, port security (spoofed packets) and security groups
-//! (one that blocks, one that allows, and statefulness). Each returns its counts for the report;
+//! across networks and hypervisors, floating IPs (in from the external host and out to it), DHCP,
+//! port security (spoofed packets) and security groups (one that blocks, one that allows, and
+//! statefulness). Each returns its counts for the report;
 //! none asserts anything, the demo judges.
 
 use std::time::{Duration, Instant};
@@ -11,6 +12,8 @@ use tern_lab::Lab;
 
 use super::api::Api;
 use super::progress;
+use crate::exit::Exit;
+use anyhow::anyhow;
 
 /// How long a routed pair may take to answer once the router exists.
 const ROUTING_PATIENCE: Duration = Duration::from_secs(30);
@@ -20,6 +23,95 @@ pub struct Routing {
     pub pairs_tested: usize,
     pub pairs_ok: usize,
     pub failures: Vec<String>,
+}
+
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct FloatingIps {
+    /// Each VM with a floating IP counts twice: the external host reaching it, and it reaching
+    /// the external host.
+    pub tested: usize,
+    pub ok: usize,
+    pub failures: Vec<String>,
+}
+
+/// The security group `tern lab fip add` puts a VM in: ICMP and UDP from anywhere.
+const PUBLIC_GROUP: &str = "lab-public";
+
+/// Gives VM `name` a floating IP (see `tern lab fip add`); returns the address.
+pub async fn add_floating_ip(lab: &Lab, name: &str) -> Result<std::net::Ipv4Addr, Exit> {
+    let vm = lab.vm(name).ok_or_else(|| Exit::bad_input(anyhow!("no VM named {name} in this lab")))?;
+    let port = vm.iface_id().to_owned();
+    let api = Api::open(lab.dir()).map_err(Exit::failure)?;
+    let ip = api.add_floating_ip(&port).await.map_err(Exit::bad_input)?;
+    let groups = api.security_groups_named(PUBLIC_GROUP).await.map_err(Exit::failure)?;
+    let group = match groups.first() {
+        Some(id) => id.clone(),
+        None => {
+            let rules = [
+                json!({"direction": "ingress", "ethertype": "IPv4", "protocol": "icmp", "remote_ip_prefix": "0.0.0.0/0"}),
+                json!({"direction": "ingress", "ethertype": "IPv4", "protocol": "udp", "remote_ip_prefix": "0.0.0.0/0"}),
+            ];
+            api.create_security_group(PUBLIC_GROUP, &rules).await.map_err(Exit::failure)?
+        }
+    };
+    let mut mine = api.port_security_groups(&port).await.map_err(Exit::failure)?;
+    if !mine.contains(&group) {
+        mine.push(group);
+        api.set_port_security_groups(&port, &mine).await.map_err(Exit::failure)?;
+    }
+    progress(format!("{name}: floating IP {ip} (security group {PUBLIC_GROUP})"));
+    Ok(ip)
+}
+
+/// Pings VM `name`'s floating IP from the external host, then the external host from the VM.
+pub async fn ping_floating_ip(
+    lab: &Lab,
+    name: &str,
+    count: u32,
+) -> Result<(tern_lab::PingResult, tern_lab::PingResult), Exit> {
+    let vm = lab.vm(name).ok_or_else(|| Exit::bad_input(anyhow!("no VM named {name} in this lab")))?;
+    let api = Api::open(lab.dir()).map_err(Exit::failure)?;
+    let fip = api.floating_ip_of(vm.iface_id()).await.map_err(Exit::failure)?.ok_or_else(|| {
+        Exit::bad_input(anyhow!("VM {name} has no floating IP (`tern lab fip add {name}`)"))
+    })?;
+    let wait = Duration::from_secs(1);
+    let inbound = lab.ping_from_external(fip, count, wait).await.map_err(Exit::failure)?;
+    let outbound = lab.ping(name, tern_lab::EXTERNAL_GATEWAY, count, wait).await.map_err(Exit::failure)?;
+    Ok((inbound, outbound))
+}
+
+/// Each VM's floating IP, both ways, each retried until it answers (flows converging, the
+/// gateway being resolved) or the patience runs out.
+pub async fn floating_ips(lab: &Lab, vms: &[&str]) -> FloatingIps {
+    let mut r = FloatingIps { tested: 2 * vms.len(), ..FloatingIps::default() };
+    let deadline = Instant::now() + ROUTING_PATIENCE;
+    for vm in vms {
+        let mut last = None;
+        while Instant::now() < deadline {
+            match ping_floating_ip(lab, vm, 1).await {
+                Ok((i, o)) if i.all_ok() && o.all_ok() => {
+                    last = ping_floating_ip(lab, vm, 2).await.ok();
+                    break;
+                }
+                other => last = other.ok(),
+            }
+        }
+        match last {
+            Some((i, o)) => {
+                for (ok, what) in
+                    [(i.all_ok(), "external host -> floating IP"), (o.all_ok(), "-> external host")]
+                {
+                    if ok {
+                        r.ok += 1;
+                    } else {
+                        r.failures.push(format!("{vm}: {what}"));
+                    }
+                }
+            }
+            None => r.failures.push(format!("{vm}: no answer either way")),
+        }
+    }
+    r
 }
 
 #[derive(Serialize, Clone, Debug, Default)]
@@ -50,7 +142,7 @@ async fn routed_ping(lab: &Lab, from: &str, to: &str, count: u32) -> bool {
 
 /// Removes the L2 shortcut the isolation check gives VMs of different networks (a host route
 /// and a static neighbour entry for each other), both ways, so their traffic takes the router.
-async fn drop_shortcuts(lab: &Lab, a: &str, b: &str) {
+pub(crate) async fn drop_shortcuts(lab: &Lab, a: &str, b: &str) {
     for (from, to) in [(a, b), (b, a)] {
         let (Some(f), Some(t)) = (lab.vm(from), lab.vm(to)) else { continue };
         let ip = t.ip().to_string();
