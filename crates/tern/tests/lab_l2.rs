@@ -139,6 +139,30 @@ fn demo_passes_and_reports() {
             assert!(m.get(k).is_some(), "{k} missing in {m}");
         }
         assert!(m["blackout_ms"].get("to_vm").is_some() && m["timeline"].is_object(), "{m}");
+        // Probed over L2, through the router and through the floating IP, each with the same
+        // fields, and every probe got through after the switchover.
+        for kind in ["l2", "l3", "fip"] {
+            let p = &m["probes"][kind];
+            for k in [
+                "peer",
+                "sent",
+                "lost",
+                "duplicates",
+                "blackout_ms",
+                "max_gap_ms",
+                "directions",
+                "send_errors",
+            ] {
+                assert!(p.get(k).is_some(), "probes.{kind}.{k} missing in {m}");
+            }
+            assert!(p["sent"].as_u64().unwrap_or(0) > 0, "probes.{kind}: {p}");
+            for dir in ["to_vm", "from_vm"] {
+                let d = &p["directions"][dir];
+                assert!(d["received"].as_u64().unwrap_or(0) > 0, "probes.{kind}.{dir}: {p}");
+            }
+        }
+        assert_eq!(m["probes"]["fip"]["peer"], "external", "{m}");
+        assert_eq!(m["probes"]["l2"]["sent"], m["sent"], "{m}");
     }
     assert_eq!(report["after_migrations"]["pairs_ok"], report["after_migrations"]["pairs_tested"]);
     // The services: routing across networks (before and after the migrations), DHCP, port
@@ -150,6 +174,8 @@ fn demo_passes_and_reports() {
         ("port_security", "spoof_attempts", "spoof_dropped"),
         ("security_groups", "tested", "as_expected"),
         ("security_groups_after_migrations", "tested", "as_expected"),
+        ("floating_ips", "tested", "ok"),
+        ("floating_ips_after_migrations", "tested", "ok"),
     ] {
         let s = &report[section];
         assert!(s[tested].as_u64().unwrap_or(0) > 0, "{section}: {s}");
@@ -184,6 +210,48 @@ fn a_router_joins_networks_across_hypervisors_and_follows_a_migration() {
     routed("a", "b");
     routed("b", "a");
     s.reaches("a", "c");
+    s.ok(&["down"]);
+}
+
+#[test]
+fn a_floating_ip_is_reached_from_outside_and_reaches_out_and_follows_a_migration() {
+    let s = session("fip");
+    s.up(3, "embedded");
+    s.vm("a", 1, "red");
+    s.vm("b", 3, "red");
+    // No router: no floating IP (the API finds no router to NAT it).
+    let out = s.tern(&["fip", "add", "a"]);
+    assert!(!out.status.success(), "a floating IP without a router");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("router"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.ok(&["router", "add", "r1", "--network", "red"]);
+    let added = s.ok(&["fip", "add", "a"]);
+    assert!(added.contains("floating IP 172.24.4."), "{added}");
+    let both_ways = || {
+        eventually("the floating IP answers both ways", || {
+            s.tern(&["fip", "ping", "a", "--count", "1"]).status.success()
+        });
+        s.ok(&["fip", "ping", "a", "--count", "3"]);
+    };
+    both_ways();
+    // The floating IP follows the VM, each trigger: the new chassis answers ARP for it, announces
+    // it, translates both ways; the external host needs no new ARP (same MAC).
+    for (to, trigger) in [("hv2", "rarp"), ("hv1", "unplug"), ("hv2", "api")] {
+        s.ok(&["migrate", "a", "--to", to, "--trigger", trigger]);
+        s.ok(&["fip", "ping", "a", "--count", "3"]);
+    }
+    // The external network learnt where the floating IP went (hv2) from the gratuitous ARP.
+    let fdb = Command::new("ip")
+        .args(["netns", "exec", &format!("{PREFIX}-ext"), "bridge", "fdb", "show", "br", "br0"])
+        .output()
+        .unwrap();
+    let fdb = String::from_utf8_lossy(&fdb.stdout);
+    let macs: Vec<&str> =
+        fdb.lines().filter(|l| l.contains(" dev ex2 ") && l.starts_with("fa:16:3e")).collect();
+    assert!(!macs.is_empty(), "no fa:16:3e MAC behind hv2's external veth:\n{fdb}");
     s.ok(&["down"]);
 }
 
