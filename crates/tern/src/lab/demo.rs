@@ -1,11 +1,12 @@
 //! `tern lab demo`: 3 hypervisors, 2 networks, 6 VMs (one of each network on every hypervisor),
-//! every ordered pair pinged: same network must pass, different networks must be blocked; then a
-//! router, DHCP, port security, security groups and floating IPs (`services`), and live migrations of one VM
-//! with each trigger, with and without dual delivery, after which everything is checked again. Then one
-//! VM is live-migrated around the hypervisors with each trigger, with and without dual delivery
-//! (`tern lab migrate`'s probes measure each blackout: reported, never judged), and every
-//! same-network pair must still reach each other. Prints tables, optionally writes the JSON
-//! report, and always tears the lab down.
+//! every ordered pair pinged: same network must pass, different networks must be blocked. Then the
+//! services (`services`): a router joining the networks, DHCP, port security, security groups
+//! and floating IPs reached from the external host. Then one VM is live-migrated around the
+//! hypervisors with each trigger, with and without dual delivery, probed over L2, through the
+//! router and through its floating IP (`tern lab migrate`'s probes measure each blackout:
+//! reported, never judged), after which connectivity, routing, the floating IP and the security
+//! groups are checked again. Prints tables, optionally writes the JSON report, and always tears
+//! the lab down.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -566,7 +567,10 @@ fn print_migrations(r: &Report) {
     for m in &r.migrations {
         // One row per probe kind (l2 alone when the migration failed before measuring).
         let probes: Vec<(String, &Value)> = match m["probes"].as_object() {
-            Some(p) => p.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            Some(p) => ["l2", "l3", "fip"]
+                .iter()
+                .filter_map(|k| Some(((*k).to_owned(), p.get(*k)?)))
+                .collect(),
             None => vec![("l2".to_owned(), m)],
         };
         for (kind, p) in probes {

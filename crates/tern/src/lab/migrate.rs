@@ -845,6 +845,14 @@ pub struct MigrationReport {
     pub text: String,
 }
 
+/// The probe kinds in their natural order (l2, l3, fip), then any other.
+pub fn in_kind_order<T>(probes: &BTreeMap<String, T>) -> Vec<(&String, &T)> {
+    let rank = |k: &str| ["l2", "l3", "fip"].iter().position(|x| *x == k).unwrap_or(3);
+    let mut v: Vec<(&String, &T)> = probes.iter().collect();
+    v.sort_by_key(|(k, _)| rank(k));
+    v
+}
+
 /// One probe kind's figures: the fields of the L2 probe's at the top of [`MigrationReport`].
 #[derive(Clone, Debug, Serialize)]
 pub struct ProbeReport {
@@ -1019,7 +1027,7 @@ impl Report<'_> {
             "  {:<5} {:<18} {:<20} {:>6} {:>6} {:>5} {:>12} {:>11}",
             "probe", "with", "direction", "sent", "lost", "dup", "blackout ms", "max gap ms"
         );
-        for (kind, p) in self.probes {
+        for (kind, p) in in_kind_order(self.probes) {
             for (name, d) in
                 [("to VM (peer->vm)", &p.directions.to_vm), ("from VM (vm->peer)", &p.directions.from_vm)]
             {
@@ -1250,7 +1258,7 @@ fn summary_text(reports: &[MigrationReport], s: &Summary) -> String {
         "  {:<5} {:<18} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>11}",
         "probe", "direction", "median", "p99", "max", "sent", "lost", "dup", "unrecovered"
     );
-    let rows = s.probes.iter().flat_map(|(k, b)| {
+    let rows = in_kind_order(&s.probes).into_iter().flat_map(|(k, b)| {
         [(k.as_str(), "to VM (peer->vm)", &b.to_vm), (k.as_str(), "from VM (vm->peer)", &b.from_vm)]
     });
     for (kind, name, d) in rows {
