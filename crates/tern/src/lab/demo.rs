@@ -567,10 +567,9 @@ fn print_migrations(r: &Report) {
     for m in &r.migrations {
         // One row per probe kind (l2 alone when the migration failed before measuring).
         let probes: Vec<(String, &Value)> = match m["probes"].as_object() {
-            Some(p) => ["l2", "l3", "fip"]
-                .iter()
-                .filter_map(|k| Some(((*k).to_owned(), p.get(*k)?)))
-                .collect(),
+            Some(p) => {
+                ["l2", "l3", "fip"].iter().filter_map(|k| Some(((*k).to_owned(), p.get(*k)?))).collect()
+            }
             None => vec![("l2".to_owned(), m)],
         };
         for (kind, p) in probes {
