@@ -690,6 +690,104 @@ mod tests {
     }
 
     #[test]
+    fn external_networks_need_a_mapping_and_floating_ips_a_router_and_an_address_port() {
+        let overlay = Network { id: "n1".into(), unique_key: 1, ..Network::default() };
+        let public = Network {
+            id: "ext".into(),
+            unique_key: 2,
+            physical_network: Some("physnet1".into()),
+            ..Network::default()
+        };
+        let other = Network {
+            id: "ext2".into(),
+            unique_key: 3,
+            physical_network: Some("physnet2".into()),
+            ..Network::default()
+        };
+        let mut vm = port("c1");
+        vm.unique_key = 5;
+        vm.mac_address = "fa:16:3e:00:00:05".into();
+        let mut rif = Port::new("n1");
+        rif.id = "rif".into();
+        rif.unique_key = 6;
+        rif.mac_address = "fa:16:3e:00:00:01".into();
+        rif.fixed_ips = vec![tern_model::FixedIp {
+            subnet_id: "s1".into(),
+            ip_address: Some("10.0.0.1".parse().unwrap()),
+        }];
+        let mut address = Port::new("ext");
+        address.id = "fip-port".into();
+        address.unique_key = 7;
+        address.mac_address = "fa:16:3e:00:00:99".into();
+        address.device_owner = "network:floatingip".into();
+        address.device_id = "f1".into();
+        let subnet = |id: &str, net: &str, cidr: &str, gw: &str| -> Subnet {
+            let mut s: Subnet = serde_json::from_value(serde_json::json!({
+                "id": id, "network_id": net, "ip_version": 4, "cidr": cidr
+            }))
+            .unwrap();
+            s.gateway_ip = Some(gw.parse().unwrap());
+            s
+        };
+        let subnets = [
+            subnet("s1", "n1", "10.0.0.0/24", "10.0.0.1"),
+            subnet("s2", "ext", "172.24.4.0/24", "172.24.4.1"),
+        ];
+        let router = Router {
+            id: "r1".into(),
+            admin_state_up: true,
+            interfaces: vec![tern_model::RouterInterface { subnet_id: "s1".into(), port_id: "rif".into() }],
+            ..Router::default()
+        };
+        let fip = |id: &str, port: Option<&str>| {
+            let mut f = FloatingIp::new("ext");
+            f.id = id.into();
+            f.floating_ip_address = Some("172.24.4.20".parse().unwrap());
+            f.port_id = port.map(str::to_owned);
+            f.fixed_ip_address = port.map(|_| "10.0.0.5".parse().unwrap());
+            f
+        };
+        let ports = [vm, rif, address];
+        let patches = BTreeMap::from([("physnet1".to_string(), 9)]);
+        let gw_mac = [2, 0, 0, 0, 0, 1];
+        let neighbours = BTreeMap::from([(Ipv4Addr::new(172, 24, 4, 1), gw_mac)]);
+        let view = |routers: &[Router], fips: &[FloatingIp]| {
+            ChassisView::from_nb(
+                "c1",
+                &[overlay.clone(), public.clone(), other.clone()],
+                &ports,
+                &[],
+                &[],
+                BTreeMap::new(),
+                None,
+            )
+            .with_routers(routers, &subnets, &ports)
+            .with_external(&patches, &subnets, chassis_mac(Ipv4Addr::new(172, 31, 0, 1)), &neighbours)
+            .with_floating_ips(fips, &ports)
+        };
+        let v = view(
+            std::slice::from_ref(&router),
+            &[fip("f1", Some("p1")), fip("f2", Some("p1")), fip("f3", None)],
+        );
+        // Only the mapped physical network is reachable; its gateway is resolved.
+        assert_eq!(v.external.keys().collect::<Vec<_>>(), ["ext"]);
+        assert_eq!(v.external["ext"].patch_ofport, 9);
+        assert_eq!(v.external["ext"].gateway_mac, Some(gw_mac));
+        assert_eq!(v.external["ext"].chassis_mac, [0x0a, 0x74, 172, 31, 0, 1]);
+        // f2 has no address port, f3 no port: only f1, with its address port's MAC and the
+        // router's MAC on the VM's network.
+        assert_eq!(v.floating_ips.len(), 1, "{:?}", v.floating_ips);
+        let f = &v.floating_ips[0];
+        assert_eq!(
+            (f.id.as_str(), f.mac, f.router_mac),
+            ("f1", [0xfa, 0x16, 0x3e, 0, 0, 0x99], [0xfa, 0x16, 0x3e, 0, 0, 1])
+        );
+        // Without a router on the VM's network nothing can be translated.
+        assert!(view(&[], &[fip("f1", Some("p1"))]).floating_ips.is_empty());
+        assert_eq!(chassis_mac(Ipv4Addr::new(10, 1, 2, 3)), [0x0a, 0x74, 10, 1, 2, 3]);
+    }
+
+    #[test]
     fn from_nb_resolves_and_filters() {
         let mut n =
             Network { id: "n1".into(), unique_key: 7, segmentation_id: Some(100), ..Network::default() };
