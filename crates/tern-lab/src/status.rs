@@ -19,6 +19,9 @@ pub struct LabStatus {
     /// The underlay namespace, if recorded.
     pub underlay: Option<String>,
     pub underlay_exists: bool,
+    /// The external network's namespace, if recorded (labs made before it existed have none).
+    pub external: Option<String>,
+    pub external_exists: bool,
     pub hypervisors: Vec<HvStatus>,
     pub vms: Vec<VmStatus>,
 }
@@ -56,6 +59,7 @@ impl LabStatus {
     /// Every recorded namespace exists and every daemon is alive.
     pub fn healthy(&self) -> bool {
         self.underlay_exists
+            && (self.external.is_none() || self.external_exists)
             && self.hypervisors.iter().all(|h| {
                 h.netns_exists && h.ready && h.live.ovsdb_server.is_some() && h.live.ovs_vswitchd.is_some()
             })
@@ -71,6 +75,8 @@ impl Lab {
             prefix: self.state.prefix.clone(),
             underlay: self.state.underlay.clone(),
             underlay_exists: self.state.underlay.as_deref().is_some_and(netns_exists),
+            external: self.state.external.clone(),
+            external_exists: self.state.external.as_deref().is_some_and(netns_exists),
             hypervisors: self
                 .state
                 .hypervisors
@@ -125,6 +131,15 @@ impl fmt::Display for LabStatus {
         match &self.underlay {
             Some(ns) => writeln!(f, "  underlay  {ns}: {}", yes(self.underlay_exists))?,
             None => writeln!(f, "  underlay  not created")?,
+        }
+        if let Some(ns) = &self.external {
+            writeln!(
+                f,
+                "  external  {ns}: {}, host {} on {}",
+                yes(self.external_exists),
+                crate::EXTERNAL_GATEWAY,
+                crate::EXTERNAL_CIDR
+            )?;
         }
         for h in &self.hypervisors {
             writeln!(

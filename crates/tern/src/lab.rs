@@ -538,6 +538,7 @@ async fn status(dir: &Path, json: bool) -> Result<(), Exit> {
             "prefix": st.prefix,
             "healthy": st.healthy(),
             "underlay": st.underlay,
+            "external": st.external,
             "hypervisors": st.hypervisors,
             "vms": vms,
             "control": control,
