@@ -204,16 +204,27 @@ impl Lab {
 
     async fn create_underlay(&mut self) -> Result<()> {
         let ns = self.underlay_netns();
-        output(Command::new("ip").args(["netns", "add", &ns])).await?;
-        self.state.underlay = Some(ns.clone());
+        self.create_bridge_netns(&ns, UNDERLAY_BRIDGE, |s, ns| s.underlay = Some(ns)).await
+    }
+
+    /// Namespace `ns`, recorded (by `record`) and saved as soon as it exists, with its loopback up
+    /// and a Linux bridge `bridge` (no STP, no forward delay), up.
+    async fn create_bridge_netns(
+        &mut self,
+        ns: &str,
+        bridge: &str,
+        record: fn(&mut LabState, String),
+    ) -> Result<()> {
+        output(Command::new("ip").args(["netns", "add", ns])).await?;
+        record(&mut self.state, ns.to_owned());
         self.save()?;
-        output(Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"])).await?;
+        output(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"])).await?;
         output(Command::new("ip").args([
             "-n",
-            &ns,
+            ns,
             "link",
             "add",
-            UNDERLAY_BRIDGE,
+            bridge,
             "type",
             "bridge",
             "stp_state",
@@ -222,7 +233,7 @@ impl Lab {
             "0",
         ]))
         .await?;
-        output(Command::new("ip").args(["-n", &ns, "link", "set", UNDERLAY_BRIDGE, "up"])).await?;
+        output(Command::new("ip").args(["-n", ns, "link", "set", bridge, "up"])).await?;
         Ok(())
     }
 
@@ -230,27 +241,9 @@ impl Lab {
     /// address ([`EXTERNAL_GATEWAY`]); each hypervisor's br-ex joins it by a veth.
     async fn create_external(&mut self) -> Result<()> {
         let ns = self.external_netns();
-        output(Command::new("ip").args(["netns", "add", &ns])).await?;
-        self.state.external = Some(ns.clone());
-        self.save()?;
-        output(Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"])).await?;
-        output(Command::new("ip").args([
-            "-n",
-            &ns,
-            "link",
-            "add",
-            EXTERNAL_BRIDGE,
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ]))
-        .await?;
+        self.create_bridge_netns(&ns, EXTERNAL_BRIDGE, |s, ns| s.external = Some(ns)).await?;
         let cidr = format!("{EXTERNAL_GATEWAY}/24");
         output(Command::new("ip").args(["-n", &ns, "addr", "add", &cidr, "dev", EXTERNAL_BRIDGE])).await?;
-        output(Command::new("ip").args(["-n", &ns, "link", "set", EXTERNAL_BRIDGE, "up"])).await?;
         // Finished checksums on what the host sends: OVS's userspace datapath rewrites addresses
         // (floating IPs) and cannot finish a checksum the kernel left to the NIC (LAB.md).
         output(cmd::in_netns(Some(&ns), "ethtool").args(["-K", EXTERNAL_BRIDGE, "tx", "off"])).await?;

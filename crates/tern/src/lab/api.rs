@@ -257,15 +257,20 @@ impl Api {
         self.call(Method::PUT, &format!("/v2.0/ports/{port}"), Some(body)).await.map(|_| ())
     }
 
-    /// port id -> network name, for status.
-    pub async fn port_networks(&self) -> anyhow::Result<BTreeMap<String, String>> {
+    /// Network id -> name.
+    async fn network_names(&self) -> anyhow::Result<BTreeMap<String, String>> {
         let nets = self.get("/v2.0/networks").await?;
-        let names: BTreeMap<&str, &str> = nets["networks"]
+        Ok(nets["networks"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|n| Some((n["id"].as_str()?, n["name"].as_str()?)))
-            .collect();
+            .filter_map(|n| Some((n["id"].as_str()?.to_owned(), n["name"].as_str()?.to_owned())))
+            .collect())
+    }
+
+    /// port id -> network name, for status.
+    pub async fn port_networks(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        let names = self.network_names().await?;
         let ports = self.get("/v2.0/ports").await?;
         Ok(ports["ports"]
             .as_array()
@@ -273,20 +278,14 @@ impl Api {
             .flatten()
             .filter_map(|p| {
                 let net = names.get(p["network_id"].as_str()?)?;
-                Some((p["id"].as_str()?.to_owned(), (*net).to_owned()))
+                Some((p["id"].as_str()?.to_owned(), net.clone()))
             })
             .collect())
     }
 
     /// Network name -> the ids of the routers with an interface on it.
     pub async fn routers_by_network(&self) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
-        let nets = self.get("/v2.0/networks").await?;
-        let names: BTreeMap<&str, &str> = nets["networks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| Some((n["id"].as_str()?, n["name"].as_str()?)))
-            .collect();
+        let names = self.network_names().await?;
         let ports = self.get("/v2.0/ports?device_owner=network:router_interface").await?;
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for p in ports["ports"].as_array().into_iter().flatten() {
@@ -294,7 +293,7 @@ impl Api {
                 continue;
             };
             if let Some(name) = names.get(net) {
-                out.entry((*name).to_owned()).or_default().push(router.to_owned());
+                out.entry(name.clone()).or_default().push(router.to_owned());
             }
         }
         Ok(out)

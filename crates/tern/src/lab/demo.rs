@@ -285,7 +285,8 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
                 let mut v = serde_json::to_value(&r).unwrap_or_default();
                 v["ok"] = json!(ok);
                 if !ok {
-                    v["error"] = json!(format!("{} and {} do not reach each other after it", r.vm, r.peer));
+                    v["error"] =
+                        json!(format!("{} and {} do not reach each other after it", r.vm, r.l2.peer));
                 }
                 v
             }

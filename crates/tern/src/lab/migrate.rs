@@ -451,8 +451,8 @@ pub async fn run(lab: &mut Lab, args: MigrateArgs) -> Result<(), Exit> {
                     progress(format!(
                         "migration {}/{n}: blackout to_vm {} ms from_vm {} ms",
                         i + 1,
-                        fmt_ms(r.blackout_ms.to_vm),
-                        fmt_ms(r.blackout_ms.from_vm)
+                        fmt_ms(r.l2.blackout_ms.to_vm),
+                        fmt_ms(r.l2.blackout_ms.from_vm)
                     ));
                 }
                 if !r.ping_ok {
@@ -461,7 +461,7 @@ pub async fn run(lab: &mut Lab, args: MigrateArgs) -> Result<(), Exit> {
                     failure = Some(Exit::failure(anyhow!(
                         "{} and {} do not reach each other after {after}",
                         r.vm,
-                        r.peer
+                        r.l2.peer
                     )));
                 }
                 reports.push(r);
@@ -812,7 +812,6 @@ pub struct Both<T> {
 #[derive(Clone, Debug, Serialize)]
 pub struct MigrationReport {
     pub vm: String,
-    pub peer: String,
     /// hvN.
     pub from: String,
     /// hvN.
@@ -821,16 +820,10 @@ pub struct MigrationReport {
     /// Whether the destination binding asked for dual delivery (`--no-dual-delivery`: false).
     pub dual_delivery: bool,
     pub probe_interval_ms: f64,
-    /// Both directions together.
-    pub sent: u64,
-    pub lost: u64,
-    pub duplicates: u64,
-    /// From T0 to the first probe that crossed after the switchover; null if none did.
-    pub blackout_ms: Both<Option<f64>>,
-    pub max_gap_ms: Both<Option<f64>>,
-    pub directions: Both<DirectionStats>,
-    pub send_errors: Both<u64>,
-    /// Every probe kind's figures, keyed `l2` (the fields above), `l3` (with a VM of another
+    /// The L2 probe's figures (with the peer VM on the same network), at the top level.
+    #[serde(flatten)]
+    pub l2: ProbeReport,
+    /// Every probe kind's figures, keyed `l2` (the same as at the top), `l3` (with a VM of another
     /// network through the router, when there is one) and `fip` (with the external host, through
     /// the VM's floating IP, when it has one).
     pub probes: BTreeMap<String, ProbeReport>,
@@ -858,9 +851,11 @@ pub fn in_kind_order<T>(probes: &BTreeMap<String, T>) -> Vec<(&String, &T)> {
 pub struct ProbeReport {
     /// The VM's counterpart: a VM name, or `external` (the lab's external host).
     pub peer: String,
+    /// Both directions together.
     pub sent: u64,
     pub lost: u64,
     pub duplicates: u64,
+    /// From T0 to the first probe that crossed after the switchover; null if none did.
     pub blackout_ms: Both<Option<f64>>,
     pub max_gap_ms: Both<Option<f64>>,
     pub directions: Both<DirectionStats>,
@@ -982,22 +977,14 @@ impl Report<'_> {
     }
 
     fn report(&self) -> MigrationReport {
-        let l2 = &self.probes["l2"];
         MigrationReport {
             vm: self.vm.name().to_owned(),
-            peer: self.peer.name().to_owned(),
             from: format!("hv{}", self.src),
             to: format!("hv{}", self.dest),
             trigger: self.trigger,
             dual_delivery: self.dual_delivery,
             probe_interval_ms: self.interval_ms,
-            sent: l2.sent,
-            lost: l2.lost,
-            duplicates: l2.duplicates,
-            blackout_ms: l2.blackout_ms.clone(),
-            max_gap_ms: l2.max_gap_ms.clone(),
-            directions: l2.directions.clone(),
-            send_errors: l2.send_errors.clone(),
+            l2: self.probes["l2"].clone(),
             probes: self.probes.clone(),
             timeline: self.timeline(),
             ping: self.ping.iter().map(|(p, rx, tx)| (p.clone(), format!("{rx}/{tx}"))).collect(),
@@ -1205,8 +1192,8 @@ impl Summary {
             .collect();
         Summary {
             migrations: reports.len(),
-            to_vm: DirectionSummary::of(reports.iter().map(|r| &r.directions.to_vm)),
-            from_vm: DirectionSummary::of(reports.iter().map(|r| &r.directions.from_vm)),
+            to_vm: DirectionSummary::of(reports.iter().map(|r| &r.l2.directions.to_vm)),
+            from_vm: DirectionSummary::of(reports.iter().map(|r| &r.l2.directions.from_vm)),
             probes,
         }
     }
@@ -1225,7 +1212,7 @@ fn summary_text(reports: &[MigrationReport], s: &Summary) -> String {
             r.trigger.name(),
             if r.dual_delivery { "on" } else { "off" },
             r.probe_interval_ms,
-            r.peer
+            r.l2.peer
         );
     }
     let _ = writeln!(
@@ -1240,11 +1227,11 @@ fn summary_text(reports: &[MigrationReport], s: &Summary) -> String {
             i + 1,
             r.from,
             r.to,
-            r.sent,
-            r.lost,
-            r.duplicates,
-            fmt_ms(r.blackout_ms.to_vm),
-            fmt_ms(r.blackout_ms.from_vm),
+            r.l2.sent,
+            r.l2.lost,
+            r.l2.duplicates,
+            fmt_ms(r.l2.blackout_ms.to_vm),
+            fmt_ms(r.l2.blackout_ms.from_vm),
             if r.ping_ok { "ok" } else { "FAIL" }
         );
     }
