@@ -278,6 +278,7 @@ async fn scenario(mut lab: Lab, nb: NbMode) -> Result<Report, Exit> {
             trigger,
             dual_delivery,
             probe_interval_ms: PROBE_INTERVAL_MS,
+            probes: vec![migrate::ProbeKind::L3, migrate::ProbeKind::Fip],
         };
         let entry = match migrate::migrate_once(&mut lab, &plan).await {
             Ok(r) => {

@@ -71,6 +71,18 @@ pub struct MigrateArgs {
     /// that the record goes and the VM still reaches its peer.
     #[arg(long, conflicts_with_all = ["repeat", "trigger"])]
     abort: bool,
+    /// Which probes to run, among those the VM has: `l2` (always), `l3` (through its router,
+    /// with a VM of another network) and `fip` (through its floating IP, with the external host).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "l2,l3,fip")]
+    probes: Vec<ProbeKind>,
+}
+
+/// A kind of migration probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProbeKind {
+    L2,
+    L3,
+    Fip,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -444,6 +456,7 @@ pub async fn run(lab: &mut Lab, args: MigrateArgs) -> Result<(), Exit> {
             trigger: args.trigger,
             dual_delivery: !args.no_dual_delivery,
             probe_interval_ms: args.probe_interval_ms,
+            probes: args.probes.clone(),
         };
         match migrate_once(lab, &plan).await {
             Ok(r) => {
@@ -565,6 +578,8 @@ pub struct Plan {
     /// False: the destination binding's profile turns dual delivery off for this migration.
     pub dual_delivery: bool,
     pub probe_interval_ms: f64,
+    /// The probes beyond L2 to run when the VM has them (`l3`, `fip`).
+    pub probes: Vec<ProbeKind>,
 }
 
 /// One live migration with its probes (see the module documentation). Errors when it could not
@@ -615,10 +630,13 @@ pub async fn migrate_once(lab: &mut Lab, plan: &Plan) -> Result<MigrationReport,
 
     // 3: the probes, warmed up; a failure here rolls the migration back. L2 always; L3 with a
     // VM of another network behind the same router; the floating IP's from the external host.
-    let routed_peer = find_routed_peer(lab, &vm, dest).await;
+    let routed_peer =
+        if plan.probes.contains(&ProbeKind::L3) { find_routed_peer(lab, &vm, dest).await } else { None };
     let fip = match api::Api::open(lab.dir()) {
-        Ok(a) => a.floating_ip_of(vm.iface_id()).await.ok().flatten(),
-        Err(_) => None,
+        Ok(a) if plan.probes.contains(&ProbeKind::Fip) => {
+            a.floating_ip_of(vm.iface_id()).await.ok().flatten()
+        }
+        _ => None,
     };
     if let Some(r) = &routed_peer {
         super::services::drop_shortcuts(lab, vm.name(), r.name()).await;
