@@ -318,9 +318,7 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
             p.validate().map_err(|e| crate::error::validation(&e))?;
             check_fixed_ips_fit(ctx, &p, &subnets).await?;
             check_bindable(&ctx.nb, &p.id, &p.binding_host_id).await?;
-            for sg in &p.security_groups {
-                let _: tern_model::SecurityGroup = fetch(&ctx.nb, sg).await?;
-            }
+            check_security_groups(ctx, &p).await?;
             let trusted = p.device_owner.starts_with("network:");
             if !sgs_given && p.port_security_enabled && !trusted {
                 p.security_groups = vec![crate::security_groups::ensure_default(&ctx.nb, &project).await?];
@@ -330,6 +328,27 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
     })
     .await?;
     Ok(respond(StatusCode::CREATED, "port", live_view_of(ctx, &port).await?))
+}
+
+/// The port's security groups exist (404 otherwise) and are all stateful or all stateless (409
+/// otherwise, as Neutron).
+async fn check_security_groups(ctx: &Ctx, p: &Port) -> ApiResult<()> {
+    let mut stateful = std::collections::BTreeSet::new();
+    for sg in &p.security_groups {
+        let g: tern_model::SecurityGroup = fetch(&ctx.nb, sg).await?;
+        stateful.insert(g.stateful);
+    }
+    if stateful.len() > 1 {
+        return Err(ApiError::conflict(
+            "SecurityGroupConflict",
+            format!(
+                "Cannot apply both stateful and stateless security groups on the same port at the same time. Attempted to update port {} with security group(s) {}.",
+                p.id,
+                p.security_groups.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Fixed IPs name existing subnets (404 otherwise) of the port's network, and addresses inside
@@ -379,8 +398,8 @@ async fn update(
             if p.binding_host_id != cur.binding_host_id {
                 check_bindable(&ctx.nb, &p.id, &p.binding_host_id).await?;
             }
-            for sg in p.security_groups.iter().filter(|sg| !cur.security_groups.contains(sg)) {
-                let _: tern_model::SecurityGroup = fetch(&ctx.nb, sg).await?;
+            if p.security_groups != cur.security_groups {
+                check_security_groups(ctx, &p).await?;
             }
             if p.binding_host_id != cur.binding_host_id {
                 bindings::move_active(&ctx.nb, &cur, p, false).await

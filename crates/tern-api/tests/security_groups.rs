@@ -218,3 +218,30 @@ async fn deleting_a_group_removes_rules_naming_it() {
     let rules = v["security_group"]["security_group_rules"].as_array().unwrap();
     assert!(rules.iter().all(|r| r["remote_group_id"].is_null()), "{v}");
 }
+
+#[tokio::test]
+async fn a_port_takes_stateful_or_stateless_groups_never_both() {
+    let s = start().await;
+    let full = s.create("security-groups", "security_group", json!({"name": "full"})).await;
+    let plain =
+        s.create("security-groups", "security_group", json!({"name": "plain", "stateful": false})).await;
+    let plain2 =
+        s.create("security-groups", "security_group", json!({"name": "plain2", "stateful": false})).await;
+    let net = s.network("n").await;
+    s.subnet(&net, "10.0.0.0/24").await;
+    let mixed = json!([id(&full), id(&plain)]);
+    let got =
+        s.post("/v2.0/ports", json!({"port": {"network_id": net["id"], "security_groups": mixed}})).await;
+    assert_error(&got, 409, &["stateful and stateless"]);
+    let p = s.port(&net, json!({"security_groups": [id(&plain), id(&plain2)]})).await;
+    let got = s
+        .put(
+            &format!("/v2.0/ports/{}", id(&p)),
+            json!({"port": {"security_groups": [id(&plain), id(&full)]}}),
+        )
+        .await;
+    assert_error(&got, 409, &["stateful and stateless", id(&p)]);
+    let (st, v) =
+        s.put(&format!("/v2.0/ports/{}", id(&p)), json!({"port": {"security_groups": [id(&full)]}})).await;
+    assert_eq!(st, 200, "{v}");
+}

@@ -166,6 +166,8 @@ pub struct PortInfo {
 pub struct SecurityGroupInfo {
     pub id: String,
     pub rules: Vec<tern_model::SecurityGroupRule>,
+    /// Neutron's `stateful`: false filters each packet on its own, without conntrack.
+    pub stateful: bool,
 }
 
 /// The allowed address pairs of `port` that parse (an IP is a /32 or /128).
@@ -443,7 +445,12 @@ impl ChassisView {
         self.security_groups = groups
             .iter()
             .map(|g| {
-                (g.id.clone(), SecurityGroupInfo { id: g.id.clone(), rules: g.security_group_rules.clone() })
+                let info = SecurityGroupInfo {
+                    id: g.id.clone(),
+                    rules: g.security_group_rules.clone(),
+                    stateful: g.stateful,
+                };
+                (g.id.clone(), info)
             })
             .collect();
         self
@@ -504,6 +511,14 @@ impl ChassisView {
             }
         }
         self
+    }
+
+    /// Whether `port` is filtered without conntrack: it has security groups and every one the
+    /// view knows is stateless (Neutron refuses a port with both kinds; were one to have both,
+    /// it is filtered statefully).
+    pub fn stateless(&self, port: &PortInfo) -> bool {
+        let mut groups = port.security_groups.iter().filter_map(|g| self.security_groups.get(g)).peekable();
+        groups.peek().is_some() && groups.all(|g| !g.stateful)
     }
 
     /// The routers with an interface on a network that has a local port: those this chassis
@@ -785,6 +800,35 @@ mod tests {
         // Without a router on the VM's network nothing can be translated.
         assert!(view(&[], &[fip("f1", Some("p1"))]).floating_ips.is_empty());
         assert_eq!(chassis_mac(Ipv4Addr::new(10, 1, 2, 3)), [0x0a, 0x74, 10, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_port_is_filtered_statelessly_only_when_all_its_groups_are_stateless() {
+        let group = |id: &str, stateful: bool| {
+            let mut g: tern_model::SecurityGroup =
+                serde_json::from_value(serde_json::json!({"id": id, "name": id})).unwrap();
+            g.stateful = stateful;
+            g
+        };
+        let v = ChassisView::default().with_security_groups(&[
+            group("full", true),
+            group("plain", false),
+            group("plain2", false),
+        ]);
+        let mut p = port("c1");
+        let with = |p: &mut Port, groups: &[&str]| {
+            p.security_groups = groups.iter().map(|g| (*g).to_owned()).collect();
+            let n = Network { id: "n1".into(), unique_key: 1, ..Network::default() };
+            p.unique_key = 1;
+            p.mac_address = "fa:16:3e:00:00:01".into();
+            ChassisView::from_nb("c1", &[n], std::slice::from_ref(p), &[], &[], BTreeMap::new(), None).ports
+                ["p1"]
+                .clone()
+        };
+        assert!(v.stateless(&with(&mut p, &["plain", "plain2"])));
+        assert!(!v.stateless(&with(&mut p, &["plain", "full"])), "mixed: stateful");
+        assert!(!v.stateless(&with(&mut p, &[])), "no group: nothing passes, statefully");
+        assert!(!v.stateless(&with(&mut p, &["unknown"])));
     }
 
     #[test]

@@ -40,6 +40,9 @@ fn ovs_installs_every_fixture_table_unchanged() {
         if name == "floating_ip_hv3" {
             check_floating_ip_traces(&sbx);
         }
+        if name == "stateless_group_hv1" {
+            check_stateless_traces(&sbx);
+        }
     }
 }
 
@@ -157,6 +160,24 @@ fn check_floating_ip_traces(sbx: &OvsSandbox) {
     for hop in ["set_field:172.24.4.13->ip_src", "set_field:02:00:00:00:00:01->eth_dst", "output:5"] {
         assert!(after.contains(hop), "missing {hop}:\n{t}");
     }
+}
+
+/// b1 (hv1, ofport 2) in the stateless group "plain": ICMP from anywhere reaches it and its own
+/// traffic leaves, neither through conntrack; TCP to it is dropped, even as a "reply" (nothing
+/// tracks connections for it).
+fn check_stateless_traces(sbx: &OvsSandbox) {
+    let trace = |flow: &str| sbx.appctl_vswitchd(&["ofproto/trace", "br-int", flow]).expect("ofproto/trace");
+    let to_b1 = |l4: &str| {
+        let (proto, rest) = l4.split_once(',').unwrap_or((l4, ""));
+        format!("in_port=3,tun_id=0xc8,tun_src=172.31.0.2,tun_dst=172.31.0.1,{proto},dl_src=fa:16:3e:00:00:22,dl_dst=fa:16:3e:00:00:21,nw_src=192.0.2.1,nw_dst=10.0.2.21,{rest}")
+    };
+    let t = trace(&to_b1("icmp,icmp_type=8"));
+    assert!(t.contains("output:2") && !t.contains("drop"), "ICMP refused:\n{t}");
+    assert!(!t.contains("ct("), "stateless traffic went through conntrack:\n{t}");
+    let t = trace(&to_b1("tcp,tp_src=22,tp_dst=40000"));
+    assert!(t.contains("Datapath actions: drop") && !t.contains("ct("), "{t}");
+    let t = trace("in_port=2,tcp,dl_src=fa:16:3e:00:00:21,dl_dst=fa:16:3e:00:00:22,nw_src=10.0.2.21,nw_dst=10.0.2.22,tp_src=40000,tp_dst=22");
+    assert!(t.contains("set_field:172.31.0.2->tun_dst") && !t.contains("ct("), "{t}");
 }
 
 /// A flow mod as an `ovs-ofctl add-flows` line.

@@ -1,13 +1,17 @@
-//! Security groups, stateful, on conntrack: tables EGRESS_ACL/EGRESS_ACL_CT for what a local
-//! VIF sends, INGRESS_ACL/INGRESS_ACL_CT for what is delivered to one. Neutron's semantics:
-//! a port with port security on accepts only what its groups' rules allow (no group: nothing),
-//! replies to allowed traffic always pass, and a port with port security off is not filtered.
+//! Security groups, stateful on conntrack (or stateless): tables EGRESS_ACL/EGRESS_ACL_CT for
+//! what a local VIF sends, INGRESS_ACL/INGRESS_ACL_CT for what is delivered to one. Neutron's
+//! semantics: a port with port security on accepts only what its groups' rules allow (no group:
+//! nothing), replies to allowed traffic always pass in stateful groups, and a port with port
+//! security off is not filtered.
 //!
 //! * ACL table: a filtered port's IPv4/IPv6 goes through conntrack in the port's own zone (its
 //!   key) and on to the CT table; DHCP requests and IPv6 neighbour discovery always pass;
-//!   anything else (ARP) passes.
+//!   anything else (ARP) passes. A port whose groups are all stateless (`stateful=false`) goes
+//!   to the CT table untracked;
 //! * CT table: established and related pass, invalid is dropped; a new connection passes (and is
-//!   committed) if a rule of one of the port's groups matches it, else it is dropped.
+//!   committed) if a rule of one of the port's groups matches it, else it is dropped. An
+//!   untracked packet (a stateless port's) passes if a rule matches it, replies included: a
+//!   stateless group must allow them with rules of its own.
 //!
 //! Rules are conjunctive matches, so the flow count grows as ports + rule matches, not as their
 //! product: clause 1 is "the port belongs to the group" (one flow per port, carrying every rule
@@ -93,14 +97,10 @@ fn side_flows(view: &ChassisView, side: &Side, ports: &[&PortInfo], out: &mut Fl
         let mine = Match::new().reg(side.reg, port.key);
         let mut into_ct = Ct::new(zone);
         into_ct.recirc_table = Some(side.ct);
+        let judge =
+            if view.stateless(port) { Action::resubmit(side.ct) } else { Action::Ct(into_ct.clone()) };
         for eth in [ETH_IPV4, ETH_IPV6] {
-            out.insert(sg(
-                side.acl,
-                object,
-                PRIORITY_PORT,
-                mine.clone().eth_type(eth),
-                vec![Action::Ct(into_ct.clone())],
-            ));
+            out.insert(sg(side.acl, object, PRIORITY_PORT, mine.clone().eth_type(eth), vec![judge.clone()]));
         }
         // Neighbour discovery (router/neighbour solicitation and advertisement) always passes.
         for t in 133..=136u8 {
@@ -112,8 +112,10 @@ fn side_flows(view: &ChassisView, side: &Side, ports: &[&PortInfo], out: &mut Fl
             out.insert(sg(side.acl, object, PRIORITY_ALWAYS, dhcp, next()));
         }
     }
-    // The rules, as conjunctions: (port in group) x (packet matches rule).
+    // The rules, as conjunctions: (port in group) x (packet matches rule); for tracked packets
+    // of a new connection (stateful ports: committed) or untracked ones (stateless ports).
     let new = || Match::new().ct_state_flags(NEW | TRK, EST | REL | INV);
+    let untracked = || Match::new().ct_state_flags(0, TRK);
     let mut conj_id = u32::from(side.direction == Direction::Ingress) << 31;
     let mut clauses: Vec<(Match, Vec<Action>)> = Vec::new();
     let mut add = |m: Match, a: Action| match clauses.iter_mut().find(|(k, _)| *k == m) {
@@ -124,32 +126,41 @@ fn side_flows(view: &ChassisView, side: &Side, ports: &[&PortInfo], out: &mut Fl
     for group in view.security_groups.values() {
         let members: Vec<&&PortInfo> =
             ports.iter().filter(|p| p.security_groups.contains(&group.id)).collect();
-        if members.is_empty() {
-            continue;
-        }
-        for rule in group.rules.iter().filter(|r| r.direction == side.direction) {
-            let eth = if rule.ethertype == EtherType::IPv6 { ETH_IPV6 } else { ETH_IPV4 };
-            let matches = rule_matches(view, rule, side.direction, new().eth_type(eth));
-            if matches.is_empty() {
+        for stateful in [true, false] {
+            let members: Vec<&&PortInfo> =
+                members.iter().copied().filter(|p| view.stateless(p) != stateful).collect();
+            if members.is_empty() {
                 continue;
             }
-            conj_id += 1;
-            for p in &members {
-                let m = new().reg(side.reg, p.key).eth_type(eth);
-                add(m, Action::Conjunction { id: conj_id, clause: 1, n_clauses: 2 });
+            let state = || if stateful { new() } else { untracked() };
+            for rule in group.rules.iter().filter(|r| r.direction == side.direction) {
+                let eth = if rule.ethertype == EtherType::IPv6 { ETH_IPV6 } else { ETH_IPV4 };
+                let matches = rule_matches(view, rule, side.direction, state().eth_type(eth));
+                if matches.is_empty() {
+                    continue;
+                }
+                conj_id += 1;
+                for p in &members {
+                    let m = state().reg(side.reg, p.key).eth_type(eth);
+                    add(m, Action::Conjunction { id: conj_id, clause: 1, n_clauses: 2 });
+                }
+                for m in matches {
+                    add(m, Action::Conjunction { id: conj_id, clause: 2, n_clauses: 2 });
+                }
+                let mut actions = vec![Action::resubmit(side.next)];
+                if stateful {
+                    let mut commit = Ct::new(zone);
+                    commit.commit = true;
+                    actions.insert(0, Action::Ct(commit));
+                }
+                commits.push(sg(
+                    side.ct,
+                    Object::None,
+                    PRIORITY_PORT,
+                    state().eth_type(eth).conj_id(conj_id),
+                    actions,
+                ));
             }
-            for m in matches {
-                add(m, Action::Conjunction { id: conj_id, clause: 2, n_clauses: 2 });
-            }
-            let mut commit = Ct::new(zone);
-            commit.commit = true;
-            commits.push(sg(
-                side.ct,
-                Object::None,
-                PRIORITY_PORT,
-                new().eth_type(eth).conj_id(conj_id),
-                vec![Action::Ct(commit), Action::resubmit(side.next)],
-            ));
         }
     }
     for (m, actions) in clauses {

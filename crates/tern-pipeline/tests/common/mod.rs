@@ -237,6 +237,22 @@ impl Nb {
         self
     }
 
+    /// b1 in the stateless group "plain" (all IPv4 out, ICMP in from anywhere) instead of the
+    /// default group.
+    pub fn stateless(mut self) -> Nb {
+        let mut plain: tern_model::SecurityGroup = serde_json::from_value(serde_json::json!({
+            "id": "plain", "name": "plain", "stateful": false, "security_group_rules": [
+                {"direction": "egress", "ethertype": "IPv4"},
+                {"direction": "ingress", "ethertype": "IPv4", "protocol": "icmp", "remote_ip_prefix": "0.0.0.0/0"},
+            ]
+        }))
+        .unwrap();
+        plain.stateful = false;
+        self.security_groups.push(plain);
+        self.port_mut("b1").security_groups = vec!["plain".into()];
+        self
+    }
+
     pub fn port_mut(&mut self, id: &str) -> &mut Port {
         self.ports.iter_mut().find(|p| p.id == id).expect("fixture port")
     }
@@ -267,6 +283,7 @@ pub fn fixture_views() -> Vec<(&'static str, ChassisView)> {
     let activated = nb().migrating_a3(MigrationState::Activated);
     let routed = nb().routed();
     let floating = nb().floating();
+    let stateless = nb().stateless();
     let floating_moved = nb().floating().migrating_a3(MigrationState::Activated);
     vec![
         ("hv1", plain.view("hv1", vifs("hv1"))),
@@ -279,6 +296,7 @@ pub fn fixture_views() -> Vec<(&'static str, ChassisView)> {
         ("routed_hv2", routed.view("hv2", vifs("hv2"))),
         ("routed_hv3_one_network", routed.view("hv3", vifs("hv3"))),
         ("floating_ip_hv3", floating.view("hv3", vifs("hv3"))),
+        ("stateless_group_hv1", stateless.view("hv1", vifs("hv1"))),
         ("floating_ip_hv1_elsewhere", floating.view("hv1", vifs("hv1"))),
         ("floating_ip_activated_hv2_destination", floating_moved.view("hv2", hv2_vifs_with_a3())),
         ("floating_ip_activated_hv3_source_forwards", floating_moved.view("hv3", vifs("hv3"))),
