@@ -255,6 +255,13 @@ async fn update(
                 "Updating default security group not allowed.",
             ));
         }
+        // A port's groups are all stateful or all stateless: the kind of a group in use stays.
+        if g.stateful != cur.stateful && list::<Port>(&ctx.nb).await?.iter().any(|p| p.security_groups.contains(id)) {
+            return Err(ApiError::conflict(
+                "SecurityGroupInUse",
+                format!("Security Group {id} in use: its ports would mix stateful and stateless groups; stateful cannot change."),
+            ));
+        }
         put(&ctx.nb, g).await
     })
     .await?;

@@ -244,4 +244,13 @@ async fn a_port_takes_stateful_or_stateless_groups_never_both() {
     let (st, v) =
         s.put(&format!("/v2.0/ports/{}", id(&p)), json!({"port": {"security_groups": [id(&full)]}})).await;
     assert_eq!(st, 200, "{v}");
+    // A group in use keeps its kind; an unused one may change.
+    let got = s
+        .put(&format!("/v2.0/security-groups/{}", id(&full)), json!({"security_group": {"stateful": false}}))
+        .await;
+    assert_error(&got, 409, &["stateful", id(&full)]);
+    let (st, v) = s
+        .put(&format!("/v2.0/security-groups/{}", id(&plain)), json!({"security_group": {"stateful": true}}))
+        .await;
+    assert_eq!(st, 200, "{v}");
 }
