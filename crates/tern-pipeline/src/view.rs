@@ -551,7 +551,7 @@ impl ChassisView {
             .iter()
             .filter(|(_, to)| **to != self.local_chassis)
             .filter_map(|(id, to)| {
-                let port = self.active_ports().find(|p| &p.id == id)?;
+                let port = self.active_port(id)?;
                 if port.location.contains(&self.local_chassis) {
                     return None;
                 }
@@ -575,9 +575,16 @@ impl ChassisView {
 
     /// Ports that get flows anywhere: administratively up, on a known network, located somewhere.
     pub fn active_ports(&self) -> impl Iterator<Item = &PortInfo> {
-        self.ports
-            .values()
-            .filter(|p| p.admin_up && !p.location.is_empty() && self.networks.contains_key(&p.network_id))
+        self.ports.values().filter(|p| self.is_active(p))
+    }
+
+    /// Port `id`, if it is one of [`ChassisView::active_ports`] (a map lookup, not a scan).
+    pub fn active_port(&self, id: &str) -> Option<&PortInfo> {
+        self.ports.get(id).filter(|p| self.is_active(p))
+    }
+
+    fn is_active(&self, p: &PortInfo) -> bool {
+        p.admin_up && !p.location.is_empty() && self.networks.contains_key(&p.network_id)
     }
 
     /// The VIF ofport of `port` if the port is local: located here and plugged here. A VIF whose

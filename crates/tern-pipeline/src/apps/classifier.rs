@@ -69,7 +69,7 @@ pub fn flows(view: &ChassisView, out: &mut FlowSet) {
     // Without dual delivery a port awaiting activation is not local yet: its packets only go to
     // the controller (they had nowhere to go before either).
     for id in &view.awaiting_activation {
-        let Some(port) = view.active_ports().find(|p| &p.id == id) else { continue };
+        let Some(port) = view.active_port(id) else { continue };
         let Some(&ofport) = view.local_vifs.get(id) else { continue };
         if view.local_ofport(port).is_none() {
             out.insert(flow(

@@ -82,7 +82,7 @@ pub fn flows(view: &ChassisView, out: &mut FlowSet) {
         else {
             continue;
         };
-        let Some(port) = view.active_ports().find(|p| p.id == fip.port_id) else { continue };
+        let Some(port) = view.active_port(&fip.port_id) else { continue };
         let Some(net) = view.networks.get(&port.network_id) else { continue };
         let runs_here = view.local_ofport(port).is_some();
         if !runs_here && !forwarded.contains(&port.id.as_str()) {
@@ -148,7 +148,7 @@ pub fn announced(view: &ChassisView) -> Vec<(&FloatingIpInfo, u32)> {
         .iter()
         .filter_map(|fip| {
             let ext = view.external.get(&fip.network_id)?;
-            let port = view.active_ports().find(|p| p.id == fip.port_id)?;
+            let port = view.active_port(&fip.port_id)?;
             view.local_ofport(port)?;
             Some((fip, ext.patch_ofport))
         })

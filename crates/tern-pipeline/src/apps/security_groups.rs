@@ -76,12 +76,20 @@ pub fn flows(view: &ChassisView, out: &mut FlowSet) {
         .map(|(p, _)| p)
         .filter(|p| p.port_security)
         .collect();
+    // Decided once per computation: the ports filtered without conntrack (by key).
+    let stateless: BTreeSet<u32> = filtered.iter().filter(|p| view.stateless(p)).map(|p| p.key).collect();
     for side in [EGRESS, INGRESS] {
-        side_flows(view, &side, &filtered, out);
+        side_flows(view, &side, &filtered, &stateless, out);
     }
 }
 
-fn side_flows(view: &ChassisView, side: &Side, ports: &[&PortInfo], out: &mut FlowSet) {
+fn side_flows(
+    view: &ChassisView,
+    side: &Side,
+    ports: &[&PortInfo],
+    stateless: &BTreeSet<u32>,
+    out: &mut FlowSet,
+) {
     let sg =
         |table, object, priority, m, actions| flow(App::SecurityGroups, object, table, priority, m, actions);
     let next = || vec![Action::resubmit(side.next)];
@@ -97,8 +105,11 @@ fn side_flows(view: &ChassisView, side: &Side, ports: &[&PortInfo], out: &mut Fl
         let mine = Match::new().reg(side.reg, port.key);
         let mut into_ct = Ct::new(zone);
         into_ct.recirc_table = Some(side.ct);
-        let judge =
-            if view.stateless(port) { Action::resubmit(side.ct) } else { Action::Ct(into_ct.clone()) };
+        let judge = if stateless.contains(&port.key) {
+            Action::resubmit(side.ct)
+        } else {
+            Action::Ct(into_ct.clone())
+        };
         for eth in [ETH_IPV4, ETH_IPV6] {
             out.insert(sg(side.acl, object, PRIORITY_PORT, mine.clone().eth_type(eth), vec![judge.clone()]));
         }
@@ -128,7 +139,7 @@ fn side_flows(view: &ChassisView, side: &Side, ports: &[&PortInfo], out: &mut Fl
             ports.iter().filter(|p| p.security_groups.contains(&group.id)).collect();
         for stateful in [true, false] {
             let members: Vec<&&PortInfo> =
-                members.iter().copied().filter(|p| view.stateless(p) != stateful).collect();
+                members.iter().copied().filter(|p| stateless.contains(&p.key) != stateful).collect();
             if members.is_empty() {
                 continue;
             }

@@ -510,13 +510,7 @@ fn print_report(r: &Report) {
         "port security: {}/{} spoofed pings (foreign address, foreign MAC) dropped",
         r.port_security.spoof_dropped, r.port_security.spoof_attempts
     );
-    println!(
-        "security groups: {}/{} cases as expected",
-        r.security_groups.as_expected, r.security_groups.tested
-    );
-    for c in &r.security_groups.cases {
-        println!("  {c}");
-    }
+    print_security_groups("security groups", &r.security_groups);
     println!(
         "floating IPs: {}/{} (the external host reaches {}'s floating IPs, and they reach it){}",
         r.floating_ips.ok,
@@ -538,11 +532,13 @@ fn print_report(r: &Report) {
         r.routing_after_migrations.pairs_tested,
         fails(&r.routing_after_migrations.failures)
     );
-    println!(
-        "security groups after the migrations: {}/{} cases as expected",
-        r.security_groups_after_migrations.as_expected, r.security_groups_after_migrations.tested
-    );
-    for c in &r.security_groups_after_migrations.cases {
+    print_security_groups("security groups after the migrations", &r.security_groups_after_migrations);
+}
+
+/// A security-group check's count and its cases.
+fn print_security_groups(label: &str, sg: &services::SecurityGroups) {
+    println!("{label}: {}/{} cases as expected", sg.as_expected, sg.tested);
+    for c in &sg.cases {
         println!("  {c}");
     }
 }
