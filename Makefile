@@ -1,18 +1,17 @@
 # The two commands of the README. Both work as root on a fresh Debian machine.
 CARGO ?= cargo
+export CARGO
 
-.PHONY: demo test deps pyenv bench
+.PHONY: demo test deps pyenv bench fresh-check
 
 # Three hypervisors (network namespaces with their own OVS), two networks, VMs pinging across them.
 demo: deps
 	$(CARGO) build --release -p tern
 	target/release/tern lab demo
 
+# Every test, in timed stages (build, pure, etcd, OVS, lab, Python clients, lint): scripts/test.sh.
 test: deps pyenv
-	$(CARGO) build --workspace --all-targets
-	$(CARGO) test --workspace --no-fail-fast
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	scripts/test.sh
 
 deps:
 	scripts/install-deps.sh
@@ -25,3 +24,7 @@ bench: deps
 	$(CARGO) bench -p tern-store
 	$(CARGO) bench -p tern-controller --bench bundle
 	$(CARGO) bench -p tern --bench api_ports
+
+# `make demo` and `make test` in a freshly bootstrapped Debian 12 root: catches a missing install step.
+fresh-check:
+	scripts/fresh-check.sh

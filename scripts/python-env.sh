@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Creates (idempotently) the Python virtualenv the openstacksdk compatibility test runs in:
 # target/python-venv with the real openstacksdk from PyPI, at a pinned version.
-# Works as root on a fresh Debian 12: installs python3-venv / python3-pip with apt when `python3 -m venv`
-# cannot make a virtualenv. Fast when already done: a stamp file records the pinned version.
+# Python itself (python3, python3-venv, python3-pip) comes from scripts/install-deps.sh, the one list of
+# Debian packages. Fast when already done: a stamp file records the pinned version.
 #
 # Usage: scripts/python-env.sh            (from anywhere; the venv goes under the workspace's target/)
 #        TERN_PYTHON=python3.11 scripts/python-env.sh   to choose the interpreter.
@@ -28,17 +28,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python"
   exit 0
 fi
 
-command -v "$python" >/dev/null 2>&1 || {
-  if [ "$python" = python3 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "python3 missing: installing python3 python3-venv python3-pip with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || die "apt-get update failed"
-    apt-get install -y -qq --no-install-recommends python3 python3-venv python3-pip >/dev/null ||
-      die "apt-get install python3 python3-venv python3-pip failed"
-  else
-    die "$python not found: install Python 3 (Debian: apt-get install python3 python3-venv python3-pip)"
-  fi
-}
+command -v "$python" >/dev/null 2>&1 ||
+  die "$python not found: run scripts/install-deps.sh as root (it installs python3, python3-venv, python3-pip)"
 
 # A venv that is broken or half made (interrupted run, other Python) is made again from scratch.
 rm -f "$stamp"
@@ -52,27 +43,12 @@ if [ ! -d "$venv" ]; then
   mkdir -p "$root/target"
   log="$(mktemp)"
   if ! "$python" -m venv "$venv" >"$log" 2>&1; then
-    rm -rf "$venv"
-    # Debian splits venv/ensurepip out of python3: install it and try again.
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      say "'$python -m venv' is unavailable: installing python3-venv python3-pip with apt-get"
-      export DEBIAN_FRONTEND=noninteractive
-      apt-get update -qq || die "apt-get update failed"
-      apt-get install -y -qq --no-install-recommends python3-venv python3-pip >/dev/null ||
-        die "apt-get install python3-venv python3-pip failed"
-      "$python" -m venv "$venv" || {
-        rm -rf "$venv"
-        die "'$python -m venv $venv' failed even after installing python3-venv"
-      }
-      rm -f "$log"
-    else
-      cat "$log" >&2
-      rm -f "$log"
-      die "'$python -m venv' failed; install python3-venv and python3-pip (as root: apt-get install python3-venv python3-pip)"
-    fi
-  else
+    cat "$log" >&2
     rm -f "$log"
+    rm -rf "$venv"
+    die "'$python -m venv' failed: run scripts/install-deps.sh as root (it installs python3-venv and python3-pip)"
   fi
+  rm -f "$log"
 fi
 
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
