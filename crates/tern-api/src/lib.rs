@@ -88,16 +88,6 @@ fn check_exposure(listen: SocketAddr, token: Option<&str>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Serves until ctrl-c.
-pub async fn serve(config: ApiConfig) -> anyhow::Result<()> {
-    serve_with_shutdown(config, async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("ctrl-c: shutting down");
-        }
-    })
-    .await
-}
-
 /// Serves until `shutdown` completes, then finishes the requests in flight and returns.
 pub async fn serve_with_shutdown(
     config: ApiConfig,

@@ -44,7 +44,7 @@ pub const ALL: [Table; 13] = [
         name: "egress_acl_ct",
         purpose: "egress security groups: established passes, new must match a rule",
     },
-    Table { id: SERVICES, name: "services", purpose: "ARP responder, DHCP, RARP/GARP activation" },
+    Table { id: SERVICES, name: "services", purpose: "ARP responder, DHCP" },
     Table {
         id: L2_LOOKUP,
         name: "l2_lookup",

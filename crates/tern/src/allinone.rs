@@ -79,7 +79,7 @@ pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
     let mut agent = tokio::spawn(agent::run(controller, nb, None, stopped(stop_rx)));
     // Run until ctrl-c, or until either half stops (then stop the other too).
     let first = tokio::select! {
-        _ = tokio::signal::ctrl_c() => None,
+        _ = crate::signals::terminated() => None,
         r = &mut api => Some(("API", r)),
         r = &mut agent => Some(("controller", r)),
     };

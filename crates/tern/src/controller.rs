@@ -25,8 +25,8 @@ pub struct ControllerArgs {
     /// The IPv4 address other chassis reach this one's tunnel endpoint at.
     #[arg(long)]
     tunnel_ip: Option<Ipv4Addr>,
-    /// The NB store: etcd://HOST:PORT[,...] on a multi-node cloud, redb:PATH when this process owns
-    /// it [default: redb:./tern-data/nb.redb].
+    /// The NB store the API writes: etcd://HOST:PORT[,...] on a multi-node cloud (required; there is
+    /// no default, since a controller on a store of its own would see no ports and remove every flow).
     #[arg(long, env = "TERN_NB")]
     nb: Option<String>,
     /// This host's OVSDB [default: unix:/var/run/openvswitch/db.sock].
@@ -108,7 +108,10 @@ fn settings(args: ControllerArgs) -> anyhow::Result<(ControllerConfig, String)> 
         None => ControllerConfig::default_openflow(&ovsdb, &bridge)
             .ok_or_else(|| anyhow!("--of is needed when --ovsdb is not a unix: socket ({ovsdb})"))?,
     };
-    let nb = args.nb.or(file.nb).unwrap_or_else(|| Dsn::DEFAULT.into());
+    // No default: a controller on an empty store of its own would remove every VM's flows.
+    let nb = args.nb.or(file.nb).ok_or_else(|| {
+        anyhow!("--nb (or `nb` in the config file, or TERN_NB) is required: the NB store the API writes, e.g. etcd://10.0.0.1:2379")
+    })?;
     let datapath_type = args.datapath_type.or(file.datapath_type).unwrap_or_else(|| "system".into());
     let duration =
         |flag: Option<Duration>, file: Option<String>, name: &str, default: Duration| match (flag, file) {
@@ -162,10 +165,11 @@ pub async fn run(args: ControllerArgs) -> Result<(), Exit> {
     let store = tern_store::open(&dsn.to_string())
         .await
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    agent::run(config, Nb::new(store), reports, shutdown).await.map_err(Exit::failure)
+    // The signal also ends the start-up's waits (a store or OVSDB not there yet), not only the loop.
+    tokio::select! {
+        r = agent::run(config, Nb::new(store), reports, std::future::pending::<()>()) => r.map_err(Exit::failure),
+        _ = crate::signals::terminated() => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -190,13 +194,15 @@ mod tests {
         std::fs::write(&file, "chassis = \"from-file\"\ntunnel_ip = \"10.0.0.9\"\nbridge = \"br-x\"\novsdb = \"unix:/run/x/db.sock\"\n")
             .unwrap();
         let f = file.to_str().unwrap();
-        let (c, nb) = settings(parse(&["--config", f, "--chassis", "from-flag"])).unwrap();
+        let missing = settings(parse(&["--config", f])).unwrap_err().to_string();
+        assert!(missing.contains("--nb"), "{missing}");
+        let (c, nb) = settings(parse(&["--config", f, "--chassis", "from-flag", "--nb", "memory:"])).unwrap();
         assert_eq!(c.chassis, "from-flag");
         assert_eq!(c.tunnel_ip, "10.0.0.9".parse::<Ipv4Addr>().unwrap());
         assert_eq!(c.bridge, "br-x");
         assert_eq!(c.openflow, "unix:/run/x/br-x.mgmt");
         assert_eq!(c.datapath_type, "system");
-        assert_eq!(nb, Dsn::DEFAULT);
+        assert_eq!(nb, "memory:");
     }
 
     #[test]
@@ -208,7 +214,7 @@ mod tests {
         assert!(err.contains("colour") && err.contains("c.toml"), "{err}");
         let err = settings(parse(&["--chassis", "a"])).err().unwrap().to_string();
         assert!(err.contains("tunnel-ip"), "{err}");
-        let base = ["--chassis", "a", "--tunnel-ip", "10.0.0.1", "--bridge-mappings"];
+        let base = ["--chassis", "a", "--tunnel-ip", "10.0.0.1", "--nb", "memory:", "--bridge-mappings"];
         for (bad, named) in [("physnet1", "physnet1"), ("p:br-ex,p:br-y", "twice"), ("p:br-int", "br-int")] {
             let args: Vec<&str> = base.iter().copied().chain([bad]).collect();
             let err = settings(parse(&args)).err().unwrap().to_string();

@@ -14,6 +14,7 @@ mod exit;
 mod flows;
 mod lab;
 mod server;
+mod signals;
 mod status;
 
 use clap::{Parser, Subcommand};

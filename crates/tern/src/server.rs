@@ -22,6 +22,9 @@ pub struct ServerArgs {
 
 pub async fn run(args: ServerArgs) -> Result<(), Exit> {
     let dsn: Dsn = args.nb.parse().map_err(Exit::bad_input)?;
+    if args.token.as_deref() == Some("") {
+        return Err(Exit::bad_input(anyhow!("--token (or TERN_API_TOKEN) must not be empty")));
+    }
     if !args.listen.ip().is_loopback() && args.token.is_none() {
         return Err(Exit::bad_input(anyhow!(
             "refusing to listen on non-loopback address {} without --token: the API would be open to the network",
@@ -32,5 +35,5 @@ pub async fn run(args: ServerArgs) -> Result<(), Exit> {
         .await
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
     let config = tern_api::ApiConfig { listen: args.listen, nb: Nb::new(store), token: args.token };
-    tern_api::serve(config).await.map_err(Exit::failure)
+    tern_api::serve_with_shutdown(config, crate::signals::terminated()).await.map_err(Exit::failure)
 }
