@@ -160,6 +160,9 @@ EOF
 }
 
 mount_root() {
+  # The root a mount point of its own: `ip netns exec` and `ip -n` remount / as a slave in their
+  # mount namespace, which fails on a plain directory.
+  mount --bind "$root" "$root"
   mount -t proc proc "$root/proc"
   mount -t sysfs sysfs "$root/sys"
   mount --rbind /dev "$root/dev"
