@@ -10,6 +10,7 @@
 use crate::cache::NbCache;
 use crate::migration::LocalActivations;
 use crate::ofconn::{OfEvent, Switch, Target};
+use futures::FutureExt;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -113,6 +114,10 @@ struct Seen {
     forwarding: BTreeMap<String, (String, tokio::time::Instant)>,
 }
 
+/// At most this many NB events already waiting are applied before the flows are computed again:
+/// a burst is one computation, and a flood still lets the switch and packet-ins have their turn.
+const MAX_BATCH: usize = 4096;
+
 /// How long the source of a migration keeps tunneling late packets on to the destination after
 /// the migration's record is gone.
 pub const FORWARDING_GRACE: Duration = Duration::from_secs(5);
@@ -120,27 +125,16 @@ pub const FORWARDING_GRACE: Duration = Duration::from_secs(5);
 impl Seen {
     fn view(&mut self, chassis: &str, dual_delivery: bool, chassis_mac: [u8; 6]) -> ChassisView {
         let migrations = self.activated_here.overlay(self.nb.all());
-        // Each kind copied out of the cache once per computation (ports and subnets serve
-        // several stages).
-        let ports: Vec<tern_model::Port> = self.nb.all();
-        let subnets: Vec<tern_model::Subnet> = self.nb.all();
-        let mut view = ChassisView::from_nb(
-            chassis,
-            &self.nb.all(),
-            &ports,
-            &self.nb.all(),
-            &crate::migration::for_pipeline(migrations.clone(), dual_delivery),
-            self.vifs.clone(),
-            self.tunnel_ofport,
-        )
-        .with_routers(&self.nb.all(), &subnets, &ports)
-        .with_dhcp(&subnets, &ports)
-        .with_security_groups(&self.nb.all())
-        .with_external(&self.patch_ports, &subnets, chassis_mac, &self.external.neighbours)
-        .with_floating_ips(&self.nb.all(), &ports);
-        // Without dual delivery the pipeline does not see dest_plugged records, but the
-        // destination still watches for the VM's first packet.
-        view.awaiting_activation = tern_pipeline::view::awaiting_activation(chassis, &migrations);
+        let local = crate::view::Local {
+            chassis: chassis.to_string(),
+            dual_delivery,
+            chassis_mac,
+            vifs: self.vifs.clone(),
+            tunnel_ofport: self.tunnel_ofport,
+            patch_ports: self.patch_ports.clone(),
+            neighbours: self.external.neighbours.clone(),
+        };
+        let mut view = crate::view::chassis_view(&self.nb, &migrations, &local);
         let now = tokio::time::Instant::now();
         for (port, to) in &view.forwarding {
             self.forwarding.insert(port.clone(), (to.clone(), now + FORWARDING_GRACE));
@@ -365,29 +359,44 @@ pub async fn run(
                 let probes = seen.external.probes_due(std::time::Instant::now());
                 send_packets(&switch, probes, "gateway ARP probe").await;
             }
-            event = nb_watch.next() => match event {
-                Some(Ok(NbEvent::Relist { compact_revision })) => {
-                    tracing::warn!(compact_revision, "NB history compacted past our position; relisting");
-                    (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb, config.blind_to_migrations)).await;
-                    dirty = true;
+            event = nb_watch.next() => {
+                // One computation for a batch: every event the watch already holds is applied
+                // first (up to MAX_BATCH), so a burst of writes costs one recomputation, not one
+                // per write.
+                let mut event = event;
+                for _ in 0..MAX_BATCH {
+                    match event {
+                        Some(Ok(NbEvent::Relist { compact_revision })) => {
+                            tracing::warn!(compact_revision, "NB history compacted past our position; relisting");
+                            (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb, config.blind_to_migrations)).await;
+                            dirty = true;
+                            break;
+                        }
+                        Some(Ok(NbEvent::Put { object, .. })) if config.blind_to_migrations && object.kind() == Kind::Migration => {}
+                        Some(Ok(NbEvent::Delete { kind: Kind::Migration, .. })) if config.blind_to_migrations => {}
+                        Some(Ok(ev)) => {
+                            dirty |= seen.nb.apply(ev);
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "NB watch failed; relisting");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb, config.blind_to_migrations)).await;
+                            dirty = true;
+                            break;
+                        }
+                        None => {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb, config.blind_to_migrations)).await;
+                            dirty = true;
+                            break;
+                        }
+                    }
+                    match nb_watch.next().now_or_never() {
+                        Some(next) => event = next,
+                        None => break,
+                    }
                 }
-                Some(Ok(NbEvent::Put { object, .. })) if config.blind_to_migrations && object.kind() == Kind::Migration => {}
-                Some(Ok(NbEvent::Delete { kind: Kind::Migration, .. })) if config.blind_to_migrations => {}
-                Some(Ok(ev)) => {
-                    dirty |= seen.nb.apply(ev);
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "NB watch failed; relisting");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb, config.blind_to_migrations)).await;
-                    dirty = true;
-                }
-                None => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb, config.blind_to_migrations)).await;
-                    dirty = true;
-                }
-            },
+            }
             event = ovsdb_events.recv() => {
                 let Some(event) = event else { anyhow::bail!("the OVSDB watcher stopped") };
                 if let OvsdbEvent::Connected { .. } = event {

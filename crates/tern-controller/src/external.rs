@@ -100,7 +100,8 @@ mod tests {
     use tern_pipeline::view::{ExternalInfo, FloatingIpInfo, PortInfo, PortLocation};
 
     fn view(location: PortLocation, vif: bool) -> ChassisView {
-        let mut v = ChassisView { local_chassis: "hv1".into(), ..ChassisView::default() };
+        let mut v = ChassisView::default();
+        v.local_chassis = "hv1".into();
         v.networks.insert(
             "n".into(),
             tern_pipeline::NetworkInfo { id: "n".into(), key: 1, vni: 1, physical_network: None },

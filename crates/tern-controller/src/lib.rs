@@ -10,3 +10,5 @@ pub mod external;
 pub mod flowlog;
 pub mod migration;
 pub mod ofconn;
+pub mod synthetic;
+pub mod view;

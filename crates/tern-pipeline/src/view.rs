@@ -42,6 +42,46 @@ pub struct ChassisView {
     /// The floating IPs associated with a port, in floating-address order (see
     /// [`ChassisView::with_floating_ips`]).
     pub floating_ips: Vec<FloatingIpInfo>,
+    /// The ports by network, built at the first question that needs it (see [`Index`]).
+    index: IndexCell,
+}
+
+/// The view's ports grouped by network, so that "the ports of network N" and "the networks with
+/// a local port" cost the size of the answer, not a scan of every port of the cloud. Built from
+/// `ports`, `networks`, `local_vifs` and `local_chassis` at the first question that needs it:
+/// set those fields before asking.
+#[derive(Debug, Default)]
+struct Index {
+    /// Network id -> its active ports (ids), in port-key order.
+    active: BTreeMap<String, Vec<String>>,
+    /// Network id -> its local ports (ids) and their ofports, in port-key order; only networks
+    /// with a local port.
+    local: BTreeMap<String, Vec<(String, u32)>>,
+}
+
+/// The lazily built [`Index`]: empty again in a clone (which may be changed before it is asked)
+/// and never part of a view's equality.
+#[derive(Default)]
+struct IndexCell(std::sync::OnceLock<Index>);
+
+impl Clone for IndexCell {
+    fn clone(&self) -> Self {
+        IndexCell::default()
+    }
+}
+
+impl PartialEq for IndexCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for IndexCell {}
+
+impl std::fmt::Debug for IndexCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IndexCell")
+    }
 }
 
 /// An external network as one chassis reaches it: through br-int's end of the patch to the
@@ -305,8 +345,9 @@ impl ChassisView {
             .collect();
         let hostnames: BTreeMap<&str, &str> =
             chassis.iter().filter(|c| c.hostname() != c.id).map(|c| (c.hostname(), c.id.as_str())).collect();
+        let ids: BTreeSet<&str> = chassis.iter().map(|c| c.id.as_str()).collect();
         let resolve = |name: &str| -> String {
-            if name.is_empty() || chassis.iter().any(|c| c.id == name) {
+            if name.is_empty() || ids.contains(name) {
                 return name.to_string();
             }
             hostnames.get(name).map_or(name, |id| id).to_string()
@@ -360,7 +401,24 @@ impl ChassisView {
             security_groups: BTreeMap::new(),
             external: BTreeMap::new(),
             floating_ips: Vec::new(),
+            index: IndexCell::default(),
         }
+    }
+
+    /// The index of ports by network (built now if it is not yet).
+    fn index(&self) -> &Index {
+        self.index.0.get_or_init(|| {
+            let mut index = Index::default();
+            let mut active: Vec<&PortInfo> = self.active_ports().collect();
+            active.sort_by_key(|p| p.key);
+            for p in active {
+                index.active.entry(p.network_id.clone()).or_default().push(p.id.clone());
+                if let Some(ofport) = self.local_ofport(p) {
+                    index.local.entry(p.network_id.clone()).or_default().push((p.id.clone(), ofport));
+                }
+            }
+            index
+        })
     }
 
     /// Adds the external networks this chassis reaches: every flat network of the view whose
@@ -569,7 +627,7 @@ impl ChassisView {
             self.forwarded_ports().into_iter().map(|(p, _)| p.network_id.as_str()).collect();
         self.networks
             .values()
-            .filter(|n| forwarded.contains(n.id.as_str()) || !self.local_ports(&n.id).is_empty())
+            .filter(|n| forwarded.contains(n.id.as_str()) || self.index().local.contains_key(&n.id))
             .collect()
     }
 
@@ -598,26 +656,20 @@ impl ChassisView {
 
     /// The local ports of network `network_id` with their ofports, in port-key order.
     pub fn local_ports(&self, network_id: &str) -> Vec<(&PortInfo, u32)> {
-        let mut v: Vec<_> = self
-            .active_ports()
-            .filter(|p| p.network_id == network_id)
-            .filter_map(|p| Some((p, self.local_ofport(p)?)))
-            .collect();
-        v.sort_by_key(|(p, _)| p.key);
-        v
+        let ids = self.index().local.get(network_id).map_or(&[][..], Vec::as_slice);
+        ids.iter().filter_map(|(id, ofport)| Some((self.ports.get(id)?, *ofport))).collect()
     }
 
     /// The networks that have a local port: only their traffic enters this chassis' pipeline, so
     /// only they get flows here.
     pub fn local_networks(&self) -> impl Iterator<Item = &NetworkInfo> {
-        self.networks.values().filter(|n| !self.local_ports(&n.id).is_empty())
+        self.index().local.keys().filter_map(|id| self.networks.get(id))
     }
 
     /// The active ports of network `network_id`, in port-key order.
     pub fn ports_of(&self, network_id: &str) -> Vec<&PortInfo> {
-        let mut v: Vec<_> = self.active_ports().filter(|p| p.network_id == network_id).collect();
-        v.sort_by_key(|p| p.key);
-        v
+        let ids = self.index().active.get(network_id).map_or(&[][..], Vec::as_slice);
+        ids.iter().filter_map(|id| self.ports.get(id)).collect()
     }
 
     /// The other chassis hosting active ports of network `network_id` (dual-delivery locations

@@ -128,10 +128,16 @@ fn side_flows(
     let new = || Match::new().ct_state_flags(NEW | TRK, EST | REL | INV);
     let untracked = || Match::new().ct_state_flags(0, TRK);
     let mut conj_id = u32::from(side.direction == Direction::Ingress) << 31;
+    // Each match once, with every conjunction it takes part in, in first-seen order; found by
+    // hash, as a remote-group rule brings one match per member address.
     let mut clauses: Vec<(Match, Vec<Action>)> = Vec::new();
-    let mut add = |m: Match, a: Action| match clauses.iter_mut().find(|(k, _)| *k == m) {
-        Some((_, actions)) => actions.push(a),
-        None => clauses.push((m, vec![a])),
+    let mut clause_of: std::collections::HashMap<Match, usize> = std::collections::HashMap::new();
+    let mut add = |m: Match, a: Action| match clause_of.get(&m) {
+        Some(i) => clauses[*i].1.push(a),
+        None => {
+            clause_of.insert(m.clone(), clauses.len());
+            clauses.push((m, vec![a]));
+        }
     };
     let mut commits = Vec::new();
     for group in view.security_groups.values() {
