@@ -69,15 +69,18 @@ struct Chassis {
 
 impl Chassis {
     /// Applies `event`, recomputes and diffs: the time a controller spends before its bundle.
-    fn handle(&mut self, event: NbEvent) -> (Duration, usize) {
+    /// Also says how that time splits: (cache + view, flows, diff).
+    fn handle(&mut self, event: NbEvent) -> (Duration, usize, [Duration; 3]) {
         let t = Instant::now();
         self.cache.apply(event);
         let view = chassis_view(&self.cache, &self.cache.all(), &self.local);
+        let t_view = t.elapsed();
         let desired = tern_pipeline::compute(&view);
+        let t_flows = t.elapsed();
         let changes = FlowSet::diff(&self.installed, &desired).len();
         let elapsed = t.elapsed();
         self.installed = desired;
-        (elapsed, changes)
+        (elapsed, changes, [t_view, t_flows - t_view, elapsed - t_flows])
     }
 
     fn next_revision(&mut self) -> u64 {
@@ -147,15 +150,23 @@ fn measure(ports: usize, repeat: usize) -> Row {
             port.binding_host_id.clone(),
             chassis_name(if sizes.chassis > 2 { sizes.chassis - 1 } else { 1 }),
         ];
-        let (mut times, mut changes) = (Vec::new(), Vec::new());
+        let (mut times, mut changes, mut phases) =
+            (Vec::new(), Vec::new(), [Vec::new(), Vec::new(), Vec::new()]);
         for i in 0..repeat {
             port.binding_host_id = homes[(i + 1) % 2].clone();
             let ev = ch.put(port.clone());
-            let (d, n) = ch.handle(ev);
+            let (d, n, split) = ch.handle(ev);
             times.push(ms(d));
             changes.push(n);
+            for (k, p) in split.iter().enumerate() {
+                phases[k].push(ms(*p));
+            }
         }
-        eprintln!("scale: {ports} ports: {name}: median {:.2} ms", median(times.clone()));
+        let [v, f, d] = phases.map(median);
+        eprintln!(
+            "scale: {ports} ports: {name}: median {:.2} ms (view {v:.2}, flows {f:.2}, diff {d:.2})",
+            median(times.clone())
+        );
         events.push((name, median(times), median(changes)));
     }
     // A VM boots here (then goes away), on a network that already has a port here.
@@ -180,7 +191,7 @@ fn measure(ports: usize, repeat: usize) -> Row {
         for _ in 0..repeat {
             ch.local.vifs.insert(port.id.clone(), 9_999);
             let ev = ch.put(port.clone());
-            let (d, c) = ch.handle(ev);
+            let (d, c, _) = ch.handle(ev);
             times.push(ms(d));
             changes.push(c);
             ch.local.vifs.remove(&port.id);

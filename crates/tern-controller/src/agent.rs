@@ -261,11 +261,21 @@ pub async fn run(
                 first_look = false;
                 vifs_before = seen.vifs.clone();
             }
+            let records = seen.migrations();
+            // The migration steps can only be about ports plugged here (now or at the last look)
+            // or with a record: those are the ones looked at, not every port of the cloud.
+            let concerned: std::collections::BTreeSet<&str> = seen
+                .vifs
+                .keys()
+                .chain(vifs_before.keys())
+                .chain(records.keys())
+                .map(String::as_str)
+                .collect();
             let look = crate::migration::Look {
                 me: &config.chassis,
-                ports: &seen.nb.all(),
+                ports: &seen.nb.some(concerned),
                 port_seen_at: &|id| seen.nb.seen_at(Kind::Port, id),
-                records: &seen.migrations(),
+                records: &records,
                 vifs_now: &seen.vifs,
                 vifs_before: &vifs_before,
                 dual_delivery: config.dual_delivery,
@@ -447,7 +457,8 @@ pub async fn run(
                     }
                     if let Some(key) = activation_packet(&msg) {
                         let (at, records) = (crate::migration::now_ns(), seen.migrations());
-                        if seen.activated_here.on_packet(&config.chassis, key, &seen.nb.all(), &records, at) {
+                        let port: Vec<tern_model::Port> = seen.nb.some(seen.nb.by_unique_key(Kind::Port, key));
+                        if seen.activated_here.on_packet(&config.chassis, key, &port, &records, at) {
                             tracing::info!(port_key = key, "migration activated here by a packet from the VM");
                             dirty = true;
                         }
@@ -554,7 +565,8 @@ async fn serve_dhcp(
         Some(Object::Network(n)) => Some(n),
         _ => None,
     };
-    let Some(lease) = crate::dhcp::Lease::of(port, &seen.nb.all(), network) else { return };
+    let subnets: Vec<tern_model::Subnet> = seen.nb.some(seen.nb.subnets_on_network(&port.network_id));
+    let Some(lease) = crate::dhcp::Lease::of(port, &subnets, network) else { return };
     match crate::dhcp::reply(frame, &lease) {
         Ok(reply) => {
             let out = tern_openflow::PacketOut::new(reply, vec![tern_openflow::Action::output(ofport)]);

@@ -16,6 +16,7 @@ pub struct NbCache {
     objects: BTreeMap<Kind, BTreeMap<String, Object>>,
     ports_by_network: BTreeMap<String, BTreeSet<String>>,
     ports_by_chassis: BTreeMap<String, BTreeSet<String>>,
+    subnets_by_network: BTreeMap<String, BTreeSet<String>>,
     by_unique_key: BTreeMap<(Kind, u32), String>,
     /// The NB revision of the last change applied (or of the listing it was built from).
     revision: u64,
@@ -86,6 +87,11 @@ impl NbCache {
         self.objects.get(&kind)?.get(id)
     }
 
+    /// Every object of one kind, borrowed (no copy).
+    pub fn iter(&self, kind: Kind) -> impl Iterator<Item = &Object> {
+        self.objects.get(&kind).into_iter().flat_map(|m| m.values())
+    }
+
     /// Every object of one kind, as its own type.
     pub fn all<T: Resource>(&self) -> Vec<T> {
         self.objects
@@ -97,6 +103,21 @@ impl NbCache {
     /// Ids of the ports on a network.
     pub fn ports_on_network(&self, network: &str) -> impl Iterator<Item = &str> {
         self.ports_by_network.get(network).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Ids of the subnets of a network.
+    pub fn subnets_on_network(&self, network: &str) -> impl Iterator<Item = &str> {
+        self.subnets_by_network.get(network).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Object `id` of kind `T`, as its own type (a copy).
+    pub fn one<T: Resource>(&self, id: &str) -> Option<T> {
+        self.get(T::KIND, id).cloned().and_then(T::from_object)
+    }
+
+    /// The objects of kind `T` with these ids (those that exist), as their own type.
+    pub fn some<'a, T: Resource>(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<T> {
+        ids.into_iter().filter_map(|id| self.one(id)).collect()
     }
 
     /// Ids of the ports bound to a chassis (`binding:host_id`).
@@ -121,6 +142,9 @@ impl NbCache {
                 self.ports_by_chassis.entry(p.binding_host_id.clone()).or_default().insert(id.clone());
             }
         }
+        if let Object::Subnet(s) = &object {
+            self.subnets_by_network.entry(s.network_id.clone()).or_default().insert(id.clone());
+        }
         self.objects.entry(kind).or_default().insert(id, object);
     }
 
@@ -131,18 +155,20 @@ impl NbCache {
                 self.by_unique_key.remove(&(kind, key));
             }
         }
-        if let Object::Port(p) = &old {
-            for (index, k) in [
-                (&mut self.ports_by_network, &p.network_id),
-                (&mut self.ports_by_chassis, &p.binding_host_id),
-            ] {
-                if let Some(set) = index.get_mut(k) {
-                    set.remove(id);
-                    if set.is_empty() {
-                        index.remove(k);
-                    }
+        let unindex = |index: &mut BTreeMap<String, BTreeSet<String>>, k: &str| {
+            if let Some(set) = index.get_mut(k) {
+                set.remove(id);
+                if set.is_empty() {
+                    index.remove(k);
                 }
             }
+        };
+        if let Object::Port(p) = &old {
+            unindex(&mut self.ports_by_network, &p.network_id);
+            unindex(&mut self.ports_by_chassis, &p.binding_host_id);
+        }
+        if let Object::Subnet(s) = &old {
+            unindex(&mut self.subnets_by_network, &s.network_id);
         }
     }
 }

@@ -1,11 +1,20 @@
 //! The one place the controller turns what it has seen — its copy of the NB, the VIFs and patch
 //! ports OVSDB reports, the gateways it resolved — into the pipeline's input, a [`ChassisView`].
 //! Pure: the agent, the benchmarks and the simulation all build their views here.
+//!
+//! **Selective topology.** A chassis' view holds only the part of the cloud its flows can be
+//! about ([`Scope`]): the networks of its own ports (bound here, plugged here, or migrating to
+//! or from here), the networks its routers reach from those, and the external networks it has a
+//! bridge mapping for; their ports, subnets, routers and floating IPs. Packets of any other
+//! network never enter or leave this chassis, so no flow here depends on them. Building the view
+//! costs the size of that scope (plus the chassis list), not the size of the cloud.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use tern_model::{Migration, Port, Subnet};
+use tern_model::{
+    Chassis, FloatingIp, Kind, Migration, Network, Object, Port, Router, SecurityGroup, Subnet,
+};
 use tern_pipeline::ChassisView;
 
 use crate::cache::NbCache;
@@ -33,27 +42,114 @@ pub struct Local {
 /// traffic (see [`crate::migration::for_pipeline`]), the destination watches for activation
 /// packets whatever the dual-delivery setting.
 pub fn chassis_view(nb: &NbCache, migrations: &[Migration], local: &Local) -> ChassisView {
-    // Each kind copied out of the cache once (ports and subnets serve several stages).
-    let ports: Vec<Port> = nb.all();
-    let subnets: Vec<Subnet> = nb.all();
+    let scope = Scope::of(nb, migrations, local);
+    let networks: Vec<Network> = nb.some(scope.networks.iter().map(String::as_str));
+    let mut ports: Vec<Port> = nb.some(scope.networks.iter().flat_map(|n| nb.ports_on_network(n)));
+    let subnets: Vec<Subnet> = nb.some(scope.networks.iter().flat_map(|n| nb.subnets_on_network(n)));
+    // Floating IPs of the scope's ports, and their address ports (on the external networks).
+    let in_scope: BTreeSet<String> = ports.iter().map(|p| p.id.clone()).collect();
+    let fips: Vec<FloatingIp> = nb
+        .iter(Kind::FloatingIp)
+        .filter_map(|o| match o {
+            Object::FloatingIp(f) if f.port_id.as_ref().is_some_and(|p| in_scope.contains(p)) => {
+                Some(f.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let fip_ids: BTreeSet<&str> = fips.iter().map(|f| f.id.as_str()).collect();
+    let address_ports: Vec<Port> = fips
+        .iter()
+        .map(|f| f.floating_network_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .flat_map(|n| nb.ports_on_network(n))
+        .filter_map(|id| nb.one::<Port>(id))
+        .filter(|p| p.device_owner == "network:floatingip" && fip_ids.contains(p.device_id.as_str()))
+        .collect();
+    ports.extend(address_ports.into_iter().filter(|p| !in_scope.contains(&p.id)));
+    let routers: Vec<Router> = nb.some(scope.routers.iter().map(String::as_str));
     let mut view = ChassisView::from_nb(
         &local.chassis,
-        &nb.all(),
+        &networks,
         &ports,
-        &nb.all(),
+        &nb.all::<Chassis>(),
         &crate::migration::for_pipeline(migrations.to_vec(), local.dual_delivery),
         local.vifs.clone(),
         local.tunnel_ofport,
     )
-    .with_routers(&nb.all(), &subnets, &ports)
+    .with_routers(&routers, &subnets, &ports)
     .with_dhcp(&subnets, &ports)
-    .with_security_groups(&nb.all())
+    .with_security_groups(&nb.all::<SecurityGroup>())
     .with_external(&local.patch_ports, &subnets, local.chassis_mac, &local.neighbours)
-    .with_floating_ips(&nb.all(), &ports);
+    .with_floating_ips(&fips, &ports);
     // Without dual delivery the pipeline does not see dest_plugged records, but the destination
     // still watches for the VM's first packet.
     view.awaiting_activation = tern_pipeline::view::awaiting_activation(&local.chassis, migrations);
     view
+}
+
+/// The part of the cloud a chassis' flows can be about (see the module's doc).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Network ids: the networks of this chassis' ports, those its routers reach, and the
+    /// external networks it has a bridge mapping for.
+    pub networks: BTreeSet<String>,
+    /// Router ids: the routers with an interface on a network of this chassis' ports.
+    pub routers: BTreeSet<String>,
+}
+
+impl Scope {
+    pub fn of(nb: &NbCache, migrations: &[Migration], local: &Local) -> Scope {
+        // This chassis' ports: bound here (by chassis id or by its hostname), plugged here, or
+        // at either end of a migration.
+        let mut mine: BTreeSet<&str> = nb.ports_on_chassis(&local.chassis).collect();
+        if let Some(c) = nb.one::<Chassis>(&local.chassis).filter(|c| c.hostname() != c.id) {
+            mine.extend(nb.ports_on_chassis(c.hostname()));
+        }
+        mine.extend(local.vifs.keys().map(String::as_str));
+        mine.extend(
+            migrations
+                .iter()
+                .filter(|m| m.source == local.chassis || m.destination == local.chassis)
+                .map(|m| m.port_id.as_str()),
+        );
+        let own: BTreeSet<String> = mine
+            .into_iter()
+            .filter_map(|id| match nb.get(Kind::Port, id)? {
+                Object::Port(p) => Some(p.network_id.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut scope = Scope { networks: own.clone(), routers: BTreeSet::new() };
+        // Routers with an interface on one of those networks, and every network they join.
+        for router in nb.iter(Kind::Router).filter_map(|o| match o {
+            Object::Router(r) => Some(r),
+            _ => None,
+        }) {
+            let joined: Vec<String> = router
+                .interfaces
+                .iter()
+                .filter_map(|i| match nb.get(Kind::Port, &i.port_id)? {
+                    Object::Port(p) => Some(p.network_id.clone()),
+                    _ => None,
+                })
+                .collect();
+            if joined.iter().any(|n| own.contains(n)) {
+                scope.networks.extend(joined);
+                scope.routers.insert(router.id.clone());
+            }
+        }
+        // The external networks this chassis reaches through a bridge mapping.
+        for o in nb.iter(Kind::Network) {
+            if let Object::Network(n) = o {
+                if n.physical_network.as_ref().is_some_and(|p| local.patch_ports.contains_key(p)) {
+                    scope.networks.insert(n.id.clone());
+                }
+            }
+        }
+        scope
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +183,96 @@ mod tests {
             let mut unplugged = view.clone();
             unplugged.local_vifs.clear();
             assert_eq!(unplugged.local_networks().count(), 0);
+        }
+    }
+
+    /// The view as it was before selective topology: every object of the cloud.
+    fn whole_cloud_view(nb: &NbCache, local: &Local) -> ChassisView {
+        let ports: Vec<Port> = nb.all();
+        let subnets: Vec<Subnet> = nb.all();
+        ChassisView::from_nb(
+            &local.chassis,
+            &nb.all(),
+            &ports,
+            &nb.all(),
+            &[],
+            local.vifs.clone(),
+            local.tunnel_ofport,
+        )
+        .with_routers(&nb.all(), &subnets, &ports)
+        .with_dhcp(&subnets, &ports)
+        .with_security_groups(&nb.all())
+        .with_external(&local.patch_ports, &subnets, local.chassis_mac, &local.neighbours)
+        .with_floating_ips(&nb.all(), &ports)
+    }
+
+    /// Selective topology changes no flow but one kind: remote-group addresses of ports on
+    /// networks that cannot reach this chassis. Every other flow of the whole-cloud view is
+    /// there, identical, on every chassis of a synthetic cloud with routers and floating IPs.
+    #[test]
+    fn the_scope_leaves_out_only_addresses_that_cannot_reach_the_chassis() {
+        let sizes = Sizes { chassis: 6, networks: 30, ports: 300 };
+        let cloud = Cloud::new(sizes, 7);
+        let cache = NbCache::from_listing(cloud.objects.clone(), 1);
+        let mut left_out = 0;
+        for c in 0..sizes.chassis {
+            let local = cloud.local(c);
+            let scoped = tern_pipeline::compute(&chassis_view(&cache, &[], &local));
+            let whole = tern_pipeline::compute(&whole_cloud_view(&cache, &local));
+            let scope = Scope::of(&cache, &[], &local);
+            assert!(scope.networks.len() < sizes.networks, "chassis {c} sees the whole cloud");
+            let outside: Vec<String> = cache
+                .all::<Port>()
+                .iter()
+                .filter(|p| !scope.networks.contains(&p.network_id))
+                .flat_map(|p| p.fixed_ips.iter().filter_map(|f| f.ip_address))
+                .map(|ip| ip.to_string())
+                .collect();
+            for f in scoped.iter() {
+                assert_eq!(whole.get(&tern_pipeline::FlowKey::of(f)), Some(f), "chassis {c}: {f}");
+            }
+            for f in whole.iter().filter(|f| scoped.get(&tern_pipeline::FlowKey::of(f)).is_none()) {
+                let text = f.to_string();
+                let about_outside = outside.iter().any(|ip| {
+                    ["nw_src", "nw_dst"]
+                        .iter()
+                        .any(|f| [',', ' '].iter().any(|end| text.contains(&format!("{f}={ip}{end}"))))
+                });
+                assert!(
+                    matches!(
+                        tern_pipeline::App::from_cookie(f.cookie),
+                        Some((tern_pipeline::App::SecurityGroups, _))
+                    ) && about_outside,
+                    "chassis {c} lost a flow that is not a remote-group address from outside its scope: {f}"
+                );
+                left_out += 1;
+            }
+        }
+        assert!(left_out > 0, "the cloud has remote-group members outside every scope");
+    }
+
+    /// The ends of a migration see the port's network even with no other port there.
+    #[test]
+    fn a_migration_brings_its_network_into_the_scope_of_both_ends() {
+        let sizes = Sizes { chassis: 40, networks: 200, ports: 200 };
+        let cloud = Cloud::new(sizes, 3);
+        let cache = NbCache::from_listing(cloud.objects.clone(), 1);
+        let (port, (net, from)) = cloud.placement.iter().next().unwrap();
+        let to = (from + 1) % sizes.chassis;
+        let others = (0..sizes.chassis).filter(|c| {
+            *c != *from && *c != to && !cloud.placement.values().any(|(n, on)| n == net && on == c)
+        });
+        let bystander = others.into_iter().next().expect("a chassis with no port on the network");
+        let m = Migration::new(
+            port.clone(),
+            1,
+            crate::synthetic::chassis_name(*from),
+            crate::synthetic::chassis_name(to),
+        );
+        let network = crate::synthetic::network_id(*net);
+        for (c, sees) in [(*from, true), (to, true), (bystander, false)] {
+            let scope = Scope::of(&cache, std::slice::from_ref(&m), &cloud.local(c));
+            assert_eq!(scope.networks.contains(&network), sees, "chassis {c}");
         }
     }
 }
