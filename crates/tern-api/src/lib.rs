@@ -13,6 +13,7 @@ mod error;
 mod floatingips;
 mod input;
 mod meta;
+mod metrics;
 mod migrations;
 mod networks;
 mod ports;
@@ -72,6 +73,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .with_state(ctx)
         .layer(axum::middleware::from_fn(neutron_shaped))
         .layer(axum::middleware::from_fn_with_state(token, authenticate))
+        .layer(axum::middleware::from_fn(metrics::record))
 }
 
 /// Refuses to expose an unauthenticated API beyond this host.

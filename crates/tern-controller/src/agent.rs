@@ -247,6 +247,7 @@ pub async fn run(
     let mut reported_places: BTreeMap<String, PortPlace> = BTreeMap::new();
     // Whether br-int and its tunnel port are known to be in place; retried until they are.
     let mut bridge_ready = false;
+    let metrics = crate::metrics::Metrics::new(&config.chassis);
     let mut retry = tokio::time::interval(Duration::from_secs(1));
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -280,6 +281,7 @@ pub async fn run(
                 vifs_before: &vifs_before,
                 dual_delivery: config.dual_delivery,
             };
+            metrics.migrations(records.values());
             let (steps, after_flows) = look.run(&mut seen.activated_here);
             if ovsdb_synced {
                 // Our own migration writes count at once (a source that activates on its unplug
@@ -292,6 +294,7 @@ pub async fn run(
             // Flows wait for OVSDB too: without the VIFs the desired flows would be missing the
             // local ports, and a restarted controller would tear them down before putting them back.
             if let Some(inst) = installed.as_ref().filter(|_| ovsdb_synced) {
+                let started = std::time::Instant::now();
                 let view = seen.view(
                     &config.chassis,
                     config.dual_delivery,
@@ -304,6 +307,8 @@ pub async fn run(
                 }
                 let mods = FlowSet::diff(inst, &desired);
                 let mut report = |changes| {
+                    metrics.reconciled(started.elapsed());
+                    metrics.installed(desired.len(), seen.nb.revision(), seen.nb.revision());
                     if let Some(r) = &reports {
                         let _ = r.send(Reconciled {
                             changes,
@@ -320,14 +325,15 @@ pub async fn run(
                 } else {
                     let n = mods.len();
                     match switch.connection().await {
-                        Ok(conn) => match conn.install_bundle(mods).await {
-                            Ok(()) => {
+                        Ok(conn) => match timed(conn.install_bundle(mods)).await {
+                            (Ok(()), took) => {
+                                metrics.bundle(n, took);
                                 tracing::debug!(changes = n, flows = desired.len(), "flows installed");
                                 report(n);
                                 installed = Some(desired);
                                 flows_in_place = true;
                             }
-                            Err(e) => {
+                            (Err(e), _) => {
                                 // Read back what the switch holds and try again from there.
                                 tracing::warn!(error = %e, "flow bundle refused; re-reading the switch");
                                 installed = None;
@@ -374,6 +380,7 @@ pub async fn run(
                 // first (up to MAX_BATCH), so a burst of writes costs one recomputation, not one
                 // per write.
                 let mut event = event;
+                let mut applied = 0;
                 for _ in 0..MAX_BATCH {
                     match event {
                         Some(Ok(NbEvent::Relist { compact_revision })) => {
@@ -386,6 +393,7 @@ pub async fn run(
                         Some(Ok(NbEvent::Delete { kind: Kind::Migration, .. })) if config.blind_to_migrations => {}
                         Some(Ok(ev)) => {
                             dirty |= seen.nb.apply(ev);
+                            applied += 1;
                         }
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "NB watch failed; relisting");
@@ -406,6 +414,8 @@ pub async fn run(
                         None => break,
                     }
                 }
+                metrics.batch(applied);
+                metrics.received(seen.nb.revision());
             }
             event = ovsdb_events.recv() => {
                 let Some(event) = event else { anyhow::bail!("the OVSDB watcher stopped") };
@@ -446,6 +456,21 @@ pub async fn run(
                     installed = None;
                 }
                 Some(OfEvent::Message(msg)) => {
+                    use crate::metrics::PacketIn;
+                    let kind = if dhcp_request(&msg).is_some() {
+                        Some(PacketIn::Dhcp)
+                    } else if gateway_reply(&msg).is_some() {
+                        Some(PacketIn::GatewayArp)
+                    } else if activation_packet(&msg).is_some() {
+                        Some(PacketIn::Activation)
+                    } else if matches!(*msg, tern_openflow::Message::PacketIn(_) | tern_openflow::Message::NxPacketIn2(_)) {
+                        Some(PacketIn::Other)
+                    } else {
+                        None
+                    };
+                    if let Some(kind) = kind {
+                        metrics.packet_in(kind);
+                    }
                     if let Some((key, frame)) = dhcp_request(&msg) {
                         serve_dhcp(&seen, &switch, &mut dhcp_limit, key, frame).await;
                     }
@@ -577,6 +602,13 @@ async fn serve_dhcp(
         }
         Err(e) => tracing::debug!(port = %id, error = %e, "no DHCP reply"),
     }
+}
+
+/// Awaits `f` and says how long it took.
+async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let start = std::time::Instant::now();
+    let out = f.await;
+    (out, start.elapsed())
 }
 
 /// Runs `f` until it succeeds, logging each failure, with a backoff from 100 ms to 5 s.

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod dhcp;
 pub mod external;
 pub mod flowlog;
+pub mod metrics;
 pub mod migration;
 pub mod ofconn;
 pub mod synthetic;

@@ -25,6 +25,26 @@ pub enum MigrationState {
 }
 
 impl MigrationState {
+    /// Every state, in the order a migration goes through them.
+    pub const ALL: [MigrationState; 5] = [
+        MigrationState::Announced,
+        MigrationState::DestPlugged,
+        MigrationState::Activated,
+        MigrationState::Completed,
+        MigrationState::Aborted,
+    ];
+
+    /// The state's name, as in the JSON form (`dest_plugged`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MigrationState::Announced => "announced",
+            MigrationState::DestPlugged => "dest_plugged",
+            MigrationState::Activated => "activated",
+            MigrationState::Completed => "completed",
+            MigrationState::Aborted => "aborted",
+        }
+    }
+
     /// Completed or aborted.
     pub fn is_final(&self) -> bool {
         matches!(self, MigrationState::Completed | MigrationState::Aborted)
@@ -193,6 +213,13 @@ mod tests {
     use super::*;
     use crate::resource::Resource;
     use crate::testutil::*;
+
+    #[test]
+    fn state_names_are_the_json_names() {
+        for s in MigrationState::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
 
     const MIN: &str = r#"{"port_id":"p1","source":"c1","destination":"c2"}"#;
     const FULL: &str = r#"{

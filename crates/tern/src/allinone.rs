@@ -35,6 +35,9 @@ pub struct AllinoneArgs {
     bridge: String,
     #[arg(long, default_value = "system")]
     datapath_type: String,
+    /// Serve Prometheus metrics (the API's and the controller's) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
@@ -51,6 +54,9 @@ pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
             Exit::bad_input(anyhow!("--of is needed when --ovsdb is not a unix: socket ({})", args.ovsdb))
         })?,
     };
+    if let Some(addr) = args.metrics_listen {
+        crate::metrics::spawn(addr).await.map_err(Exit::bad_input)?;
+    }
     let store = tern_store::open(&dsn.to_string())
         .await
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;

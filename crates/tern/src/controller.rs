@@ -56,6 +56,10 @@ pub struct ControllerArgs {
     /// networks on its physical network (external networks, floating IPs) are reached through it.
     #[arg(long)]
     bridge_mappings: Option<String>,
+    /// Serve Prometheus metrics (reconcile latency, batches, flows, bundles, NB revision lag,
+    /// migrations by state, packet-ins by kind) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Append where each port's traffic goes, whenever the flows change it, to this JSON-lines
     /// file (`tern_controller::flowlog`; the lab's migration timelines).
     #[arg(long, hide = true, value_name = "PATH")]
@@ -159,7 +163,11 @@ fn settings(args: ControllerArgs) -> anyhow::Result<(ControllerConfig, String)> 
 
 pub async fn run(args: ControllerArgs) -> Result<(), Exit> {
     let flow_log = args.flow_log.clone();
+    let metrics_listen = args.metrics_listen;
     let (config, nb) = settings(args).map_err(Exit::bad_input)?;
+    if let Some(addr) = metrics_listen {
+        crate::metrics::spawn(addr).await.map_err(Exit::bad_input)?;
+    }
     let reports = flow_log.map(|path| tern_controller::flowlog::spawn(path, config.chassis.clone()));
     let dsn: Dsn = nb.parse().map_err(Exit::bad_input)?;
     let store = tern_store::open(&dsn.to_string())

@@ -13,6 +13,7 @@ mod db;
 mod exit;
 mod flows;
 mod lab;
+mod metrics;
 mod server;
 mod signals;
 mod status;

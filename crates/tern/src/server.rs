@@ -18,6 +18,9 @@ pub struct ServerArgs {
     /// Require `X-Auth-Token: TOKEN` on every request (also from TERN_API_TOKEN).
     #[arg(long, env = "TERN_API_TOKEN")]
     token: Option<String>,
+    /// Serve Prometheus metrics (request latency by route and status) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn run(args: ServerArgs) -> Result<(), Exit> {
@@ -30,6 +33,9 @@ pub async fn run(args: ServerArgs) -> Result<(), Exit> {
             "refusing to listen on non-loopback address {} without --token: the API would be open to the network",
             args.listen
         )));
+    }
+    if let Some(addr) = args.metrics_listen {
+        crate::metrics::spawn(addr).await.map_err(Exit::bad_input)?;
     }
     let store = tern_store::open(&dsn.to_string())
         .await

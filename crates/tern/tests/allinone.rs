@@ -1,6 +1,6 @@
 //! `tern allinone`: the Neutron API and a controller in one process on the embedded store, against
 //! a real OVS. A port created through the API and plugged as os-vif does becomes ACTIVE and gets
-//! its flows on br-int.
+//! its flows on br-int; `/metrics` shows the controller's and the API's work.
 
 use serde_json::{json, Value};
 use std::net::TcpListener;
@@ -40,11 +40,13 @@ async fn a_port_created_through_the_api_gets_active_and_its_flows() {
     let sbx = OvsSandbox::start_isolated().expect("start OVS");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let metrics_port = free_port();
     let base = format!("http://127.0.0.1:{port}/v2.0");
     let _tern = Killed(
         Command::new(env!("CARGO_BIN_EXE_tern"))
             .args(["allinone", "--chassis", "hv1", "--tunnel-ip", "172.31.0.1", "--datapath-type", "netdev"])
             .args(["--ovsdb", &sbx.db_sock(), "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
             .arg("--nb")
             .arg(format!("redb:{}", dir.path().join("nb.redb").display()))
             .stderr(Stdio::inherit())
@@ -117,4 +119,21 @@ async fn a_port_created_through_the_api_gets_active_and_its_flows() {
     // The chassis shows up as an agent.
     let agents: Value = http.get(format!("{base}/agents")).send().await.unwrap().json().await.unwrap();
     assert_eq!(agents["agents"][0]["host"], "hv1", "{agents}");
+
+    // The metrics: the controller's flows and bundles, the API's requests by route and status.
+    let metrics = http.get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await.unwrap();
+    assert!(metrics.status().is_success());
+    let text = metrics.text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        let line =
+            text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("tern_controller_flows{chassis=\"hv1\"}") > 0.0);
+    assert!(value("tern_controller_bundle_flow_mods_count{chassis=\"hv1\"}") >= 1.0);
+    assert!(value("tern_controller_reconcile_seconds_count{chassis=\"hv1\"}") >= 1.0);
+    assert!(value("tern_controller_nb_revision_lag{chassis=\"hv1\"}") >= 0.0);
+    assert!(
+        value("tern_api_request_seconds_count{method=\"POST\",route=\"/v2.0/ports\",status=\"201\"}") >= 1.0
+    );
 }
