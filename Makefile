@@ -24,6 +24,8 @@ bench: deps
 	$(CARGO) bench -p tern-store
 	$(CARGO) bench -p tern-controller --bench bundle
 	$(CARGO) bench -p tern-controller --bench port_flows
+	$(CARGO) bench -p tern-controller --bench scale
+	$(CARGO) bench -p tern-controller --bench cloud_move
 	$(CARGO) bench -p tern --bench api_ports
 
 # `make demo` and `make test` in a freshly bootstrapped Debian 12 root: catches a missing install step.
