@@ -9,7 +9,10 @@
 //! Each event is timed from the cache update to the diff, `--repeat N` times (default 5), back and
 //! forth; the table shows medians. Pure CPU: no OVS, no store.
 //!
-//! `cargo bench -p tern-controller --bench scale [-- --ports 1000,10000 --repeat 3 --json]`
+//! `cargo bench -p tern-controller --bench scale [-- --ports 1000,10000 --repeat 3 --json]`;
+//! `--per-chassis N` keeps N VMs per chassis (chassis = ports / N) instead of the default shapes
+//! (1,000 ports on 100 chassis, 10,000 on 1,000, 30,000 on 1,000), to show the cost of a cloud's
+//! size apart from the load of one chassis.
 
 use std::time::{Duration, Instant};
 
@@ -24,10 +27,12 @@ struct Args {
     ports: Vec<usize>,
     repeat: usize,
     json: bool,
+    /// VMs per chassis (chassis = ports / this), instead of the shapes.
+    per_chassis: Option<usize>,
 }
 
 fn args() -> Result<Args, String> {
-    let mut a = Args { ports: vec![1_000, 10_000, 30_000], repeat: 5, json: false };
+    let mut a = Args { ports: vec![1_000, 10_000, 30_000], repeat: 5, json: false, per_chassis: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -43,6 +48,14 @@ fn args() -> Result<Args, String> {
                     return Err("--ports: sizes must be at least 1".into());
                 }
             }
+            "--per-chassis" => {
+                let v = it.next().ok_or("--per-chassis needs a number")?;
+                let n: usize = v.parse().map_err(|e| format!("--per-chassis {v:?}: {e}"))?;
+                if n == 0 {
+                    return Err("--per-chassis must be at least 1".into());
+                }
+                a.per_chassis = Some(n);
+            }
             "--repeat" => {
                 let v = it.next().ok_or("--repeat needs a number")?;
                 a.repeat = v.parse().map_err(|e| format!("--repeat {v:?}: {e}"))?;
@@ -53,7 +66,11 @@ fn args() -> Result<Args, String> {
             // `cargo bench` passes a filter; "scale" (or nothing) selects this benchmark.
             other if !other.starts_with('-') && "scale".contains(other) => {}
             other if !other.starts_with('-') => std::process::exit(0),
-            other => return Err(format!("unknown argument {other:?} (expected --ports, --repeat, --json)")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (expected --ports, --per-chassis, --repeat, --json)"
+                ))
+            }
         }
     }
     Ok(a)
@@ -110,8 +127,11 @@ fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
     v[v.len() / 2]
 }
 
-fn measure(ports: usize, repeat: usize) -> Row {
-    let sizes = Sizes::for_ports(ports);
+fn measure(ports: usize, repeat: usize, per_chassis: Option<usize>) -> Row {
+    let mut sizes = Sizes::for_ports(ports);
+    if let Some(n) = per_chassis {
+        sizes.chassis = (ports / n).max(2);
+    }
     eprintln!(
         "scale: {} chassis, {} networks, {} ports: building",
         sizes.chassis, sizes.networks, sizes.ports
@@ -216,7 +236,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let rows: Vec<Row> = args.ports.iter().map(|p| measure(*p, args.repeat)).collect();
+    let rows: Vec<Row> = args.ports.iter().map(|p| measure(*p, args.repeat, args.per_chassis)).collect();
     println!();
     println!(
         "One chassis (hv-0000), median of {} per event; times from the cache update to the diff.",

@@ -1,13 +1,14 @@
 //! The controller's local copy of the NB: every object by kind and id, plus the indexes the
-//! controller asks questions by — ports by network and by chassis, objects by unique key — kept in
-//! step with every put and delete, and the NB revision the copy reflects.
+//! controller asks questions by — ports by network and by chassis, subnets by network, provider
+//! networks by physical network, objects by unique key — kept in step with every put and delete,
+//! and the NB revision the copy reflects.
 //!
 //! An event older than what the cache already holds for its key (a duplicate, or one overtaken
 //! by a later change) is ignored: the copy only ever moves forward, key by key, whatever order
 //! events come in.
 
 use std::collections::{BTreeMap, BTreeSet};
-use tern_model::{Kind, Object, Resource};
+use tern_model::{Kind, Network, Object, Resource};
 use tern_store::nb::NbEvent;
 
 /// The NB as one controller has seen it.
@@ -17,6 +18,7 @@ pub struct NbCache {
     ports_by_network: BTreeMap<String, BTreeSet<String>>,
     ports_by_chassis: BTreeMap<String, BTreeSet<String>>,
     subnets_by_network: BTreeMap<String, BTreeSet<String>>,
+    networks_by_physnet: BTreeMap<String, BTreeSet<String>>,
     by_unique_key: BTreeMap<(Kind, u32), String>,
     /// The NB revision of the last change applied (or of the listing it was built from).
     revision: u64,
@@ -105,6 +107,11 @@ impl NbCache {
         self.ports_by_network.get(network).into_iter().flatten().map(String::as_str)
     }
 
+    /// Ids of the flat provider networks on a physical network.
+    pub fn networks_on_physnet(&self, physnet: &str) -> impl Iterator<Item = &str> {
+        self.networks_by_physnet.get(physnet).into_iter().flatten().map(String::as_str)
+    }
+
     /// Ids of the subnets of a network.
     pub fn subnets_on_network(&self, network: &str) -> impl Iterator<Item = &str> {
         self.subnets_by_network.get(network).into_iter().flatten().map(String::as_str)
@@ -145,6 +152,9 @@ impl NbCache {
         if let Object::Subnet(s) = &object {
             self.subnets_by_network.entry(s.network_id.clone()).or_default().insert(id.clone());
         }
+        if let Object::Network(Network { physical_network: Some(physnet), .. }) = &object {
+            self.networks_by_physnet.entry(physnet.clone()).or_default().insert(id.clone());
+        }
         self.objects.entry(kind).or_default().insert(id, object);
     }
 
@@ -169,6 +179,9 @@ impl NbCache {
         }
         if let Object::Subnet(s) = &old {
             unindex(&mut self.subnets_by_network, &s.network_id);
+        }
+        if let Object::Network(Network { physical_network: Some(physnet), .. }) = &old {
+            unindex(&mut self.networks_by_physnet, physnet);
         }
     }
 }

@@ -73,7 +73,7 @@ pub fn chassis_view(nb: &NbCache, migrations: &[Migration], local: &Local) -> Ch
         &local.chassis,
         &networks,
         &ports,
-        &nb.all::<Chassis>(),
+        &scope.chassis_records(nb),
         &crate::migration::for_pipeline(migrations.to_vec(), local.dual_delivery),
         local.vifs.clone(),
         local.tunnel_ofport,
@@ -97,6 +97,36 @@ pub struct Scope {
     pub networks: BTreeSet<String>,
     /// Router ids: the routers with an interface on a network of this chassis' ports.
     pub routers: BTreeSet<String>,
+    /// The chassis (ids or hostnames, as bindings name them) the scope's ports are bound to or
+    /// migrate between, and this one: those whose tunnel addresses the flows may need.
+    pub chassis: BTreeSet<String>,
+}
+
+impl Scope {
+    /// The scope's chassis records: by id, or by hostname for a binding that names one (found by
+    /// a scan of the chassis, only then).
+    fn chassis_records(&self, nb: &NbCache) -> Vec<Chassis> {
+        let mut out: BTreeMap<String, Chassis> = BTreeMap::new();
+        let mut by_hostname = Vec::new();
+        for name in &self.chassis {
+            match nb.one::<Chassis>(name) {
+                Some(c) => {
+                    out.insert(c.id.clone(), c);
+                }
+                None => by_hostname.push(name.as_str()),
+            }
+        }
+        if !by_hostname.is_empty() {
+            for o in nb.iter(Kind::Chassis) {
+                if let Object::Chassis(c) = o {
+                    if by_hostname.contains(&c.hostname()) {
+                        out.insert(c.id.clone(), c.clone());
+                    }
+                }
+            }
+        }
+        out.into_values().collect()
+    }
 }
 
 impl Scope {
@@ -121,32 +151,37 @@ impl Scope {
                 _ => None,
             })
             .collect();
-        let mut scope = Scope { networks: own.clone(), routers: BTreeSet::new() };
-        // Routers with an interface on one of those networks, and every network they join.
-        for router in nb.iter(Kind::Router).filter_map(|o| match o {
-            Object::Router(r) => Some(r),
+        let mut scope = Scope { networks: own.clone(), ..Scope::default() };
+        // Routers with an interface on one of those networks (found by their interface ports,
+        // whose device_id names the router), and every network they join.
+        let port_of = |id: &str| match nb.get(Kind::Port, id)? {
+            Object::Port(p) => Some(p),
             _ => None,
-        }) {
-            let joined: Vec<String> = router
-                .interfaces
-                .iter()
-                .filter_map(|i| match nb.get(Kind::Port, &i.port_id)? {
-                    Object::Port(p) => Some(p.network_id.clone()),
-                    _ => None,
-                })
-                .collect();
-            if joined.iter().any(|n| own.contains(n)) {
-                scope.networks.extend(joined);
-                scope.routers.insert(router.id.clone());
+        };
+        for port in own.iter().flat_map(|n| nb.ports_on_network(n)).filter_map(port_of) {
+            let Some(Object::Router(router)) = nb.get(Kind::Router, &port.device_id) else { continue };
+            if scope.routers.contains(&router.id) || !router.interfaces.iter().any(|i| i.port_id == port.id) {
+                continue;
             }
+            scope.routers.insert(router.id.clone());
+            let joined = router.interfaces.iter().filter_map(|i| port_of(&i.port_id));
+            scope.networks.extend(joined.map(|p| p.network_id.clone()));
         }
         // The external networks this chassis reaches through a bridge mapping.
-        for o in nb.iter(Kind::Network) {
-            if let Object::Network(n) = o {
-                if n.physical_network.as_ref().is_some_and(|p| local.patch_ports.contains_key(p)) {
-                    scope.networks.insert(n.id.clone());
+        for physnet in local.patch_ports.keys() {
+            scope.networks.extend(nb.networks_on_physnet(physnet).map(str::to_owned));
+        }
+        // The chassis the scope's ports are bound to or migrate between, and this one.
+        scope.chassis.insert(local.chassis.clone());
+        for n in &scope.networks {
+            for p in nb.ports_on_network(n).filter_map(port_of) {
+                if !p.binding_host_id.is_empty() {
+                    scope.chassis.insert(p.binding_host_id.clone());
                 }
             }
+        }
+        for m in migrations {
+            scope.chassis.extend([m.source.clone(), m.destination.clone()]);
         }
         scope
     }

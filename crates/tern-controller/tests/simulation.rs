@@ -18,7 +18,11 @@
 //! held its VIF, and never on two chassis when dual delivery is off; once everything is delivered
 //! (no more faults), every chassis locates every port exactly where it is bound, no Migration
 //! record is left, epochs of a port's migrations only grew, and replaying the whole history to
-//! every chassis changes nothing and makes nobody write.
+//! every chassis changes nothing and makes nobody write. Locations are also checked on the flows
+//! each chassis would install ([`tern_controller::view::chassis_view`] and
+//! [`tern_pipeline::compute`]): every chassis with a local port on the network has one DISPATCH
+//! flow per port, delivering exactly where the location says (sampled while running, always at
+//! the end).
 //!
 //! `TERN_SIM_SEEDS=N` runs N seeds per configuration (default 12); a failure names its seed.
 
@@ -27,7 +31,7 @@ use std::sync::Arc;
 
 use tern_controller::cache::NbCache;
 use tern_controller::migration::{self, LocalActivations, Look};
-use tern_model::{Kind, Migration, MigrationState, Network, Object, Port};
+use tern_model::{Chassis as ChassisObject, Kind, Migration, MigrationState, Network, Object, Port};
 use tern_pipeline::PortLocation;
 use tern_store::nb::{Nb, NbEvent};
 
@@ -147,6 +151,10 @@ impl Sim {
                 vifs_before: BTreeMap::new(),
                 local: LocalActivations::default(),
             });
+        }
+        for i in 0..config.chassis {
+            let tunnel_ip = std::net::IpAddr::V4(tunnel_ip(i));
+            sim.write_object(Object::Chassis(ChassisObject::new(format!("hv{i}"), tunnel_ip))).await.unwrap();
         }
         let net = Network { id: "net".into(), ..Network::default() };
         sim.write_object(Object::Network(net)).await.unwrap();
@@ -300,7 +308,81 @@ impl Sim {
         Some(tern_pipeline::port_location(port, records.iter().find(|m| m.port_id == id)))
     }
 
-    fn check_running(&self) {
+    /// Where chassis `i`'s flows send port `id`'s traffic: the chassis its DISPATCH flow delivers
+    /// to (itself for a local delivery, others by tunnel address). `None` when it has no such flow,
+    /// which is right only if no port of the network is local there.
+    fn flow_locations(&self, i: usize) -> BTreeMap<String, PortLocation> {
+        let c = &self.chassis[i];
+        let records = c.local.overlay(c.cache.all::<Migration>());
+        let local = tern_controller::view::Local {
+            chassis: c.name.clone(),
+            dual_delivery: self.config.dual_delivery,
+            vifs: c.vifs.clone(),
+            tunnel_ofport: Some(1),
+            ..Default::default()
+        };
+        let view = tern_controller::view::chassis_view(&c.cache, &records, &local);
+        let flows = tern_pipeline::compute(&view);
+        let by_ip: BTreeMap<String, String> =
+            (0..self.chassis.len()).map(|k| (tunnel_ip(k).to_string(), format!("hv{k}"))).collect();
+        let local_delivery = format!("resubmit(,{})", tern_pipeline::tables::INGRESS_ACL);
+        let mut out = BTreeMap::new();
+        for port in view.ports.values() {
+            let Some(flow) = flows.iter().find(|f| {
+                f.table_id == tern_pipeline::tables::DISPATCH
+                    && tern_pipeline::App::from_cookie(f.cookie)
+                        == Some((tern_pipeline::App::Dispatch, tern_pipeline::cookie::Object::Port(port.key)))
+            }) else {
+                if view.local_networks().any(|n| n.id == port.network_id)
+                    && view.active_port(&port.id).is_some()
+                {
+                    self.fail(format!(
+                        "{} has a local port on {} but no DISPATCH flow for {}",
+                        c.name, port.network_id, port.id
+                    ));
+                }
+                continue;
+            };
+            let text = flow.to_string();
+            let mut at: Vec<String> = text
+                .split("set_field:")
+                .skip(1)
+                .filter_map(|s| s.split_once("->tun_dst").map(|(ip, _)| ip))
+                .filter_map(|ip| by_ip.get(ip).cloned())
+                .collect();
+            if text.contains(&local_delivery) {
+                at.push(c.name.clone());
+            }
+            out.insert(port.id.clone(), at.into_iter().collect());
+        }
+        out
+    }
+
+    /// The flows of chassis `i` deliver each port where its location says (to the chassis it
+    /// knows: one whose record has not reached it yet has no tunnel address there).
+    fn check_flows(&self, i: usize) {
+        let c = &self.chassis[i];
+        for (id, from_flows) in self.flow_locations(i) {
+            let want = self.location(i, &id).map(|l| {
+                l.iter()
+                    .filter(|name| *name == c.name || c.cache.get(Kind::Chassis, name).is_some())
+                    .collect()
+            });
+            if want.as_ref() != Some(&from_flows) {
+                self.fail(format!(
+                    "{}'s flows deliver {id} to {from_flows:?}, its location is {want:?}",
+                    self.chassis[i].name
+                ));
+            }
+        }
+    }
+
+    fn check_running(&mut self) {
+        // The flows of one chassis, now and then (a whole computation each).
+        if self.rng.chance(0.1) {
+            let i = self.rng.below(self.chassis.len());
+            self.check_flows(i);
+        }
         for i in 0..self.chassis.len() {
             for (id, held) in &self.held {
                 let Some(loc) = self.location(i, id) else { continue };
@@ -565,6 +647,9 @@ impl Sim {
                 }
             }
         }
+        for i in 0..self.chassis.len() {
+            self.check_flows(i);
+        }
         for (id, epochs) in &self.epochs {
             // Records of one migration keep their epoch; a new migration's epoch is higher.
             if epochs.windows(2).any(|w| w[1] < w[0]) {
@@ -597,6 +682,10 @@ impl Sim {
             }
         }
     }
+}
+
+fn tunnel_ip(i: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(172, 31, 0, i as u8 + 1)
 }
 
 fn seeds() -> u64 {
