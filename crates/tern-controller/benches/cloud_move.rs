@@ -12,64 +12,17 @@
 //! `cargo bench -p tern-controller --bench cloud_move [-- --ports 1000,10000 --nb etcd|redb
 //! --repeat 10 --json]` (as root: it starts OVS and etcd).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tern_controller::agent::{self, ControllerConfig, Reconciled};
+use tern_controller::agent::{self, Reconciled};
 use tern_controller::synthetic::{chassis_name, Cloud, Sizes};
 use tern_model::{Kind, Object};
 use tern_ovsdb::testing::OvsSandbox;
 use tern_store::nb::Nb;
-use tern_store::Store;
 use tokio::sync::mpsc;
 
-struct Args {
-    ports: Vec<usize>,
-    nb: String,
-    repeat: usize,
-    json: bool,
-}
-
-fn args() -> Result<Args, String> {
-    let mut a = Args { ports: vec![1_000, 10_000], nb: "etcd".into(), repeat: 10, json: false };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--bench" => {}
-            "--json" => a.json = true,
-            "--nb" => {
-                a.nb = it.next().ok_or("--nb needs etcd or redb")?;
-                if a.nb != "etcd" && a.nb != "redb" {
-                    return Err(format!("--nb {:?}: expected etcd or redb", a.nb));
-                }
-            }
-            "--ports" => {
-                let v = it.next().ok_or("--ports needs a list, e.g. 1000,10000")?;
-                a.ports = v
-                    .split(',')
-                    .map(|s| s.trim().parse::<usize>().map_err(|e| format!("--ports {v:?}: {e}")))
-                    .collect::<Result<_, _>>()?;
-                if a.ports.iter().any(|p| *p < 100) {
-                    return Err("--ports: sizes must be at least 100".into());
-                }
-            }
-            "--repeat" => {
-                let v = it.next().ok_or("--repeat needs a number")?;
-                a.repeat = v.parse().map_err(|e| format!("--repeat {v:?}: {e}"))?;
-                if a.repeat == 0 {
-                    return Err("--repeat must be at least 1".into());
-                }
-            }
-            other if !other.starts_with('-') && "cloud_move".contains(other) => {}
-            other if !other.starts_with('-') => std::process::exit(0),
-            other => {
-                return Err(format!("unknown argument {other:?} (expected --ports, --nb, --repeat, --json)"))
-            }
-        }
-    }
-    Ok(a)
-}
+mod common;
 
 /// Waits for the controller's report of a reconciliation at or past `revision`; returns when it
 /// came and how many flow changes it sent.
@@ -126,17 +79,8 @@ async fn measure(ports: usize, backend: &str, repeat: usize) -> Row {
     let sizes = Sizes::for_ports(ports);
     let cloud = Cloud::new(sizes, 0x7e57);
     let dir = tempfile::tempdir().unwrap();
-    let _etcd;
-    let store: Arc<dyn Store> = if backend == "etcd" {
-        let server = tern_store::testing::EtcdServer::start().expect("start etcd");
-        let s = tern_store::etcd::EtcdStore::connect(&[server.endpoint()]).await.unwrap();
-        _etcd = Some(server);
-        Arc::new(s)
-    } else {
-        _etcd = None;
-        Arc::new(tern_store::LocalStore::open_redb(dir.path().join("nb.redb")).unwrap())
-    };
-    let nb = Nb::new(store);
+    let bench_store = common::store(backend, dir.path()).await;
+    let nb = Nb::new(bench_store.store.clone());
     eprintln!(
         "cloud_move: {} chassis, {} networks, {ports} ports on {backend}",
         sizes.chassis, sizes.networks
@@ -144,21 +88,8 @@ async fn measure(ports: usize, backend: &str, repeat: usize) -> Row {
     load(&nb, &cloud).await;
 
     let sbx = OvsSandbox::start_isolated().expect("start OVS (as root)");
-    let ovsdb = sbx.db_sock();
     let local = cloud.local(0);
-    let config = ControllerConfig {
-        chassis: local.chassis.clone(),
-        tunnel_ip: "172.16.0.1".parse().unwrap(),
-        openflow: ControllerConfig::default_openflow(&ovsdb, "br-int").unwrap(),
-        ovsdb,
-        bridge: "br-int".into(),
-        datapath_type: "netdev".into(),
-        report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
-        down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
-        dual_delivery: true,
-        blind_to_migrations: false,
-        bridge_mappings: Default::default(),
-    };
+    let config = common::sandbox_chassis(&local.chassis, "172.16.0.1", sbx.db_sock());
     let t_start = Instant::now();
     let (tx, mut reports) = mpsc::unbounded_channel::<Reconciled>();
     let agent = tokio::spawn(agent::run(config, nb.clone(), Some(tx), std::future::pending()));
@@ -237,19 +168,22 @@ async fn measure(ports: usize, backend: &str, repeat: usize) -> Row {
 }
 
 fn main() {
-    let args = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("cloud_move: {e}");
-            std::process::exit(2);
-        }
-    };
+    let mut args = common::args_or_exit("cloud_move", &[1_000, 10_000], 10, &["--nb"]);
+    let nb = args.extra.remove("--nb").unwrap_or_else(|| "etcd".into());
+    if nb != "etcd" && nb != "redb" {
+        eprintln!("cloud_move: --nb {nb:?}: expected etcd or redb");
+        std::process::exit(2);
+    }
+    if let Some(small) = args.ports.iter().find(|p| **p < 100) {
+        eprintln!("cloud_move: --ports: {small} is too small (at least 100: the cloud needs chassis to move between)");
+        std::process::exit(2);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let rows: Vec<Row> = args.ports.iter().map(|p| rt.block_on(measure(*p, &args.nb, args.repeat))).collect();
+    let rows: Vec<Row> = args.ports.iter().map(|p| rt.block_on(measure(*p, &nb, args.repeat))).collect();
     println!();
     println!(
         "One real controller (hv-0000) on OVS, NB on {}; write -> flows in OVS, median / max of {}.",
-        args.nb, args.repeat
+        nb, args.repeat
     );
     println!("(start s: from the controller's start to its last flow change with every VM plugged)");
     println!(
@@ -293,6 +227,6 @@ fn main() {
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({"nb": args.nb, "repeat": args.repeat, "rows": rows}));
+        println!("{}", serde_json::json!({"nb": nb, "repeat": args.repeat, "rows": rows}));
     }
 }

@@ -7,14 +7,14 @@
 //! count, `TERN_BENCH_NB=etcd` runs on a real etcd instead of the embedded store, and
 //! `TERN_BENCH_JSON=1` adds a JSON line.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tern_controller::agent::{self, ControllerConfig, Reconciled};
+use tern_controller::agent::{self, Reconciled};
 use tern_model::Kind;
 use tern_ovsdb::testing::OvsSandbox;
 use tern_store::nb::Nb;
-use tern_store::Store;
 use tokio::sync::mpsc;
+
+mod common;
 
 const CHASSIS: usize = 3;
 
@@ -54,35 +54,14 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let _etcd;
-        let store: Arc<dyn Store> = if backend == "etcd" {
-            let server = tern_store::testing::EtcdServer::start().expect("start etcd");
-            let s = tern_store::etcd::EtcdStore::connect(&[server.endpoint()]).await.unwrap();
-            _etcd = Some(server);
-            Arc::new(s)
-        } else {
-            _etcd = None;
-            Arc::new(tern_store::LocalStore::open_redb(dir.path().join("nb.redb")).unwrap())
-        };
+        let bench_store = common::store(&backend, dir.path()).await;
+        let store = bench_store.store.clone();
         let nb = Nb::new(store);
         let mut sandboxes = Vec::new();
         let mut reports = Vec::new();
         for i in 1..=CHASSIS {
             let sbx = OvsSandbox::start_isolated().expect("start OVS (as root)");
-            let ovsdb = sbx.db_sock();
-            let config = ControllerConfig {
-                chassis: format!("hv{i}"),
-                tunnel_ip: format!("172.31.0.{i}").parse().unwrap(),
-                openflow: ControllerConfig::default_openflow(&ovsdb, "br-int").unwrap(),
-                ovsdb,
-                bridge: "br-int".into(),
-                datapath_type: "netdev".into(),
-                report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
-                down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
-        dual_delivery: true,
-        blind_to_migrations: false,
-        bridge_mappings: Default::default(),
-            };
+            let config = common::sandbox_chassis(&format!("hv{i}"), &format!("172.31.0.{i}"), sbx.db_sock());
             let (tx, rx) = mpsc::unbounded_channel::<Reconciled>();
             tokio::spawn(agent::run(config, nb.clone(), Some(tx), std::future::pending()));
             sandboxes.push(sbx);

@@ -23,58 +23,9 @@ use tern_model::{Kind, Object, Port};
 use tern_pipeline::FlowSet;
 use tern_store::nb::NbEvent;
 
-struct Args {
-    ports: Vec<usize>,
-    repeat: usize,
-    json: bool,
-    /// VMs per chassis (chassis = ports / this), instead of the shapes.
-    per_chassis: Option<usize>,
-}
+mod common;
 
-fn args() -> Result<Args, String> {
-    let mut a = Args { ports: vec![1_000, 10_000, 30_000], repeat: 5, json: false, per_chassis: None };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--bench" => {}
-            "--json" => a.json = true,
-            "--ports" => {
-                let v = it.next().ok_or("--ports needs a list, e.g. 1000,10000")?;
-                a.ports = v
-                    .split(',')
-                    .map(|s| s.trim().parse::<usize>().map_err(|e| format!("--ports {v:?}: {e}")))
-                    .collect::<Result<_, _>>()?;
-                if a.ports.contains(&0) {
-                    return Err("--ports: sizes must be at least 1".into());
-                }
-            }
-            "--per-chassis" => {
-                let v = it.next().ok_or("--per-chassis needs a number")?;
-                let n: usize = v.parse().map_err(|e| format!("--per-chassis {v:?}: {e}"))?;
-                if n == 0 {
-                    return Err("--per-chassis must be at least 1".into());
-                }
-                a.per_chassis = Some(n);
-            }
-            "--repeat" => {
-                let v = it.next().ok_or("--repeat needs a number")?;
-                a.repeat = v.parse().map_err(|e| format!("--repeat {v:?}: {e}"))?;
-                if a.repeat == 0 {
-                    return Err("--repeat must be at least 1".into());
-                }
-            }
-            // `cargo bench` passes a filter; "scale" (or nothing) selects this benchmark.
-            other if !other.starts_with('-') && "scale".contains(other) => {}
-            other if !other.starts_with('-') => std::process::exit(0),
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?} (expected --ports, --per-chassis, --repeat, --json)"
-                ))
-            }
-        }
-    }
-    Ok(a)
-}
+use common::{median, ms};
 
 /// One chassis' controller state, as the agent keeps it.
 struct Chassis {
@@ -116,15 +67,6 @@ struct Row {
     full_ms: f64,
     /// (event, median ms, median flow changes)
     events: Vec<(&'static str, f64, usize)>,
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn measure(ports: usize, repeat: usize, per_chassis: Option<usize>) -> Row {
@@ -229,14 +171,16 @@ fn measure(ports: usize, repeat: usize, per_chassis: Option<usize>) -> Row {
 }
 
 fn main() {
-    let args = match args() {
-        Ok(a) => a,
-        Err(e) => {
+    let args = common::args_or_exit("scale", &[1_000, 10_000, 30_000], 5, &["--per-chassis"]);
+    let per_chassis = match args.extra.get("--per-chassis").map(|v| common::count("--per-chassis", v)) {
+        Some(Err(e)) => {
             eprintln!("scale: {e}");
-            std::process::exit(2);
+            std::process::exit(2)
         }
+        Some(Ok(n)) => Some(n),
+        None => None,
     };
-    let rows: Vec<Row> = args.ports.iter().map(|p| measure(*p, args.repeat, args.per_chassis)).collect();
+    let rows: Vec<Row> = args.ports.iter().map(|p| measure(*p, args.repeat, per_chassis)).collect();
     println!();
     println!(
         "One chassis (hv-0000), median of {} per event; times from the cache update to the diff.",

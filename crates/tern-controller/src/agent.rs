@@ -86,6 +86,29 @@ pub fn patch_port_on_provider(physnet: &str) -> String {
 }
 
 impl ControllerConfig {
+    /// Chassis `chassis` with `tern controller`'s defaults for the rest: bridge br-int, the kernel
+    /// datapath, heartbeats every 1 s with 3 s to down, dual delivery on, no bridge mappings.
+    pub fn new(
+        chassis: impl Into<String>,
+        tunnel_ip: Ipv4Addr,
+        ovsdb: impl Into<String>,
+        openflow: impl Into<String>,
+    ) -> ControllerConfig {
+        ControllerConfig {
+            chassis: chassis.into(),
+            tunnel_ip,
+            ovsdb: ovsdb.into(),
+            openflow: openflow.into(),
+            bridge: "br-int".into(),
+            datapath_type: "system".into(),
+            report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
+            down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
+            dual_delivery: true,
+            blind_to_migrations: false,
+            bridge_mappings: BTreeMap::new(),
+        }
+    }
+
     /// The OpenFlow management socket beside an OVSDB unix socket (`<dir>/<bridge>.mgmt`).
     pub fn default_openflow(ovsdb: &str, bridge: &str) -> Option<String> {
         let path = std::path::Path::new(ovsdb.strip_prefix("unix:")?);

@@ -25,18 +25,10 @@ struct Hv {
 fn hypervisor(name: &str, ip: &str) -> Hv {
     let sbx = OvsSandbox::start_isolated().expect("start OVS");
     let ovsdb = sbx.db_sock();
+    let openflow = ControllerConfig::default_openflow(&ovsdb, "br-int").unwrap();
     let config = ControllerConfig {
-        chassis: name.into(),
-        tunnel_ip: ip.parse().unwrap(),
-        openflow: ControllerConfig::default_openflow(&ovsdb, "br-int").unwrap(),
-        ovsdb,
-        bridge: "br-int".into(),
         datapath_type: "netdev".into(),
-        report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
-        down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
-        dual_delivery: true,
-        blind_to_migrations: false,
-        bridge_mappings: Default::default(),
+        ..ControllerConfig::new(name, ip.parse().unwrap(), ovsdb, openflow)
     };
     Hv { sbx, config }
 }

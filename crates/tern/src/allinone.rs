@@ -62,17 +62,9 @@ pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
     let nb = Nb::new(store);
     let controller = ControllerConfig {
-        chassis: args.chassis,
-        tunnel_ip: args.tunnel_ip,
-        ovsdb: args.ovsdb,
-        openflow,
         bridge: args.bridge,
         datapath_type: args.datapath_type,
-        report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
-        down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
-        dual_delivery: true,
-        blind_to_migrations: false,
-        bridge_mappings: Default::default(),
+        ..ControllerConfig::new(args.chassis, args.tunnel_ip, args.ovsdb, openflow)
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -530,18 +530,12 @@ pub async fn serve(dir: &Path) -> anyhow::Result<()> {
             for hv in lab.hypervisors().iter().filter(|h| h.is_ready()) {
                 if started.insert(hv.index()) {
                     let config = ControllerConfig {
-                        chassis: hv.name().into(),
-                        tunnel_ip: hv.tunnel_ip(),
-                        ovsdb: hv.db_sock(),
-                        openflow: hv.mgmt_sock(),
                         bridge: tern_lab::hv::BR_INT.into(),
                         datapath_type: "netdev".into(),
-                        report_interval: tern_store::liveness::DEFAULT_REPORT_INTERVAL,
-                        down_time: tern_store::liveness::DEFAULT_DOWN_TIME,
-                        dual_delivery: true,
                         blind_to_migrations: faults.blind_to_migrations.contains(&hv.index()),
                         bridge_mappings: [(tern_lab::PHYSNET.to_owned(), tern_lab::hv::BR_EX.to_owned())]
                             .into(),
+                        ..ControllerConfig::new(hv.name(), hv.tunnel_ip(), hv.db_sock(), hv.mgmt_sock())
                     };
                     tracing::info!(chassis = %config.chassis, "starting controller");
                     tasks.spawn(supervise(config, nb.clone(), dir.join(FLOW_LOG), stop_rx.clone()));
