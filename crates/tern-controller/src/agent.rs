@@ -479,99 +479,33 @@ pub async fn run(
                     installed = None;
                 }
                 Some(OfEvent::Message(msg)) => {
-                    use crate::metrics::PacketIn;
-                    let kind = if dhcp_request(&msg).is_some() {
-                        Some(PacketIn::Dhcp)
-                    } else if gateway_reply(&msg).is_some() {
-                        Some(PacketIn::GatewayArp)
-                    } else if activation_packet(&msg).is_some() {
-                        Some(PacketIn::Activation)
-                    } else if matches!(*msg, tern_openflow::Message::PacketIn(_) | tern_openflow::Message::NxPacketIn2(_)) {
-                        Some(PacketIn::Other)
-                    } else {
-                        None
-                    };
-                    if let Some(kind) = kind {
-                        metrics.packet_in(kind);
-                    }
-                    if let Some((key, frame)) = dhcp_request(&msg) {
-                        serve_dhcp(&seen, &switch, &mut dhcp_limit, key, frame).await;
-                    }
-                    if let Some(frame) = gateway_reply(&msg) {
-                        if seen.external.learn(frame) {
-                            tracing::info!(neighbours = ?seen.external.neighbours, "external gateway resolved");
-                            dirty = true;
+                    use tern_pipeline::apps::packet_in::{classify, PacketIn};
+                    let Some(packet) = classify(&msg) else { continue };
+                    metrics.packet_in(packet.kind());
+                    match packet {
+                        PacketIn::Dhcp { port_key, frame } => {
+                            serve_dhcp(&seen, &switch, &mut dhcp_limit, port_key, frame).await;
                         }
-                    }
-                    if let Some(key) = activation_packet(&msg) {
-                        let (at, records) = (crate::migration::now_ns(), seen.migrations());
-                        let port: Vec<tern_model::Port> = seen.nb.some(seen.nb.by_unique_key(Kind::Port, key));
-                        if seen.activated_here.on_packet(&config.chassis, key, &port, &records, at) {
-                            tracing::info!(port_key = key, "migration activated here by a packet from the VM");
-                            dirty = true;
+                        PacketIn::GatewayArp { frame, .. } => {
+                            if seen.external.learn(frame) {
+                                tracing::info!(neighbours = ?seen.external.neighbours, "external gateway resolved");
+                                dirty = true;
+                            }
                         }
+                        PacketIn::Activation { port_key } => {
+                            let (at, records) = (crate::migration::now_ns(), seen.migrations());
+                            let port: Vec<tern_model::Port> = seen.nb.some(seen.nb.by_unique_key(Kind::Port, port_key));
+                            if seen.activated_here.on_packet(&config.chassis, port_key, &port, &records, at) {
+                                tracing::info!(port_key, "migration activated here by a packet from the VM");
+                                dirty = true;
+                            }
+                        }
+                        PacketIn::Other => {}
                     }
                 }
                 None => anyhow::bail!("the OpenFlow connection task stopped"),
             },
         }
-    }
-}
-
-/// The port key of a packet-in sent by the classifier's copy-to-controller for a port awaiting
-/// activation: from the userdata of a packet-in2, or, when the switch sends a plain packet-in
-/// (it drops the userdata unless the connection asked for the packet-in2 format), from the
-/// classifier flow's cookie.
-fn activation_packet(msg: &tern_openflow::Message) -> Option<u32> {
-    use tern_openflow::Message;
-    use tern_pipeline::apps::classifier::parse_activation_userdata;
-    use tern_pipeline::cookie::{App, Object};
-    match msg {
-        Message::NxPacketIn2(pin) => parse_activation_userdata(&pin.userdata),
-        Message::PacketIn(pin) if pin.table_id == tern_pipeline::tables::CLASSIFY => {
-            match App::from_cookie(pin.cookie)? {
-                (App::Classifier, Object::Port(key)) => Some(key),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-/// The port key and frame of a DHCP request sent up by the pipeline's `dhcp` app.
-fn dhcp_request(msg: &tern_openflow::Message) -> Option<(u32, &[u8])> {
-    use tern_openflow::Message;
-    use tern_pipeline::cookie::{App, Object};
-    match msg {
-        Message::NxPacketIn2(pin) => {
-            Some((tern_pipeline::apps::dhcp::parse_dhcp_userdata(&pin.userdata)?, pin.data.as_slice()))
-        }
-        Message::PacketIn(pin) if pin.table_id == tern_pipeline::tables::SERVICES => {
-            match App::from_cookie(pin.cookie)? {
-                (App::Dhcp, Object::Port(key)) => Some((key, pin.data.as_slice())),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-/// The frame of an external gateway's ARP reply sent up by the pipeline's `floating_ips` app.
-fn gateway_reply(msg: &tern_openflow::Message) -> Option<&[u8]> {
-    use tern_openflow::Message;
-    use tern_pipeline::cookie::{App, Object};
-    match msg {
-        Message::NxPacketIn2(pin) => {
-            tern_pipeline::apps::floating_ips::parse_gateway_userdata(&pin.userdata)?;
-            Some(pin.data.as_slice())
-        }
-        Message::PacketIn(pin) if pin.table_id == tern_pipeline::tables::L3_DNAT => {
-            match App::from_cookie(pin.cookie)? {
-                (App::FloatingIps, Object::Network(_)) => Some(pin.data.as_slice()),
-                _ => None,
-            }
-        }
-        _ => None,
     }
 }
 

@@ -86,32 +86,15 @@ pub struct Metrics {
     chassis: String,
 }
 
-/// What a packet-in was, for [`Metrics::packet_in`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PacketIn {
-    Dhcp,
-    GatewayArp,
-    Activation,
-    Other,
-}
-
-impl PacketIn {
-    fn label(self) -> &'static str {
-        match self {
-            PacketIn::Dhcp => "dhcp",
-            PacketIn::GatewayArp => "gateway_arp",
-            PacketIn::Activation => "activation",
-            PacketIn::Other => "other",
-        }
-    }
-}
+/// The kinds of packet-in (`tern_pipeline::apps::packet_in::PacketIn::kind`).
+const PACKET_IN_KINDS: [&str; 4] = ["dhcp", "gateway_arp", "activation", "other"];
 
 impl Metrics {
     pub fn new(chassis: &str) -> Metrics {
         let m = Metrics { chassis: chassis.to_string() };
         // Every series exists from the start (a scrape sees zeros, not absence).
-        for kind in [PacketIn::Dhcp, PacketIn::GatewayArp, PacketIn::Activation, PacketIn::Other] {
-            FAMILIES.packet_ins.with_label_values(&[chassis, kind.label()]);
+        for kind in PACKET_IN_KINDS {
+            FAMILIES.packet_ins.with_label_values(&[chassis, kind]);
         }
         for state in tern_model::MigrationState::ALL {
             FAMILIES.migrations.with_label_values(&[chassis, state.as_str()]).set(0);
@@ -159,8 +142,9 @@ impl Metrics {
         }
     }
 
-    pub fn packet_in(&self, kind: PacketIn) {
-        FAMILIES.packet_ins.with_label_values(&[&self.chassis, kind.label()]).inc();
+    /// A packet-in of `kind` (see [`PACKET_IN_KINDS`]).
+    pub fn packet_in(&self, kind: &str) {
+        FAMILIES.packet_ins.with_label_values(&[&self.chassis, kind]).inc();
     }
 }
 
@@ -183,7 +167,7 @@ mod tests {
         m.batch(3);
         m.bundle(12, Duration::from_millis(2));
         m.installed(40, 7, 9);
-        m.packet_in(PacketIn::Dhcp);
+        m.packet_in("dhcp");
         let text = render();
         for line in [
             "tern_controller_flows{chassis=\"metrics-test-hv\"} 40",

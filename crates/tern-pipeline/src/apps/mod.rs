@@ -23,6 +23,7 @@ pub mod ingress_lookup;
 pub mod l2_lookup;
 pub mod l3;
 pub mod output;
+pub mod packet_in;
 pub mod passthrough;
 pub mod port_security;
 pub mod security_groups;
