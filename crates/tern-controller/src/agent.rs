@@ -1,23 +1,24 @@
-//! The local controller of one chassis: a reconciler from (NB, OVSDB) to the flows of br-int.
+//! The local controller of one chassis: the IO shell around [`crate::core::Core`], the reconciler
+//! from (NB, OVSDB) to the flows of br-int.
 //!
-//! It registers its Chassis, lists the NB at revision R and watches from R + 1 (relisting when the
-//! store says so), keeps br-int and its Geneve port in place through OVSDB, follows the VIFs plugged
-//! there, and after every batch of events recomputes the desired flows (`tern-pipeline`, pure),
-//! diffs them against what the switch holds and sends the change as one atomic bundle. On every
-//! (re)connection to the switch it reads the installed flows back and converges from them, so a
-//! restart of the controller does not disturb traffic.
+//! It registers its Chassis, keeps its heartbeat, lists the NB at revision R and watches from R + 1
+//! (relisting when the store says so), keeps br-int and its Geneve port in place through OVSDB,
+//! follows the VIFs plugged there and the switch's connection, and hands all of it to the core.
+//! What the core decides — migration writes, bundles, packet-outs, port status — it carries out
+//! in tasks beside its loop, whose results go back to the core. On every (re)connection to the
+//! switch it reads the installed flows back and the core converges from them, so a restart of the
+//! controller does not disturb traffic.
 
 use crate::cache::NbCache;
-use crate::migration::LocalActivations;
 use crate::ofconn::{OfEvent, Switch, Target};
 use futures::FutureExt;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use tern_model::{Chassis, Kind, Object, Status};
+use tern_model::{Chassis, Kind, Object};
 use tern_ovsdb::vswitch::{self, BridgeConfig, TunnelConfig};
 use tern_ovsdb::watcher::{OvsdbWatcher, WatchEvent as OvsdbEvent, WatcherConfig};
-use tern_pipeline::{ChassisView, FlowSet};
+use tern_pipeline::FlowSet;
 use tern_store::liveness::Heartbeater;
 use tern_store::nb::{Nb, NbEvent, NbWatch};
 use tokio::sync::mpsc;
@@ -119,66 +120,11 @@ impl ControllerConfig {
 /// The name of the single flow-based Geneve port tern puts on br-int.
 pub const TUNNEL_PORT: &str = "tern-geneve";
 
-/// Everything the controller has seen, from which the desired flows follow.
-#[derive(Default)]
-struct Seen {
-    nb: NbCache,
-    /// port id -> ofport, for VIFs on br-int.
-    vifs: BTreeMap<String, u32>,
-    tunnel_ofport: Option<u32>,
-    /// Physical network -> br-int's end of the patch to its provider bridge.
-    patch_ports: BTreeMap<String, u32>,
-    /// Gateways resolved and floating IPs announced on external networks.
-    external: crate::external::External,
-    /// Migrations activated here by a packet from the VM, ahead of the store.
-    activated_here: LocalActivations,
-    /// Forwarding pointers of ports that left this chassis: kept [`FORWARDING_GRACE`] after the
-    /// NB stops giving them (the record went), for packets still in flight from slower chassis.
-    forwarding: BTreeMap<String, (String, tokio::time::Instant)>,
-}
-
 /// At most this many NB events already waiting are applied before the flows are computed again:
 /// a burst is one computation, and a flood still lets the switch and packet-ins have their turn.
 const MAX_BATCH: usize = 4096;
 
-/// How long the source of a migration keeps tunneling late packets on to the destination after
-/// the migration's record is gone.
-pub const FORWARDING_GRACE: Duration = Duration::from_secs(5);
-
-impl Seen {
-    fn view(&mut self, chassis: &str, dual_delivery: bool, chassis_mac: [u8; 6]) -> ChassisView {
-        let migrations = self.activated_here.overlay(self.nb.all());
-        let local = crate::view::Local {
-            chassis: chassis.to_string(),
-            dual_delivery,
-            chassis_mac,
-            vifs: self.vifs.clone(),
-            tunnel_ofport: self.tunnel_ofport,
-            patch_ports: self.patch_ports.clone(),
-            neighbours: self.external.neighbours.clone(),
-        };
-        let mut view = crate::view::chassis_view(&self.nb, &migrations, &local);
-        let now = tokio::time::Instant::now();
-        for (port, to) in &view.forwarding {
-            self.forwarding.insert(port.clone(), (to.clone(), now + FORWARDING_GRACE));
-        }
-        self.forwarding.retain(|_, (_, until)| *until > now);
-        for (port, (to, _)) in &self.forwarding {
-            view.forwarding.entry(port.clone()).or_insert_with(|| to.clone());
-        }
-        view
-    }
-
-    /// When the next kept forwarding pointer expires.
-    fn next_expiry(&self) -> Option<tokio::time::Instant> {
-        self.forwarding.values().map(|(_, until)| *until).min()
-    }
-
-    /// The NB's migration records by port id.
-    fn migrations(&self) -> BTreeMap<String, tern_model::Migration> {
-        self.nb.all::<tern_model::Migration>().into_iter().map(|m| (m.port_id.clone(), m)).collect()
-    }
-}
+pub use crate::core::FORWARDING_GRACE;
 
 /// What one reconciliation did: sent to whoever listens (tests, benchmarks, `tern status`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -206,40 +152,36 @@ pub struct PortPlace {
     pub forwarding_to: Option<String>,
 }
 
-/// The place of every port in a view.
-fn places(view: &ChassisView) -> BTreeMap<String, PortPlace> {
-    view.ports
-        .values()
-        .map(|p| {
-            let place = PortPlace {
-                port: p.id.clone(),
-                location: p.location.iter().map(str::to_owned).collect(),
-                forwarding_to: view.forwarding.get(&p.id).cloned(),
-            };
-            (p.id.clone(), place)
-        })
-        .collect()
+/// What the shell's background tasks hand back.
+enum Done {
+    Written(Vec<NbEvent>),
+    Bundle {
+        epoch: u64,
+        outcome: crate::core::BundleOutcome,
+    },
+    SwitchRead(Option<FlowSet>),
+    /// The switch connection `epoch` holds these flows (read at connection).
+    Dumped {
+        epoch: u64,
+        flows: FlowSet,
+    },
+    /// The bridge set-up ended: whether br-int and its ports are in place.
+    Bridge(bool),
 }
 
-/// The places in `now` that differ from `before` (a port gone has an empty location).
-fn moved(before: &BTreeMap<String, PortPlace>, now: &BTreeMap<String, PortPlace>) -> Vec<PortPlace> {
-    let mut out: Vec<PortPlace> =
-        now.iter().filter(|(id, p)| before.get(*id) != Some(p)).map(|(_, p)| p.clone()).collect();
-    out.extend(before.keys().filter(|id| !now.contains_key(*id)).map(|id| PortPlace {
-        port: id.clone(),
-        location: Vec::new(),
-        forwarding_to: None,
-    }));
-    out
-}
-
-/// Runs the controller until `shutdown` resolves. Each reconciliation is reported on `reports`.
+/// Runs the controller until `shutdown` resolves: the IO shell around [`crate::core::Core`]. It
+/// feeds the core what comes from the NB, OVSDB and the switch, and carries out what the core
+/// decides; whatever waits (NB writes, bundles, flow dumps, the bridge set-up) runs as a task
+/// beside the loop and hands its result back, so the loop never waits on it. Each
+/// reconciliation is reported on `reports`.
 pub async fn run(
     config: ControllerConfig,
     nb: Nb,
     reports: Option<mpsc::UnboundedSender<Reconciled>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    use crate::core::{BundleOutcome, Core, Identity, Input, Output};
+    use std::time::Instant;
     // Alive first, then registered: a registered chassis is never seen as dead while starting.
     // The store may be unreachable for a while: a controller waits for it, it does not exit.
     let _heartbeat = retrying("start the heartbeat", || {
@@ -257,178 +199,135 @@ pub async fn run(
     let target: Target = config.openflow.parse()?;
     let switch = Switch::spawn(target, of_tx);
     let (cache, mut nb_watch) = retrying("list the NB", || relist(&nb, config.blind_to_migrations)).await;
-    let mut seen = Seen { nb: cache, ..Seen::default() };
-    let mut installed: Option<FlowSet> = None;
-    let mut dirty = true;
-    // Port status is only judged once OVSDB has told us which VIFs exist.
+    let me = Identity {
+        chassis: config.chassis.clone(),
+        tunnel_ip: config.tunnel_ip,
+        dual_delivery: config.dual_delivery,
+    };
+    let mut core = Core::new(me, cache);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let ovsdb = std::sync::Arc::new(ovsdb);
+    let config = std::sync::Arc::new(config);
+    // Whether br-int and its tunnel port are known to be in place, and a set-up is running.
+    let (mut bridge_ready, mut bridge_busy) = (false, false);
     let mut ovsdb_synced = false;
-    // The VIFs at the previous look, to tell an unplug from a VIF never seen.
-    let mut vifs_before: BTreeMap<String, u32> = BTreeMap::new();
-    let mut first_look = true;
-    let mut dhcp_limit = crate::dhcp::RateLimit::default();
-    // The port places of the last flows reported.
-    let mut reported_places: BTreeMap<String, PortPlace> = BTreeMap::new();
-    // Whether br-int and its tunnel port are known to be in place; retried until they are.
-    let mut bridge_ready = false;
-    let metrics = crate::metrics::Metrics::new(&config.chassis);
+    // The switch connection the flows are installed on (bumped at every connection change).
+    let mut epoch = 0u64;
     let mut retry = tokio::time::interval(Duration::from_secs(1));
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     tracing::info!(chassis = %config.chassis, ovsdb = %config.ovsdb, openflow = %config.openflow, "controller started");
 
+    let setup_bridge = |busy: &mut bool| {
+        if !*busy {
+            *busy = true;
+            let (config, ovsdb, done) = (config.clone(), ovsdb.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                let _ = done.send(Done::Bridge(ensure_bridge_logged(&config, &ovsdb).await));
+            });
+        }
+    };
+
     loop {
-        if dirty {
-            dirty = false;
-            if ovsdb_synced && first_look {
-                // The VIFs found at start are not news: a VIF the old source still holds after the
-                // binding moved must not look like a migration back.
-                first_look = false;
-                vifs_before = seen.vifs.clone();
-            }
-            let records = seen.migrations();
-            // The migration steps can only be about ports plugged here (now or at the last look)
-            // or with a record: those are the ones looked at, not every port of the cloud.
-            let concerned: std::collections::BTreeSet<&str> = seen
-                .vifs
-                .keys()
-                .chain(vifs_before.keys())
-                .chain(records.keys())
-                .map(String::as_str)
-                .collect();
-            let look = crate::migration::Look {
-                me: &config.chassis,
-                ports: &seen.nb.some(concerned),
-                port_seen_at: &|id| seen.nb.seen_at(Kind::Port, id),
-                records: &records,
-                vifs_now: &seen.vifs,
-                vifs_before: &vifs_before,
-                dual_delivery: config.dual_delivery,
-            };
-            metrics.migrations(records.values());
-            let (steps, after_flows) = look.run(&mut seen.activated_here);
-            if ovsdb_synced {
-                // Our own migration writes count at once (a source that activates on its unplug
-                // forwards from now on), not a watch round trip later.
-                for written in crate::migration::apply(&nb, steps).await {
-                    seen.nb.apply_ahead(written);
+        // Carry out what the core decided.
+        while let Some(output) = core.poll_output() {
+            match output {
+                Output::Write(steps) => {
+                    let (nb, done) = (nb.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        let _ = done.send(Done::Written(crate::migration::apply(&nb, steps).await));
+                    });
                 }
-                vifs_before = seen.vifs.clone();
-            }
-            // Flows wait for OVSDB too: without the VIFs the desired flows would be missing the
-            // local ports, and a restarted controller would tear them down before putting them back.
-            if let Some(inst) = installed.as_ref().filter(|_| ovsdb_synced) {
-                let started = std::time::Instant::now();
-                let view = seen.view(
-                    &config.chassis,
-                    config.dual_delivery,
-                    tern_pipeline::view::chassis_mac(config.tunnel_ip),
-                );
-                let desired = tern_pipeline::compute(&view);
-                let now_places = places(&view);
-                for c in desired.conflicts() {
-                    tracing::warn!(kept = %c.kept, rejected = %c.rejected, "two flows for one match; kept the first");
-                }
-                let mods = FlowSet::diff(inst, &desired);
-                let mut report = |changes| {
-                    metrics.reconciled(started.elapsed());
-                    metrics.installed(desired.len(), seen.nb.revision(), seen.nb.revision());
-                    if let Some(r) = &reports {
-                        let _ = r.send(Reconciled {
-                            changes,
-                            flows: desired.len(),
-                            nb_revision: seen.nb.revision(),
-                            moved: moved(&reported_places, &now_places),
+                Output::Bundle { epoch: for_epoch, mods, .. } => match switch.now() {
+                    Some(conn) => {
+                        let done = done_tx.clone();
+                        tokio::spawn(async move {
+                            let outcome = match conn.install_bundle(mods).await {
+                                Ok(()) => BundleOutcome::Installed,
+                                Err(e) => BundleOutcome::Refused(e.to_string()),
+                            };
+                            let _ = done.send(Done::Bundle { epoch: for_epoch, outcome });
                         });
                     }
-                    reported_places = now_places.clone();
-                };
-                let mut flows_in_place = mods.is_empty();
-                if mods.is_empty() {
-                    report(0);
-                } else {
-                    let n = mods.len();
-                    match switch.connection().await {
-                        Ok(conn) => match timed(conn.install_bundle(mods)).await {
-                            (Ok(()), took) => {
-                                metrics.bundle(n, took);
-                                tracing::debug!(changes = n, flows = desired.len(), "flows installed");
-                                report(n);
-                                installed = Some(desired);
-                                flows_in_place = true;
-                            }
-                            (Err(e), _) => {
-                                // Read back what the switch holds and try again from there.
-                                tracing::warn!(error = %e, "flow bundle refused; re-reading the switch");
-                                installed = None;
-                                if let Ok(flows) = conn.dump_flows(None).await {
-                                    installed = Some(flows.into_iter().map(|s| s.flow).collect());
+                    None => core.handle(
+                        Input::BundleDone { epoch: for_epoch, outcome: BundleOutcome::NoSwitch },
+                        Instant::now(),
+                    ),
+                },
+                Output::ReadSwitch => {
+                    let (switch, done) = (switch.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        let flows = match switch.connection().await {
+                            Ok(conn) => conn
+                                .dump_flows(None)
+                                .await
+                                .ok()
+                                .map(|f| f.into_iter().map(|s| s.flow).collect()),
+                            Err(_) => None,
+                        };
+                        let _ = done.send(Done::SwitchRead(flows));
+                    });
+                }
+                Output::PacketOuts { packets, what } => send_packets(&switch, packets, what),
+                Output::PortStatus(ports) => {
+                    let nb = nb.clone();
+                    tokio::spawn(async move {
+                        for port in ports {
+                            let (id, status) = (port.id.clone(), port.status);
+                            match nb.put(Object::Port(port)).await {
+                                Ok(_) => tracing::info!(port = %id, ?status, "port status"),
+                                Err(e) => {
+                                    tracing::debug!(port = %id, error = %e, "port status not written (will retry)")
                                 }
-                                tokio::time::sleep(Duration::from_millis(200)).await;
-                                dirty = true;
                             }
-                        },
-                        Err(e) => tracing::warn!(error = %e, "no switch connection"),
+                        }
+                    });
+                }
+                Output::Reconciled(r) => {
+                    if let Some(reports) = &reports {
+                        let _ = reports.send(r);
                     }
                 }
-                if flows_in_place {
-                    // Floating IPs that came here are announced once their flows answer for them.
-                    let garps = seen.external.flows_installed(&view);
-                    send_packets(&switch, garps, "gratuitous ARP").await;
-                }
-            }
-            // Activations by a packet from the VM: our own flows first (above), then the store.
-            for written in crate::migration::apply(&nb, after_flows).await {
-                seen.nb.apply_ahead(written);
-            }
-            // Port status last: it is for people, the datapath does not wait on it.
-            if ovsdb_synced {
-                sync_port_status(&config, &nb, &seen).await;
             }
         }
-        let expiry = seen.next_expiry();
+        let timeout = core.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            _ = tokio::time::sleep_until(expiry.unwrap_or_else(tokio::time::Instant::now)), if expiry.is_some() => {
-                dirty = true;
+            _ = tokio::time::sleep_until(timeout.unwrap_or_else(tokio::time::Instant::now)), if timeout.is_some() => {
+                core.on_timeout(Instant::now());
             }
             _ = retry.tick() => {
                 if !bridge_ready {
-                    bridge_ready = ensure_bridge_logged(&config, &ovsdb).await;
+                    setup_bridge(&mut bridge_busy);
                 }
-                let probes = seen.external.probes_due(std::time::Instant::now());
-                send_packets(&switch, probes, "gateway ARP probe").await;
+                core.handle(Input::Tick, Instant::now());
             }
             event = nb_watch.next() => {
                 // One computation for a batch: every event the watch already holds is applied
                 // first (up to MAX_BATCH), so a burst of writes costs one recomputation, not one
                 // per write.
                 let mut event = event;
-                let mut applied = 0;
+                let mut batch = Vec::new();
+                let mut relisted = None;
                 for _ in 0..MAX_BATCH {
                     match event {
                         Some(Ok(NbEvent::Relist { compact_revision })) => {
                             tracing::warn!(compact_revision, "NB history compacted past our position; relisting");
-                            (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb, config.blind_to_migrations)).await;
-                            dirty = true;
+                            relisted = Some(());
                             break;
                         }
                         Some(Ok(NbEvent::Put { object, .. })) if config.blind_to_migrations && object.kind() == Kind::Migration => {}
                         Some(Ok(NbEvent::Delete { kind: Kind::Migration, .. })) if config.blind_to_migrations => {}
-                        Some(Ok(ev)) => {
-                            dirty |= seen.nb.apply(ev);
-                            applied += 1;
-                        }
+                        Some(Ok(ev)) => batch.push(ev),
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "NB watch failed; relisting");
                             tokio::time::sleep(Duration::from_millis(200)).await;
-                            (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb, config.blind_to_migrations)).await;
-                            dirty = true;
+                            relisted = Some(());
                             break;
                         }
                         None => {
                             tokio::time::sleep(Duration::from_millis(200)).await;
-                            (seen.nb, nb_watch) = retrying("relist the NB", || relist(&nb, config.blind_to_migrations)).await;
-                            dirty = true;
+                            relisted = Some(());
                             break;
                         }
                     }
@@ -437,8 +336,12 @@ pub async fn run(
                         None => break,
                     }
                 }
-                metrics.batch(applied);
-                metrics.received(seen.nb.revision());
+                core.handle(Input::Nb(batch), Instant::now());
+                if relisted.is_some() {
+                    let cache;
+                    (cache, nb_watch) = retrying("relist the NB", || relist(&nb, config.blind_to_migrations)).await;
+                    core.handle(Input::Relisted(cache), Instant::now());
+                }
             }
             event = ovsdb_events.recv() => {
                 let Some(event) = event else { anyhow::bail!("the OVSDB watcher stopped") };
@@ -446,126 +349,70 @@ pub async fn run(
                     bridge_ready = false;
                 }
                 if let OvsdbEvent::Synced { .. } = event {
-                    bridge_ready = ensure_bridge_logged(&config, &ovsdb).await;
-                }
-                if let OvsdbEvent::Synced { .. } = event {
                     ovsdb_synced = true;
-                    dirty = true;
+                    bridge_ready = false;
+                    setup_bridge(&mut bridge_busy);
                 }
-                let (vifs, tunnel) = read_vifs(&config, &ovsdb);
+                let (vifs, tunnel_ofport) = read_vifs(&config, &ovsdb);
                 let patch_ports = read_patch_ports(&config, &ovsdb);
-                if vifs != seen.vifs || tunnel != seen.tunnel_ofport || patch_ports != seen.patch_ports {
-                    seen.vifs = vifs;
-                    seen.tunnel_ofport = tunnel;
-                    seen.patch_ports = patch_ports;
-                    dirty = true;
-                }
+                core.handle(Input::Ovsdb { vifs, tunnel_ofport, patch_ports, synced: ovsdb_synced }, Instant::now());
             }
             event = of_events.recv() => match event {
                 Some(OfEvent::Connected { .. }) => {
                     // Converge from what the switch holds: no clearing, no gap.
-                    if let Ok(conn) = switch.connection().await {
+                    epoch += 1;
+                    let (switch, done, for_epoch) = (switch.clone(), done_tx.clone(), epoch);
+                    tokio::spawn(async move {
+                        let Ok(conn) = switch.connection().await else { return };
                         match conn.dump_flows(None).await {
                             Ok(flows) => {
-                                installed = Some(flows.into_iter().map(|s| s.flow).collect());
-                                dirty = true;
+                                let flows = flows.into_iter().map(|s| s.flow).collect();
+                                let _ = done.send(Done::Dumped { epoch: for_epoch, flows });
                             }
                             Err(e) => tracing::warn!(error = %e, "cannot read the installed flows"),
                         }
-                    }
+                    });
                 }
                 Some(OfEvent::Disconnected { reason }) => {
                     tracing::warn!(%reason, "switch connection lost");
-                    installed = None;
+                    epoch += 1;
+                    core.handle(Input::SwitchDisconnected, Instant::now());
                 }
-                Some(OfEvent::Message(msg)) => {
-                    use tern_pipeline::apps::packet_in::{classify, PacketIn};
-                    let Some(packet) = classify(&msg) else { continue };
-                    metrics.packet_in(packet.kind());
-                    match packet {
-                        PacketIn::Dhcp { port_key, frame } => {
-                            serve_dhcp(&seen, &switch, &mut dhcp_limit, port_key, frame).await;
-                        }
-                        PacketIn::GatewayArp { frame, .. } => {
-                            if seen.external.learn(frame) {
-                                tracing::info!(neighbours = ?seen.external.neighbours, "external gateway resolved");
-                                dirty = true;
-                            }
-                        }
-                        PacketIn::Activation { port_key } => {
-                            let (at, records) = (crate::migration::now_ns(), seen.migrations());
-                            let port: Vec<tern_model::Port> = seen.nb.some(seen.nb.by_unique_key(Kind::Port, port_key));
-                            if seen.activated_here.on_packet(&config.chassis, port_key, &port, &records, at) {
-                                tracing::info!(port_key, "migration activated here by a packet from the VM");
-                                dirty = true;
-                            }
-                        }
-                        PacketIn::Other => {}
-                    }
-                }
+                Some(OfEvent::Message(msg)) => core.handle(Input::Switch(msg), Instant::now()),
                 None => anyhow::bail!("the OpenFlow connection task stopped"),
             },
-        }
-    }
-}
-
-/// Sends packets the controller made (`what` names them in the log).
-async fn send_packets(switch: &Switch, packets: Vec<tern_openflow::PacketOut>, what: &str) {
-    if packets.is_empty() {
-        return;
-    }
-    match switch.connection().await {
-        Ok(conn) => {
-            for p in packets {
-                if let Err(e) = conn.packet_out(p) {
-                    tracing::warn!(error = %e, "{what} not sent");
+            done = done_rx.recv() => {
+                let now = Instant::now();
+                match done.expect("the loop holds a sender") {
+                    Done::Written(events) => core.handle(Input::Written(events), now),
+                    Done::Bundle { epoch, outcome } => core.handle(Input::BundleDone { epoch, outcome }, now),
+                    Done::SwitchRead(flows) => core.handle(Input::SwitchRead(flows), now),
+                    Done::Dumped { epoch: of, flows } if of == epoch => {
+                        core.handle(Input::SwitchConnected { epoch: of, flows }, now);
+                    }
+                    Done::Dumped { .. } => {}
+                    Done::Bridge(ok) => {
+                        bridge_busy = false;
+                        bridge_ready = ok;
+                    }
                 }
             }
         }
-        Err(e) => tracing::warn!(error = %e, "{what} not sent: no switch connection"),
     }
 }
 
-/// Answers a DHCP request from the VIF of the port with key `key` (see `crate::dhcp`), within
-/// the port's rate.
-async fn serve_dhcp(
-    seen: &Seen,
-    switch: &Switch,
-    limit: &mut crate::dhcp::RateLimit,
-    key: u32,
-    frame: &[u8],
-) {
-    let Some(id) = seen.nb.by_unique_key(Kind::Port, key) else { return };
-    let (Some(Object::Port(port)), Some(&ofport)) = (seen.nb.get(Kind::Port, id), seen.vifs.get(id)) else {
+/// Sends packets the controller made (`what` names them in the log) on the switch connection
+/// there is now; without one they are dropped (DHCP clients and probes ask again).
+fn send_packets(switch: &Switch, packets: Vec<tern_openflow::PacketOut>, what: &str) {
+    let Some(conn) = switch.now() else {
+        tracing::warn!("{what} not sent: no switch connection");
         return;
     };
-    if !limit.allow(key, std::time::Instant::now()) {
-        tracing::debug!(port = %id, "DHCP request over the port's rate; dropped");
-        return;
-    }
-    let network = match seen.nb.get(Kind::Network, &port.network_id) {
-        Some(Object::Network(n)) => Some(n),
-        _ => None,
-    };
-    let subnets: Vec<tern_model::Subnet> = seen.nb.some(seen.nb.subnets_on_network(&port.network_id));
-    let Some(lease) = crate::dhcp::Lease::of(port, &subnets, network) else { return };
-    match crate::dhcp::reply(frame, &lease) {
-        Ok(reply) => {
-            let out = tern_openflow::PacketOut::new(reply, vec![tern_openflow::Action::output(ofport)]);
-            match switch.connection().await.and_then(|conn| conn.packet_out(out)) {
-                Ok(()) => tracing::info!(port = %id, address = %lease.address, "DHCP answered"),
-                Err(e) => tracing::warn!(port = %id, error = %e, "DHCP reply not sent"),
-            }
+    for p in packets {
+        if let Err(e) = conn.packet_out(p) {
+            tracing::warn!(error = %e, "{what} not sent");
         }
-        Err(e) => tracing::debug!(port = %id, error = %e, "no DHCP reply"),
     }
-}
-
-/// Awaits `f` and says how long it took.
-async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Duration) {
-    let start = std::time::Instant::now();
-    let out = f.await;
-    (out, start.elapsed())
 }
 
 /// Runs `f` until it succeeds, logging each failure, with a backoff from 100 ms to 5 s.
@@ -666,21 +513,4 @@ fn read_vifs(config: &ControllerConfig, ovsdb: &OvsdbWatcher) -> (BTreeMap<Strin
         .and_then(|p| u32::try_from(p).ok())
         .filter(|p| *p > 0);
     (ports, tunnel)
-}
-
-/// Marks the ports bound here ACTIVE when their VIF is plugged here and DOWN when it is not. Runs
-/// after every batch of events; a write that loses a race is redone when the NB event arrives.
-async fn sync_port_status(config: &ControllerConfig, nb: &Nb, seen: &Seen) {
-    for id in seen.nb.ports_on_chassis(&config.chassis) {
-        let Some(Object::Port(port)) = seen.nb.get(Kind::Port, id) else { continue };
-        let want = if seen.vifs.contains_key(id) { Status::Active } else { Status::Down };
-        if port.status != want {
-            let mut updated = port.clone();
-            updated.status = want;
-            match nb.put(Object::Port(updated)).await {
-                Ok(_) => tracing::info!(port = %id, status = ?want, "port status"),
-                Err(e) => tracing::debug!(port = %id, error = %e, "port status not written (will retry)"),
-            }
-        }
-    }
 }

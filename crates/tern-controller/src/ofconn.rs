@@ -647,6 +647,11 @@ impl Switch {
         &self.target
     }
 
+    /// The live connection right now, if there is one.
+    pub fn now(&self) -> Option<OfConn> {
+        self.current.borrow().clone().filter(|c| !c.is_closed())
+    }
+
     /// The live connection, waiting for one if there is none right now.
     pub async fn connection(&self) -> Result<OfConn, OfError> {
         let mut rx = self.current.clone();
