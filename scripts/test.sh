@@ -39,7 +39,7 @@ declare -A STAGE_OF=(
 PURE=(
   tern-openflow/round_trip tern-openflow/display_examples
   tern-pipeline/snapshots tern-pipeline/behaviour
-  tern-controller/simulation
+  tern-controller/simulation tern-controller/core_simulation
   tern-api/basics tern-api/bindings_agents tern-api/concurrency tern-api/liveness
   tern-api/networks_subnets tern-api/persistence tern-api/ports tern-api/routers_floatingips
   tern-api/security_groups

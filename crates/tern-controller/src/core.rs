@@ -342,9 +342,11 @@ impl Core {
 
     fn written(&mut self, events: Vec<NbEvent>, now: Instant) {
         // Our own writes count at once (a source that activates on its unplug forwards from now
-        // on), not a watch round trip later.
+        // on), not a watch round trip later. They changed the state, so the agent looks again once
+        // this computation is done (a record it completed, say, is its to delete): the watch's copy
+        // of them will be old news.
         for ev in events {
-            self.nb.apply_ahead(ev);
+            self.dirty |= self.nb.apply_ahead(ev);
         }
         match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::WritingSteps { after_flows } => {

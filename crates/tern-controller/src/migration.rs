@@ -99,11 +99,15 @@ pub fn steps(
         // seen to complete. No chassis follows it (see `tern_pipeline::port_location`), and its
         // ends or the chassis the port is bound to delete it. (A binding older than the record
         // proves nothing: the record may be about the move away from it.)
+        // A record that says which revision of the port its opener saw is stale as soon as the
+        // port changed after it (a record written late, on a view the port had already left,
+        // gets an epoch above the port's revision, which then proves nothing).
         let stale = record.is_some_and(|m| {
-            !m.state.is_final()
-                && bound != m.source
-                && bound != m.destination
-                && port_seen_at(&port.id) >= m.epoch
+            let changed_since = match m.port_revision {
+                0 => port_seen_at(&port.id) >= m.epoch,
+                seen_by_opener => port_seen_at(&port.id) > seen_by_opener,
+            };
+            !m.state.is_final() && bound != m.source && bound != m.destination && changed_since
         });
         match record {
             Some(m) if stale && (bound == me || m.source == me || m.destination == me) => {
@@ -120,6 +124,7 @@ pub fn steps(
             {
                 let mut m = Migration::new(&port.id, 0, bound, me);
                 m.dual_delivery = dual_delivery;
+                m.port_revision = port_seen_at(&port.id);
                 if let Some(old) = record {
                     m.revision_number = old.revision_number;
                 }
@@ -136,8 +141,14 @@ pub fn steps(
             }
             Some(m) if m.state.is_final() => {}
             Some(m) if m.destination != me && m.source != me => {}
-            // Not known stale, but not about the binding this chassis sees either: wait.
-            Some(m) if bound != m.source && bound != m.destination => {}
+            // Not known stale, but not about the binding this chassis sees either: wait. Except a
+            // destination whose VIF is gone before activation: its plug was undone (its own record
+            // may have landed after the port moved on, with an epoch above the binding's, so
+            // nobody could prove it stale), and it aborts what it opened.
+            Some(m)
+                if bound != m.source
+                    && bound != m.destination
+                    && !(m.destination == me && m.state == DestPlugged && !here_now) => {}
             Some(m) if m.destination == me => {
                 if let Some(done) = m.on_binding_moved(bound, now_ns()) {
                     out.push(Step::Put { record: done, seen: Some(Seen::of(m)) });

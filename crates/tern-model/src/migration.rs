@@ -117,8 +117,17 @@ pub struct Migration {
     /// opened; a chassis configured without dual delivery never delivers to both.
     #[serde(default = "yes")]
     pub dual_delivery: bool,
+    /// The port's NB revision as its opener saw it (0: not recorded). A port changed since then
+    /// and bound to neither end proves the record stale, even when the record's write landed
+    /// after that change (its epoch then tells nothing).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub port_revision: u64,
     #[serde(default)]
     pub revision_number: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Migration {
@@ -140,6 +149,7 @@ impl Migration {
             activated_by: None,
             timestamps: MigrationTimestamps::default(),
             dual_delivery: true,
+            port_revision: 0,
             revision_number: 0,
         }
     }
