@@ -382,6 +382,50 @@ mod tests {
         assert!(steps("hv2", &[port("p", "")], &BTreeMap::new(), &vifs(&["p"]), &vifs(&[])).is_empty());
     }
 
+    /// hv2 opened p's migration hv1 -> hv2 seeing the port at revision 5; the port moved on to
+    /// hv3 at revision 7; the record's write landed later still, with epoch 10.
+    #[test]
+    fn a_record_written_after_the_port_moved_on_is_proved_stale_by_the_openers_view() {
+        let mut m = Migration::new("p", 10, "hv1", "hv2");
+        m.state = MigrationState::Activated;
+        m.activated_by = Some(ActivationSource::SourceUnplug);
+        m.port_revision = 5;
+        let bound_hv3 = [port("p", "hv3")];
+        let here = (&vifs(&["p"]), &vifs(&["p"]));
+        let look = |m: &Migration, seen_at: u64| {
+            let records = [("p".to_string(), m.clone())].into();
+            super::steps("hv3", &bound_hv3, &records, here, true, &move |_| seen_at)
+        };
+        // The chassis the port is bound to, having seen it at revision 7, deletes it.
+        assert!(matches!(look(&m, 7).as_slice(), [Step::Delete { .. }]), "{:?}", look(&m, 7));
+        // A copy no newer than the opener's view proves nothing.
+        assert!(look(&m, 5).is_empty());
+        // Nor does the epoch alone, for a record without the opener's view.
+        m.port_revision = 0;
+        assert!(look(&m, 7).is_empty());
+        // The destination records what it saw when it opens one.
+        let s = super::steps(
+            "hv2",
+            &[port("p", "hv1")],
+            &BTreeMap::new(),
+            (&vifs(&["p"]), &vifs(&[])),
+            true,
+            &|_| 42,
+        );
+        let [Step::Put { record, .. }] = s.as_slice() else { panic!("{s:?}") };
+        assert_eq!(record.port_revision, 42);
+    }
+
+    #[test]
+    fn a_destination_whose_vif_went_aborts_even_when_the_binding_names_neither_end() {
+        let open = record(MigrationState::DestPlugged);
+        let gone = (&vifs(&[]), &vifs(&["p"]));
+        let s = super::steps("hv2", &[port("p", "hv3")], &open, gone, true, &|_| 0);
+        assert_eq!(put_state(&s), Some(MigrationState::Aborted));
+        // The source, seeing the same, waits (it is not bound there any more).
+        assert!(super::steps("hv1", &[port("p", "hv3")], &open, gone, true, &|_| 0).is_empty());
+    }
+
     #[test]
     fn an_announced_migration_is_plugged_by_its_destination_only() {
         let announced = record(MigrationState::Announced);
