@@ -1,14 +1,14 @@
 //! The controller's local copy of the NB: every object by kind and id, plus the indexes the
-//! controller asks questions by — ports by network and by chassis, subnets by network, provider
-//! networks by physical network, objects by unique key — kept in step with every put and delete,
-//! and the NB revision the copy reflects.
+//! controller asks questions by — ports by network, by chassis and by device, subnets by network,
+//! provider networks by physical network, floating IPs by port, objects by unique key — kept in
+//! step with every put and delete, and the NB revision the copy reflects.
 //!
 //! An event older than what the cache already holds for its key (a duplicate, or one overtaken
 //! by a later change) is ignored: the copy only ever moves forward, key by key, whatever order
 //! events come in.
 
 use std::collections::{BTreeMap, BTreeSet};
-use tern_model::{Kind, Network, Object, Resource};
+use tern_model::{FloatingIp, Kind, Network, Object, Resource};
 use tern_store::nb::NbEvent;
 
 /// The NB as one controller has seen it.
@@ -19,6 +19,8 @@ pub struct NbCache {
     ports_by_chassis: BTreeMap<String, BTreeSet<String>>,
     subnets_by_network: BTreeMap<String, BTreeSet<String>>,
     networks_by_physnet: BTreeMap<String, BTreeSet<String>>,
+    ports_by_device: BTreeMap<String, BTreeSet<String>>,
+    floating_ips_by_port: BTreeMap<String, BTreeSet<String>>,
     by_unique_key: BTreeMap<(Kind, u32), String>,
     /// The NB revision of the last change applied (or of the listing it was built from).
     revision: u64,
@@ -107,6 +109,17 @@ impl NbCache {
         self.ports_by_network.get(network).into_iter().flatten().map(String::as_str)
     }
 
+    /// Ids of the ports whose `device_id` is `device` (a router's interfaces, a floating IP's
+    /// address port).
+    pub fn ports_of_device(&self, device: &str) -> impl Iterator<Item = &str> {
+        self.ports_by_device.get(device).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Ids of the floating IPs associated with a port.
+    pub fn floating_ips_of_port(&self, port: &str) -> impl Iterator<Item = &str> {
+        self.floating_ips_by_port.get(port).into_iter().flatten().map(String::as_str)
+    }
+
     /// Ids of the flat provider networks on a physical network.
     pub fn networks_on_physnet(&self, physnet: &str) -> impl Iterator<Item = &str> {
         self.networks_by_physnet.get(physnet).into_iter().flatten().map(String::as_str)
@@ -148,6 +161,12 @@ impl NbCache {
             if !p.binding_host_id.is_empty() {
                 self.ports_by_chassis.entry(p.binding_host_id.clone()).or_default().insert(id.clone());
             }
+            if !p.device_id.is_empty() {
+                self.ports_by_device.entry(p.device_id.clone()).or_default().insert(id.clone());
+            }
+        }
+        if let Object::FloatingIp(FloatingIp { port_id: Some(port), .. }) = &object {
+            self.floating_ips_by_port.entry(port.clone()).or_default().insert(id.clone());
         }
         if let Object::Subnet(s) = &object {
             self.subnets_by_network.entry(s.network_id.clone()).or_default().insert(id.clone());
@@ -176,6 +195,10 @@ impl NbCache {
         if let Object::Port(p) = &old {
             unindex(&mut self.ports_by_network, &p.network_id);
             unindex(&mut self.ports_by_chassis, &p.binding_host_id);
+            unindex(&mut self.ports_by_device, &p.device_id);
+        }
+        if let Object::FloatingIp(FloatingIp { port_id: Some(port), .. }) = &old {
+            unindex(&mut self.floating_ips_by_port, port);
         }
         if let Object::Subnet(s) = &old {
             unindex(&mut self.subnets_by_network, &s.network_id);
@@ -219,6 +242,30 @@ mod tests {
         assert_eq!(c.revision(), 12);
         assert_eq!(c.all::<tern_model::Port>().len(), 1);
         assert!(c.get(Kind::Port, "p1").is_some());
+    }
+
+    #[test]
+    fn floating_ips_follow_their_port_and_ports_their_device() {
+        let fip = |id: &str, port: Option<&str>| {
+            let mut f = tern_model::FloatingIp::new("public");
+            f.id = id.into();
+            f.port_id = port.map(str::to_owned);
+            Object::FloatingIp(f)
+        };
+        let mut address = tern_model::Port::new("public");
+        address.id = "a1".into();
+        address.device_id = "f1".into();
+        let mut c = NbCache::from_listing([fip("f1", Some("p1")), Object::Port(address)], 10);
+        assert_eq!(c.floating_ips_of_port("p1").collect::<Vec<_>>(), ["f1"]);
+        assert_eq!(c.ports_of_device("f1").collect::<Vec<_>>(), ["a1"]);
+        // Re-associated, then disassociated.
+        c.apply(put(fip("f1", Some("p2")), 11));
+        assert_eq!(c.floating_ips_of_port("p1").count(), 0);
+        assert_eq!(c.floating_ips_of_port("p2").collect::<Vec<_>>(), ["f1"]);
+        c.apply(put(fip("f1", None), 12));
+        assert_eq!(c.floating_ips_of_port("p2").count(), 0);
+        c.apply(NbEvent::Delete { revision: 13, kind: Kind::Port, id: "a1".into() });
+        assert_eq!(c.ports_of_device("f1").count(), 0);
     }
 
     #[test]

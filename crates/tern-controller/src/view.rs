@@ -48,24 +48,11 @@ pub fn chassis_view(nb: &NbCache, migrations: &[Migration], local: &Local) -> Ch
     let subnets: Vec<Subnet> = nb.some(scope.networks.iter().flat_map(|n| nb.subnets_on_network(n)));
     // Floating IPs of the scope's ports, and their address ports (on the external networks).
     let in_scope: BTreeSet<String> = ports.iter().map(|p| p.id.clone()).collect();
-    let fips: Vec<FloatingIp> = nb
-        .iter(Kind::FloatingIp)
-        .filter_map(|o| match o {
-            Object::FloatingIp(f) if f.port_id.as_ref().is_some_and(|p| in_scope.contains(p)) => {
-                Some(f.clone())
-            }
-            _ => None,
-        })
-        .collect();
-    let fip_ids: BTreeSet<&str> = fips.iter().map(|f| f.id.as_str()).collect();
-    let address_ports: Vec<Port> = fips
-        .iter()
-        .map(|f| f.floating_network_id.as_str())
-        .collect::<BTreeSet<_>>()
+    let fips: Vec<FloatingIp> = nb.some(in_scope.iter().flat_map(|p| nb.floating_ips_of_port(p)));
+    let address_ports: Vec<Port> = nb
+        .some::<Port>(fips.iter().flat_map(|f| nb.ports_of_device(&f.id)))
         .into_iter()
-        .flat_map(|n| nb.ports_on_network(n))
-        .filter_map(|id| nb.one::<Port>(id))
-        .filter(|p| p.device_owner == "network:floatingip" && fip_ids.contains(p.device_id.as_str()))
+        .filter(|p| p.device_owner == "network:floatingip")
         .collect();
     ports.extend(address_ports.into_iter().filter(|p| !in_scope.contains(&p.id)));
     let routers: Vec<Router> = nb.some(scope.routers.iter().map(String::as_str));
