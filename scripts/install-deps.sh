@@ -22,7 +22,7 @@ PACKAGES=(
   "ethtool             turns off transmit checksum offload on the lab VMs' veths (else their UDP crosses tunnels with unfinished checksums)"
   "udhcpc              the lab VMs' DHCP client (the DHCP tests and the demo)"
   "procps              kill: tests stop the processes they started by pid"
-  "ca-certificates     TLS to PyPI and crates.io (pip and cargo fetches)"
+  "ca-certificates     TLS to the package registries (pip and cargo fetches)"
   "python3             the openstacksdk compatibility test's interpreter"
   "python3-venv        its virtualenv (target/python-venv, scripts/python-env.sh)"
   "python3-pip         installs openstacksdk into that virtualenv"
