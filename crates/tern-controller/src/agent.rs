@@ -124,33 +124,7 @@ pub const TUNNEL_PORT: &str = "tern-geneve";
 /// a burst is one computation, and a flood still lets the switch and packet-ins have their turn.
 const MAX_BATCH: usize = 4096;
 
-pub use crate::core::FORWARDING_GRACE;
-
-/// What one reconciliation did: sent to whoever listens (tests, benchmarks, `tern status`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reconciled {
-    /// Flow changes sent in the bundle (0: the switch already held the desired flows).
-    pub changes: usize,
-    /// Flows the switch holds now.
-    pub flows: usize,
-    /// The NB revision those flows reflect: every NB write up to it is in the switch.
-    pub nb_revision: u64,
-    /// The ports whose place changed with these flows (where their traffic goes from here on),
-    /// for timelines: a live migration shows as each chassis' flows moving the port.
-    pub moved: Vec<PortPlace>,
-}
-
-/// Where one chassis' flows send a port's traffic.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct PortPlace {
-    pub port: String,
-    /// The chassis the port's traffic is delivered to (two during dual delivery, none when
-    /// the port is gone).
-    pub location: Vec<String>,
-    /// This chassis tunnels late packets for the port on to this one (a migration's source).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub forwarding_to: Option<String>,
-}
+pub use crate::core::{PortPlace, Reconciled, FORWARDING_GRACE};
 
 /// What the shell's background tasks hand back.
 enum Done {

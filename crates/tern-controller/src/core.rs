@@ -23,7 +23,6 @@ use tern_pipeline::apps::packet_in::{classify, PacketIn};
 use tern_pipeline::{ChassisView, FlowSet};
 use tern_store::nb::NbEvent;
 
-use crate::agent::{PortPlace, Reconciled};
 use crate::cache::NbCache;
 use crate::migration::{LocalActivations, Step};
 
@@ -36,6 +35,32 @@ const STATUS_RETRY: Duration = Duration::from_secs(5);
 
 /// After the switch refused a bundle, the next try waits this long.
 const REFUSED_RETRY: Duration = Duration::from_millis(200);
+
+/// What one reconciliation did: sent to whoever listens (tests, benchmarks, `tern status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Flow changes sent in the bundle (0: the switch already held the desired flows).
+    pub changes: usize,
+    /// Flows the switch holds now.
+    pub flows: usize,
+    /// The NB revision those flows reflect: every NB write up to it is in the switch.
+    pub nb_revision: u64,
+    /// The ports whose place changed with these flows (where their traffic goes from here on),
+    /// for timelines: a live migration shows as each chassis' flows moving the port.
+    pub moved: Vec<PortPlace>,
+}
+
+/// Where one chassis' flows send a port's traffic.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PortPlace {
+    pub port: String,
+    /// The chassis the port's traffic is delivered to (two during dual delivery, none when
+    /// the port is gone).
+    pub location: Vec<String>,
+    /// This chassis tunnels late packets for the port on to this one (a migration's source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarding_to: Option<String>,
+}
 
 /// What the chassis is, as the core needs it.
 #[derive(Clone, Debug)]

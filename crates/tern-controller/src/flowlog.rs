@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use tokio::sync::mpsc;
 
-use crate::agent::Reconciled;
+use crate::core::Reconciled;
 
 /// Starts the writer for `chassis`; send it the controller's reports.
 pub fn spawn(path: PathBuf, chassis: String) -> mpsc::UnboundedSender<Reconciled> {

@@ -86,14 +86,13 @@ pub struct Metrics {
     chassis: String,
 }
 
-/// The kinds of packet-in (`tern_pipeline::apps::packet_in::PacketIn::kind`).
-const PACKET_IN_KINDS: [&str; 4] = ["dhcp", "gateway_arp", "activation", "other"];
+use tern_pipeline::apps::packet_in::PacketIn;
 
 impl Metrics {
     pub fn new(chassis: &str) -> Metrics {
         let m = Metrics { chassis: chassis.to_string() };
         // Every series exists from the start (a scrape sees zeros, not absence).
-        for kind in PACKET_IN_KINDS {
+        for kind in PacketIn::KINDS {
             FAMILIES.packet_ins.with_label_values(&[chassis, kind]);
         }
         for state in tern_model::MigrationState::ALL {
@@ -119,15 +118,19 @@ impl Metrics {
     /// received up to `received`.
     pub fn installed(&self, flows: usize, installed: u64, received: u64) {
         FAMILIES.flows.with_label_values(&[&self.chassis]).set(flows as i64);
-        self.received(received);
-        FAMILIES.revision.with_label_values(&[&self.chassis, "installed"]).set(installed as i64);
-        FAMILIES.lag.with_label_values(&[&self.chassis]).set(received.saturating_sub(installed) as i64);
+        self.revision("installed", installed);
+        self.revision("received", received);
     }
 
     pub fn received(&self, received: u64) {
-        FAMILIES.revision.with_label_values(&[&self.chassis, "received"]).set(received as i64);
-        let installed = FAMILIES.revision.with_label_values(&[&self.chassis, "installed"]).get();
-        FAMILIES.lag.with_label_values(&[&self.chassis]).set((received as i64 - installed).max(0));
+        self.revision("received", received);
+    }
+
+    /// Sets NB revision `at` (`received` or `installed`) and the lag between the two.
+    fn revision(&self, at: &str, revision: u64) {
+        FAMILIES.revision.with_label_values(&[&self.chassis, at]).set(revision as i64);
+        let get = |at: &str| FAMILIES.revision.with_label_values(&[self.chassis.as_str(), at]).get();
+        FAMILIES.lag.with_label_values(&[&self.chassis]).set((get("received") - get("installed")).max(0));
     }
 
     /// The migration records as seen now.
@@ -142,7 +145,7 @@ impl Metrics {
         }
     }
 
-    /// A packet-in of `kind` (see [`PACKET_IN_KINDS`]).
+    /// A packet-in of `kind` (one of [`PacketIn::KINDS`]).
     pub fn packet_in(&self, kind: &str) {
         FAMILIES.packet_ins.with_label_values(&[&self.chassis, kind]).inc();
     }

@@ -15,7 +15,7 @@
 //! a failure names its seed, `TERN_SIM_TRACE=1` prints Nova's steps and the cores' writes.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,25 +28,10 @@ use tern_pipeline::cookie::Object as CookieObject;
 use tern_pipeline::{App, FlowKey, FlowSet};
 use tern_store::nb::{Nb, NbEvent};
 
-struct Rng(u64);
+#[path = "common/sim.rs"]
+mod sim;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
+use sim::{tunnel_ip, Rng};
 
 #[derive(Clone, Copy, Debug)]
 struct Config {
@@ -110,10 +95,6 @@ struct Sim {
     keys: BTreeMap<String, u32>,
     /// The simulated clock.
     now: Instant,
-}
-
-fn tunnel_ip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(172, 31, 0, i as u8 + 1)
 }
 
 impl Sim {
@@ -299,30 +280,13 @@ impl Sim {
 
     /// Where chassis `i`'s switch delivers each port it has a DISPATCH flow for.
     fn delivered(&self, i: usize) -> BTreeMap<String, BTreeSet<String>> {
-        let by_ip: BTreeMap<String, String> =
-            (0..self.chassis.len()).map(|k| (tunnel_ip(k).to_string(), format!("hv{k}"))).collect();
-        let local = format!("resubmit(,{})", tern_pipeline::tables::INGRESS_ACL);
         let c = &self.chassis[i];
-        let mut out = BTreeMap::new();
-        for (id, key) in &self.keys {
-            let Some(flow) = c.switch.iter().find(|f| {
-                f.table_id == tern_pipeline::tables::DISPATCH
-                    && App::from_cookie(f.cookie) == Some((App::Dispatch, CookieObject::Port(*key)))
-            }) else {
-                continue;
-            };
-            let text = flow.to_string();
-            let mut at: BTreeSet<String> = text
-                .split("set_field:")
-                .filter_map(|s| s.split_once("->tun_dst").map(|(ip, _)| ip))
-                .filter_map(|ip| by_ip.get(ip).cloned())
-                .collect();
-            if text.contains(&local) {
-                at.insert(c.name.clone());
-            }
-            out.insert(id.clone(), at);
-        }
-        out
+        self.keys
+            .iter()
+            .filter_map(|(id, key)| {
+                Some((id.clone(), sim::dispatch_targets(c.switch.iter(), *key, &c.name, self.chassis.len())?))
+            })
+            .collect()
     }
 
     fn check_running(&self) {
@@ -624,13 +588,8 @@ impl Sim {
     }
 }
 
-fn seeds() -> u64 {
-    std::env::var("TERN_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(8)
-}
-
 async fn run_all(config: Config) {
-    let first: u64 = std::env::var("TERN_SIM_FIRST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    for seed in first..first + seeds() {
+    for seed in sim::seeds(8) {
         Sim::new(seed, config).await.run().await;
     }
 }

@@ -35,26 +35,10 @@ use tern_model::{Chassis as ChassisObject, Kind, Migration, MigrationState, Netw
 use tern_pipeline::PortLocation;
 use tern_store::nb::{Nb, NbEvent};
 
-/// SplitMix64: small, fast and good enough to drive a schedule from a seed.
-struct Rng(u64);
+#[path = "common/sim.rs"]
+mod sim;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
+use sim::{tunnel_ip, Rng};
 
 #[derive(Clone, Copy, Debug)]
 struct Config {
@@ -323,16 +307,9 @@ impl Sim {
         };
         let view = tern_controller::view::chassis_view(&c.cache, &records, &local);
         let flows = tern_pipeline::compute(&view);
-        let by_ip: BTreeMap<String, String> =
-            (0..self.chassis.len()).map(|k| (tunnel_ip(k).to_string(), format!("hv{k}"))).collect();
-        let local_delivery = format!("resubmit(,{})", tern_pipeline::tables::INGRESS_ACL);
         let mut out = BTreeMap::new();
         for port in view.ports.values() {
-            let Some(flow) = flows.iter().find(|f| {
-                f.table_id == tern_pipeline::tables::DISPATCH
-                    && tern_pipeline::App::from_cookie(f.cookie)
-                        == Some((tern_pipeline::App::Dispatch, tern_pipeline::cookie::Object::Port(port.key)))
-            }) else {
+            let Some(at) = sim::dispatch_targets(flows.iter(), port.key, &c.name, self.chassis.len()) else {
                 if view.local_networks().any(|n| n.id == port.network_id)
                     && view.active_port(&port.id).is_some()
                 {
@@ -343,16 +320,6 @@ impl Sim {
                 }
                 continue;
             };
-            let text = flow.to_string();
-            let mut at: Vec<String> = text
-                .split("set_field:")
-                .skip(1)
-                .filter_map(|s| s.split_once("->tun_dst").map(|(ip, _)| ip))
-                .filter_map(|ip| by_ip.get(ip).cloned())
-                .collect();
-            if text.contains(&local_delivery) {
-                at.push(c.name.clone());
-            }
             out.insert(port.id.clone(), at.into_iter().collect());
         }
         out
@@ -684,16 +651,8 @@ impl Sim {
     }
 }
 
-fn tunnel_ip(i: usize) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::new(172, 31, 0, i as u8 + 1)
-}
-
-fn seeds() -> u64 {
-    std::env::var("TERN_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12)
-}
-
 async fn run_all(config: Config) {
-    for seed in 0..seeds() {
+    for seed in sim::seeds(12) {
         Sim::new(seed, config).await.run().await;
     }
 }

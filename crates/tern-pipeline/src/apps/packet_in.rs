@@ -26,6 +26,9 @@ pub enum PacketIn<'a> {
 }
 
 impl PacketIn<'_> {
+    /// Every [`PacketIn::kind`].
+    pub const KINDS: [&'static str; 4] = ["dhcp", "gateway_arp", "activation", "other"];
+
     /// A short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
