@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tern_controller::cache::NbCache;
 use tern_controller::core::{BundleOutcome, Core, Identity, Input, Output};
 use tern_controller::migration;
-use tern_model::{Chassis as ChassisObject, Kind, Migration, MigrationState, Network, Object, Port};
+use tern_model::{Chassis as ChassisObject, Kind, Migration, Network, Object, Port};
 use tern_openflow::{FlowModCommand, Match, Message, PacketIn};
 use tern_pipeline::cookie::Object as CookieObject;
 use tern_pipeline::{App, FlowKey, FlowSet};
@@ -31,7 +31,7 @@ use tern_store::nb::{Nb, NbEvent};
 #[path = "common/sim.rs"]
 mod sim;
 
-use sim::{tunnel_ip, Rng};
+use sim::{tunnel_ip, Plan, Rng, Schedule, Step};
 
 #[derive(Clone, Copy, Debug)]
 struct Config {
@@ -54,33 +54,6 @@ struct Chassis {
     epoch: u64,
     /// What the core asked for and the shell has not carried out yet.
     pending: VecDeque<Output>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Trigger {
-    Rarp,
-    Unplug,
-    Api,
-    Abort,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    PlugDest,
-    Rarp,
-    UnplugSource,
-    UnplugDest,
-    BindingUpdate,
-    Withdraw,
-    Announce { dual: bool },
-}
-
-struct Plan {
-    port: String,
-    source: usize,
-    dest: usize,
-    trigger: Trigger,
-    steps: Vec<Step>,
 }
 
 struct Sim {
@@ -306,42 +279,6 @@ impl Sim {
 
     // === Nova ===
 
-    fn plan(&mut self, port: &str, source: usize) -> Plan {
-        let mut dest = self.rng.below(self.chassis.len() - 1);
-        if dest >= source {
-            dest += 1;
-        }
-        let trigger = [Trigger::Rarp, Trigger::Unplug, Trigger::Api, Trigger::Abort][self.rng.below(4)];
-        let mut steps = Vec::new();
-        if self.rng.chance(0.5) {
-            steps.push(Step::Announce { dual: self.rng.chance(0.7) });
-        }
-        steps.push(Step::PlugDest);
-        steps.extend(match trigger {
-            Trigger::Rarp => vec![Step::Rarp, Step::UnplugSource, Step::Rarp, Step::BindingUpdate],
-            Trigger::Unplug => vec![Step::UnplugSource, Step::BindingUpdate],
-            Trigger::Api => vec![Step::BindingUpdate, Step::UnplugSource],
-            Trigger::Abort => vec![Step::UnplugDest, Step::Withdraw],
-        });
-        steps.reverse();
-        Plan { port: port.to_owned(), source, dest, trigger, steps }
-    }
-
-    async fn record(&self, port: &str) -> Option<Migration> {
-        match self.nb.get(Kind::Migration, port).await.unwrap()?.object {
-            Object::Migration(m) => Some(m),
-            _ => None,
-        }
-    }
-
-    async fn put_record(&mut self, m: Migration, prev: Option<&Migration>) {
-        let seen = prev.map(migration::Seen::of);
-        let guard = move |stored: Option<&Object>| migration::Seen::matches(seen, stored);
-        if let Ok(stored) = self.nb.put_if(Object::Migration(m), &guard).await {
-            self.publish(NbEvent::Put { revision: stored.mod_revision, object: Box::new(stored.object) });
-        }
-    }
-
     async fn act(&mut self, plan: &Plan, step: Step) {
         if std::env::var_os("TERN_SIM_TRACE").is_some() {
             eprintln!("nova: {} hv{} -> hv{} {step:?}", plan.port, plan.source, plan.dest);
@@ -350,28 +287,18 @@ impl Sim {
         let dest_name = self.chassis[dst].name.clone();
         match step {
             Step::Announce { dual } => {
-                // What the API writes for Nova's inactive destination binding.
-                let Object::Port(port) = self.nb.get(Kind::Port, &plan.port).await.unwrap().unwrap().object
-                else {
-                    unreachable!()
-                };
-                let prev = self.record(&plan.port).await;
-                if prev.as_ref().is_some_and(|m| !m.state.is_final() && m.destination == dest_name) {
-                    return;
+                self.held.entry(plan.port.clone()).or_default().insert(dest_name.clone());
+                if let Some(event) = sim::announce(&self.nb, &plan.port, &dest_name, dual).await {
+                    self.publish(event);
                 }
-                let mut m = Migration::new(&port.id, 0, &port.binding_host_id, &dest_name);
-                m.state = MigrationState::Announced;
-                m.dual_delivery = dual;
-                m.revision_number = prev.as_ref().map_or(0, |p| p.revision_number);
-                self.held.entry(plan.port.clone()).or_default().insert(dest_name);
-                self.put_record(m, prev.as_ref()).await;
             }
             Step::PlugDest => {
                 self.chassis[dst].vifs.insert(plan.port.clone(), 100 + dst as u32);
                 self.held.entry(plan.port.clone()).or_default().insert(dest_name);
                 self.ovsdb(dst);
             }
-            Step::Rarp => {
+            Step::Switch { rarp: false } => {}
+            Step::Switch { rarp: true } | Step::Rarp => {
                 // The VM's first packet on the destination: the classifier's copy to the
                 // controller (as a plain packet-in: the table and cookie say what it is).
                 if self.chassis[dst].vifs.contains_key(&plan.port) {
@@ -397,33 +324,13 @@ impl Sim {
                 self.ovsdb(dst);
             }
             Step::BindingUpdate => {
-                // What the API does: the port first, then the record completed (if still open).
-                let Object::Port(mut port) =
-                    self.nb.get(Kind::Port, &plan.port).await.unwrap().unwrap().object
-                else {
-                    unreachable!()
-                };
-                port.binding_host_id = dest_name.clone();
-                self.write(Object::Port(port)).await;
-                if let Some(m) = self.record(&plan.port).await {
-                    if let Some(done) = m.on_binding_moved(&dest_name, 1) {
-                        self.put_record(done, Some(&m)).await;
-                    }
+                for event in sim::bind(&self.nb, &plan.port, &dest_name).await {
+                    self.publish(event);
                 }
             }
             Step::Withdraw => {
-                if let Some(m) = self.record(&plan.port).await {
-                    if m.destination == dest_name && m.state.is_before_activation() {
-                        let seen = Some(migration::Seen::of(&m));
-                        let guard = move |stored: Option<&Object>| migration::Seen::matches(seen, stored);
-                        if let Ok(revision) = self.nb.delete_if(Kind::Migration, &m.port_id, &guard).await {
-                            self.publish(NbEvent::Delete {
-                                kind: Kind::Migration,
-                                id: m.port_id.clone(),
-                                revision,
-                            });
-                        }
-                    }
+                if let Some(event) = sim::withdraw(&self.nb, &plan.port, &dest_name).await {
+                    self.publish(event);
                 }
             }
         }
@@ -542,43 +449,22 @@ impl Sim {
     }
 
     async fn run(mut self) {
-        let ports: Vec<String> = (0..self.config.ports).map(|p| format!("p{p}")).collect();
-        let mut hosts: BTreeMap<String, usize> =
-            ports.iter().enumerate().map(|(p, id)| (id.clone(), p % self.config.chassis)).collect();
-        let mut left: BTreeMap<String, usize> =
-            ports.iter().map(|p| (p.clone(), self.config.migrations_per_port)).collect();
-        let mut plans: BTreeMap<String, Plan> = BTreeMap::new();
+        let mut schedule =
+            Schedule::new(self.config.ports, self.config.chassis, self.config.migrations_per_port);
         let mut steps = 0usize;
-        loop {
-            for p in &ports {
-                if !plans.contains_key(p) && left[p] > 0 {
-                    *left.get_mut(p).unwrap() -= 1;
-                    let plan = self.plan(p, hosts[p]);
-                    plans.insert(p.clone(), plan);
-                }
-            }
-            if plans.is_empty() {
-                break;
-            }
+        while schedule.refill(&mut self.rng) {
             for _ in 0..self.rng.below(12) {
                 self.background().await;
             }
-            let busy: Vec<String> = plans.keys().cloned().collect();
-            let p = &busy[self.rng.below(busy.len())];
-            let mut plan = plans.remove(p).unwrap();
-            if let Some(step) = plan.steps.pop() {
+            let (plan, step) = schedule.take(&mut self.rng);
+            if let Some(step) = step {
                 self.act(&plan, step).await;
                 steps += 1;
             }
             self.check_running();
-            if plan.steps.is_empty() {
-                if plan.trigger != Trigger::Abort {
-                    hosts.insert(p.clone(), plan.dest);
-                }
-            } else {
-                plans.insert(p.clone(), plan);
-            }
+            schedule.put_back(plan);
         }
+        let hosts = schedule.hosts;
         self.heal().await;
         self.check_converged(&hosts).await;
         self.check_replay().await;

@@ -38,7 +38,7 @@ use tern_store::nb::{Nb, NbEvent};
 #[path = "common/sim.rs"]
 mod sim;
 
-use sim::{tunnel_ip, Rng};
+use sim::{tunnel_ip, Plan, Rng, Schedule, Step};
 
 #[derive(Clone, Copy, Debug)]
 struct Config {
@@ -60,40 +60,6 @@ struct Chassis {
     vifs: BTreeMap<String, u32>,
     vifs_before: BTreeMap<String, u32>,
     local: LocalActivations,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Trigger {
-    Rarp,
-    Unplug,
-    Api,
-    Abort,
-}
-
-#[derive(Clone, Debug)]
-enum Action {
-    Announce {
-        dual: bool,
-    },
-    PlugDest,
-    /// The VM resumes on the destination; with RARP it announces itself (QEMU sends several).
-    Switch {
-        rarp: bool,
-    },
-    Rarp,
-    UnplugSource,
-    UnplugDest,
-    BindingUpdate,
-    /// Nova's rollback: the destination binding is deleted, the announcement withdrawn.
-    Withdraw,
-}
-
-struct Plan {
-    port: String,
-    source: usize,
-    dest: usize,
-    trigger: Trigger,
-    actions: Vec<Action>,
 }
 
 struct Sim {
@@ -181,15 +147,6 @@ impl Sim {
         }
     }
 
-    /// Deletes record `m` if it is still the stored one (the API's withdrawal).
-    async fn withdraw(&mut self, m: &Migration) {
-        let seen = Some(migration::Seen::of(m));
-        let guard = move |stored: Option<&Object>| migration::Seen::matches(seen, stored);
-        if let Ok(revision) = self.nb.delete_if(Kind::Migration, &m.port_id, &guard).await {
-            self.publish(NbEvent::Delete { kind: Kind::Migration, id: m.port_id.clone(), revision });
-        }
-    }
-
     fn publish(&mut self, event: NbEvent) {
         for c in &mut self.chassis {
             c.inbox.push(event.clone());
@@ -201,13 +158,6 @@ impl Sim {
         match self.nb.get(Kind::Port, id).await.unwrap().unwrap().object {
             Object::Port(p) => p,
             _ => unreachable!(),
-        }
-    }
-
-    async fn record(&self, port: &str) -> Option<Migration> {
-        match self.nb.get(Kind::Migration, port).await.unwrap()?.object {
-            Object::Migration(m) => Some(m),
-            _ => None,
         }
     }
 
@@ -385,108 +335,38 @@ impl Sim {
 
     // === Nova ===
 
-    fn plan(&mut self, port: &str, source: usize) -> Plan {
-        let mut dest = self.rng.below(self.chassis.len() - 1);
-        if dest >= source {
-            dest += 1;
-        }
-        let trigger = [Trigger::Rarp, Trigger::Unplug, Trigger::Api, Trigger::Abort][self.rng.below(4)];
-        let mut actions = Vec::new();
-        if std::env::var_os("TERN_SIM_TRACE").is_some() {
-            eprintln!("plan {port}: hv{source} -> hv{dest} {trigger:?}");
-        }
-        if self.rng.chance(0.5) {
-            actions.push(Action::Announce { dual: self.rng.chance(0.7) });
-        }
-        actions.push(Action::PlugDest);
-        match trigger {
-            Trigger::Rarp => actions.extend([
-                Action::Switch { rarp: true },
-                Action::Rarp,
-                Action::UnplugSource,
-                Action::Rarp,
-                Action::BindingUpdate,
-            ]),
-            Trigger::Unplug => {
-                actions.extend([Action::Switch { rarp: false }, Action::UnplugSource, Action::BindingUpdate])
-            }
-            Trigger::Api => {
-                actions.extend([Action::Switch { rarp: false }, Action::BindingUpdate, Action::UnplugSource])
-            }
-            Trigger::Abort => actions.extend([Action::UnplugDest, Action::Withdraw]),
-        }
-        actions.reverse();
-        Plan { port: port.to_owned(), source, dest, trigger, actions }
-    }
-
-    async fn act(&mut self, plan: &Plan, action: Action) {
+    async fn act(&mut self, plan: &Plan, step: Step) {
         let (src, dst) = (plan.source, plan.dest);
         let dest_name = self.chassis[dst].name.clone();
-        match action {
-            Action::Announce { dual } => {
-                // What the API writes for the inactive destination binding.
-                let port = self.port(&plan.port).await;
-                let prev = self.record(&plan.port).await;
-                if prev.as_ref().is_some_and(|m| !m.state.is_final() && m.destination == dest_name) {
-                    return;
-                }
-                let mut m = Migration::new(&port.id, 0, &port.binding_host_id, &dest_name);
-                m.state = MigrationState::Announced;
-                m.dual_delivery = dual;
+        let events: Vec<NbEvent> = match step {
+            Step::Announce { dual } => {
                 self.held.entry(plan.port.clone()).or_default().insert(dest_name.clone());
-                let seen = prev.as_ref().map(migration::Seen::of);
-                m.revision_number = prev.map_or(0, |p| p.revision_number);
-                let guard = move |stored: Option<&Object>| migration::Seen::matches(seen, stored);
-                if let Ok(stored) = self.nb.put_if(Object::Migration(m), &guard).await {
-                    let event =
-                        NbEvent::Put { revision: stored.mod_revision, object: Box::new(stored.object) };
-                    self.observe(&event);
-                    self.publish(event);
-                }
+                sim::announce(&self.nb, &plan.port, &dest_name, dual).await.into_iter().collect()
             }
-            Action::PlugDest => {
+            Step::PlugDest => {
                 self.chassis[dst].vifs.insert(plan.port.clone(), 100 + dst as u32);
                 self.held.entry(plan.port.clone()).or_default().insert(dest_name);
+                vec![]
             }
-            Action::Switch { rarp } => {
-                if rarp {
-                    self.rarp(plan).await;
-                }
+            Step::Switch { rarp: true } | Step::Rarp => {
+                self.rarp(plan).await;
+                vec![]
             }
-            Action::Rarp => self.rarp(plan).await,
-            Action::UnplugSource => {
+            Step::Switch { rarp: false } => vec![],
+            Step::UnplugSource => {
                 self.chassis[src].vifs.remove(&plan.port);
+                vec![]
             }
-            Action::UnplugDest => {
+            Step::UnplugDest => {
                 self.chassis[dst].vifs.remove(&plan.port);
+                vec![]
             }
-            Action::BindingUpdate => {
-                // What the API does: the port first, then the record completed (if still open).
-                let mut port = self.port(&plan.port).await;
-                port.binding_host_id = dest_name.clone();
-                self.write_object(Object::Port(port)).await.unwrap();
-                if let Some(m) = self.record(&plan.port).await {
-                    if let Some(done) = m.on_binding_moved(&dest_name, 1) {
-                        let seen = Some(migration::Seen::of(&m));
-                        let guard = move |stored: Option<&Object>| migration::Seen::matches(seen, stored);
-                        if let Ok(stored) = self.nb.put_if(Object::Migration(done), &guard).await {
-                            let event = NbEvent::Put {
-                                revision: stored.mod_revision,
-                                object: Box::new(stored.object),
-                            };
-                            self.observe(&event);
-                            self.publish(event);
-                        }
-                    }
-                }
-            }
-            Action::Withdraw => {
-                if let Some(m) = self.record(&plan.port).await {
-                    if m.destination == dest_name && m.state.is_before_activation() {
-                        self.withdraw(&m).await;
-                    }
-                }
-            }
+            Step::BindingUpdate => sim::bind(&self.nb, &plan.port, &dest_name).await,
+            Step::Withdraw => sim::withdraw(&self.nb, &plan.port, &dest_name).await.into_iter().collect(),
+        };
+        for event in events {
+            self.observe(&event);
+            self.publish(event);
         }
     }
 
@@ -508,43 +388,20 @@ impl Sim {
 
     /// Runs every port's migrations with background operations in between, then heals.
     async fn run(mut self) {
-        let ports: Vec<String> = (0..self.config.ports).map(|p| format!("p{p}")).collect();
-        let mut hosts: BTreeMap<String, usize> =
-            ports.iter().enumerate().map(|(p, id)| (id.clone(), p % self.config.chassis)).collect();
-        let mut left: BTreeMap<String, usize> =
-            ports.iter().map(|p| (p.clone(), self.config.migrations_per_port)).collect();
-        let mut plans: BTreeMap<String, Plan> = BTreeMap::new();
-        let mut triggers: BTreeMap<String, usize> = BTreeMap::new();
-        loop {
-            for p in &ports {
-                if !plans.contains_key(p) && left[p] > 0 {
-                    *left.get_mut(p).unwrap() -= 1;
-                    let plan = self.plan(p, hosts[p]);
-                    *triggers.entry(format!("{:?}", plan.trigger)).or_default() += 1;
-                    plans.insert(p.clone(), plan);
-                }
-            }
-            if plans.is_empty() {
-                break;
-            }
+        let mut schedule =
+            Schedule::new(self.config.ports, self.config.chassis, self.config.migrations_per_port);
+        while schedule.refill(&mut self.rng) {
             for _ in 0..self.rng.below(12) {
                 self.background().await;
             }
-            let busy: Vec<String> = plans.keys().cloned().collect();
-            let p = &busy[self.rng.below(busy.len())];
-            let mut plan = plans.remove(p).unwrap();
-            if let Some(action) = plan.actions.pop() {
-                self.act(&plan, action).await;
+            let (plan, step) = schedule.take(&mut self.rng);
+            if let Some(step) = step {
+                self.act(&plan, step).await;
             }
             self.check_running();
-            if plan.actions.is_empty() {
-                if plan.trigger != Trigger::Abort {
-                    hosts.insert(p.clone(), plan.dest);
-                }
-            } else {
-                plans.insert(p.clone(), plan);
-            }
+            schedule.put_back(plan);
         }
+        let (hosts, triggers) = (schedule.hosts, schedule.triggers);
         self.heal().await;
         self.check_converged(&hosts).await;
         self.check_replay().await;
