@@ -141,6 +141,8 @@ enum Done {
     },
     /// The bridge set-up ended: whether br-int and its ports are in place.
     Bridge(bool),
+    /// A fresh listing of the NB, and the watch from just after it.
+    Relisted(Box<(NbCache, NbWatch)>),
 }
 
 /// Runs the controller until `shutdown` resolves: the IO shell around [`crate::core::Core`]. It
@@ -172,7 +174,9 @@ pub async fn run(
     let (of_tx, mut of_events) = mpsc::unbounded_channel();
     let target: Target = config.openflow.parse()?;
     let switch = Switch::spawn(target, of_tx);
-    let (cache, mut nb_watch) = retrying("list the NB", || relist(&nb, config.blind_to_migrations)).await;
+    let (cache, nb_watch) = retrying("list the NB", || relist(&nb, config.blind_to_migrations)).await;
+    // None while a relist runs (a task: the loop goes on serving the switch and OVSDB meanwhile).
+    let mut nb_watch = Some(nb_watch);
     let me = Identity {
         chassis: config.chassis.clone(),
         tunnel_ip: config.tunnel_ip,
@@ -276,18 +280,20 @@ pub async fn run(
                 }
                 core.handle(Input::Tick, Instant::now());
             }
-            event = nb_watch.next() => {
+            event = async { nb_watch.as_mut().expect("guarded").next().await }, if nb_watch.is_some() => {
                 // One computation for a batch: every event the watch already holds is applied
                 // first (up to MAX_BATCH), so a burst of writes costs one recomputation, not one
                 // per write.
+                let watch = nb_watch.as_mut().expect("guarded");
                 let mut event = event;
                 let mut batch = Vec::new();
-                let mut relisted = None;
+                // Why the watch must be replaced by a relist (and how long to wait first).
+                let mut relist_after = None;
                 for _ in 0..MAX_BATCH {
                     match event {
                         Some(Ok(NbEvent::Relist { compact_revision })) => {
                             tracing::warn!(compact_revision, "NB history compacted past our position; relisting");
-                            relisted = Some(());
+                            relist_after = Some(Duration::ZERO);
                             break;
                         }
                         Some(Ok(NbEvent::Put { object, .. })) if config.blind_to_migrations && object.kind() == Kind::Migration => {}
@@ -295,26 +301,29 @@ pub async fn run(
                         Some(Ok(ev)) => batch.push(ev),
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "NB watch failed; relisting");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                            relisted = Some(());
+                            relist_after = Some(Duration::from_millis(200));
                             break;
                         }
                         None => {
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                            relisted = Some(());
+                            tracing::warn!("NB watch ended; relisting");
+                            relist_after = Some(Duration::from_millis(200));
                             break;
                         }
                     }
-                    match nb_watch.next().now_or_never() {
+                    match watch.next().now_or_never() {
                         Some(next) => event = next,
                         None => break,
                     }
                 }
                 core.handle(Input::Nb(batch), Instant::now());
-                if relisted.is_some() {
-                    let cache;
-                    (cache, nb_watch) = retrying("relist the NB", || relist(&nb, config.blind_to_migrations)).await;
-                    core.handle(Input::Relisted(cache), Instant::now());
+                if let Some(pause) = relist_after {
+                    nb_watch = None;
+                    let (nb, done, blind) = (nb.clone(), done_tx.clone(), config.blind_to_migrations);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(pause).await;
+                        let listed = retrying("relist the NB", || relist(&nb, blind)).await;
+                        let _ = done.send(Done::Relisted(Box::new(listed)));
+                    });
                 }
             }
             event = ovsdb_events.recv() => {
@@ -368,6 +377,11 @@ pub async fn run(
                     Done::Bridge(ok) => {
                         bridge_busy = false;
                         bridge_ready = ok;
+                    }
+                    Done::Relisted(listed) => {
+                        let (cache, watch) = *listed;
+                        core.handle(Input::Relisted(cache), now);
+                        nb_watch = Some(watch);
                     }
                 }
             }

@@ -8,13 +8,18 @@
 //! events come in.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
 use tern_model::{FloatingIp, Kind, Network, Object, Resource};
 use tern_store::nb::NbEvent;
 
 /// The NB as one controller has seen it.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct NbCache {
-    objects: BTreeMap<Kind, BTreeMap<String, Object>>,
+    /// By kind, then id; hashed (a computation asks for a few hundred objects by id, and a
+    /// lookup in a tree of 30,000 ids is a chain of cold string comparisons). Whatever is
+    /// listed from it comes sorted by id.
+    objects: BTreeMap<Kind, HashMap<String, Object>>,
     ports_by_network: BTreeMap<String, BTreeSet<String>>,
     ports_by_chassis: BTreeMap<String, BTreeSet<String>>,
     subnets_by_network: BTreeMap<String, BTreeSet<String>>,
@@ -27,7 +32,7 @@ pub struct NbCache {
     /// The revision of the listing: every object in it is at most this old.
     listed_at: u64,
     /// The revision of the last change applied per key (deletes included).
-    changed_at: BTreeMap<(Kind, String), u64>,
+    changed_at: HashMap<(Kind, String), u64>,
 }
 
 impl NbCache {
@@ -91,17 +96,16 @@ impl NbCache {
         self.objects.get(&kind)?.get(id)
     }
 
-    /// Every object of one kind, borrowed (no copy).
+    /// Every object of one kind, borrowed (no copy), by id.
     pub fn iter(&self, kind: Kind) -> impl Iterator<Item = &Object> {
-        self.objects.get(&kind).into_iter().flat_map(|m| m.values())
+        let mut objects: Vec<(&String, &Object)> = self.objects.get(&kind).into_iter().flatten().collect();
+        objects.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        objects.into_iter().map(|(_, o)| o)
     }
 
-    /// Every object of one kind, as its own type.
+    /// Every object of one kind, as its own type, by id.
     pub fn all<T: Resource>(&self) -> Vec<T> {
-        self.objects
-            .get(&T::KIND)
-            .map(|m| m.values().cloned().filter_map(T::from_object).collect())
-            .unwrap_or_default()
+        self.iter(T::KIND).cloned().filter_map(T::from_object).collect()
     }
 
     /// Ids of the ports on a network.

@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tern_model::{Kind, Migration, Object, Port, Status};
@@ -78,6 +79,13 @@ pub enum Input {
     Nb(Vec<NbEvent>),
     /// A fresh listing of the NB (after a compaction or a broken watch).
     Relisted(NbCache),
+    /// A copy of the NB kept by someone else, with the changes that made it from the last one
+    /// (several cores in one process share one copy: the simulation of a thousand chassis).
+    /// The core looks at the changes as it would at [`Input::Nb`]'s events.
+    SharedNb {
+        nb: Arc<NbCache>,
+        changes: Arc<[NbChange]>,
+    },
     /// What OVSDB shows now: the VIFs on br-int (port id -> ofport), the tunnel port's and the
     /// patch ports' ofports; `synced` once OVSDB's first full snapshot has arrived.
     Ovsdb {
@@ -105,6 +113,14 @@ pub enum Input {
     SwitchRead(Option<FlowSet>),
     /// Once a second: gateways are probed when due.
     Tick,
+}
+
+/// One object's change, for [`Input::SharedNb`]: what the NB held before and holds after
+/// (`None`: absent).
+#[derive(Clone, Debug)]
+pub struct NbChange {
+    pub before: Option<Object>,
+    pub after: Option<Object>,
 }
 
 /// What became of a bundle.
@@ -164,7 +180,9 @@ enum Phase {
 /// The controller of one chassis, without IO.
 pub struct Core {
     me: Identity,
-    nb: NbCache,
+    /// Its copy of the NB: its own (changed in place), or shared with other cores in one
+    /// process ([`Input::SharedNb`]; changed only by copying, should the core ever write).
+    nb: Arc<NbCache>,
     vifs: BTreeMap<String, u32>,
     tunnel_ofport: Option<u32>,
     patch_ports: BTreeMap<String, u32>,
@@ -187,6 +205,11 @@ pub struct Core {
     /// The same write is not sent again for [`STATUS_RETRY`] (it may be on its way).
     status_sent: BTreeMap<String, (Status, u64, Instant)>,
     dirty: bool,
+    /// The scope of the last view computed: an NB change it does not touch leaves the flows as
+    /// they are, and starts no computation (`None`: every change counts).
+    scope: Option<crate::view::Scope>,
+    /// Flow computations so far.
+    computations: u64,
     /// No computation before this (a refused bundle's pause).
     not_before: Option<Instant>,
     phase: Phase,
@@ -196,8 +219,9 @@ pub struct Core {
 }
 
 impl Core {
-    /// A core on a listing of the NB.
-    pub fn new(me: Identity, nb: NbCache) -> Core {
+    /// A core on a listing of the NB (its own, or one shared with other cores).
+    pub fn new(me: Identity, nb: impl Into<Arc<NbCache>>) -> Core {
+        let nb = nb.into();
         let metrics = crate::metrics::Metrics::new(&me.chassis);
         Core {
             me,
@@ -217,6 +241,8 @@ impl Core {
             reported_places: BTreeMap::new(),
             status_sent: BTreeMap::new(),
             dirty: true,
+            scope: None,
+            computations: 0,
             not_before: None,
             phase: Phase::Idle,
             started: None,
@@ -230,19 +256,41 @@ impl Core {
         &self.nb
     }
 
+    /// How many times the core computed its flows: an input that leaves this where it was was
+    /// handled without looking at the flows (for tests and benchmarks).
+    pub fn computations(&self) -> u64 {
+        self.computations
+    }
+
     /// Takes one input, at `now`.
     pub fn handle(&mut self, input: Input, now: Instant) {
         match input {
             Input::Nb(events) => {
                 let n = events.len();
+                let mut touching = 0;
                 for ev in events {
-                    self.dirty |= self.nb.apply(ev);
+                    let touches = self.touches(&ev);
+                    if Arc::make_mut(&mut self.nb).apply(ev) && touches {
+                        touching += 1;
+                        self.dirty = true;
+                    }
                 }
-                self.metrics.batch(n);
-                self.metrics.received(self.nb.revision());
+                self.nb_applied(n, touching);
+            }
+            Input::SharedNb { nb, changes } => {
+                let touching = match &self.scope {
+                    Some(scope) => {
+                        changes.iter().filter(|c| scope.touches(c.before.as_ref(), c.after.as_ref())).count()
+                    }
+                    None => changes.len(),
+                };
+                self.nb = nb;
+                self.dirty |= touching > 0;
+                self.nb_applied(changes.len(), touching);
             }
             Input::Relisted(cache) => {
-                self.nb = cache;
+                self.nb = Arc::new(cache);
+                self.scope = None;
                 self.dirty = true;
             }
             Input::Ovsdb { vifs, tunnel_ofport, patch_ports, synced } => {
@@ -371,7 +419,7 @@ impl Core {
         // this computation is done (a record it completed, say, is its to delete): the watch's copy
         // of them will be old news.
         for ev in events {
-            self.dirty |= self.nb.apply_ahead(ev);
+            self.dirty |= Arc::make_mut(&mut self.nb).apply_ahead(ev);
         }
         match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::WritingSteps { after_flows } => {
@@ -392,6 +440,7 @@ impl Core {
             return;
         }
         let view = self.view(now);
+        self.computations += 1;
         let desired = tern_pipeline::compute(&view);
         for c in desired.conflicts() {
             tracing::warn!(kept = %c.kept, rejected = %c.rejected, "two flows for one match; kept the first");
@@ -531,7 +580,8 @@ impl Core {
             patch_ports: self.patch_ports.clone(),
             neighbours: self.external.neighbours.clone(),
         };
-        let mut view = crate::view::chassis_view(&self.nb, &migrations, &local);
+        let (mut view, scope) = crate::view::scoped_view(&self.nb, &migrations, &local);
+        self.scope = Some(scope);
         for (port, to) in &view.forwarding {
             self.forwarding.insert(port.clone(), (to.clone(), now + FORWARDING_GRACE));
         }
@@ -540,6 +590,33 @@ impl Core {
             view.forwarding.entry(port.clone()).or_insert_with(|| to.clone());
         }
         view
+    }
+
+    /// After NB events were applied: `n` of them, `touching` of which could change the flows.
+    fn nb_applied(&mut self, n: usize, touching: usize) {
+        self.metrics.batch(n, touching);
+        self.metrics.received(self.nb.revision());
+        if !self.dirty && self.scope.is_some() && matches!(self.phase, Phase::Idle) {
+            // Nothing here changed: the switch's flows reflect these revisions too.
+            if let Some(installed) = &self.installed {
+                let (flows, nb_revision) = (installed.len(), self.nb.revision());
+                self.metrics.installed(flows, nb_revision, nb_revision);
+                let moved = Vec::new();
+                self.out.push_back(Output::Reconciled(Reconciled { changes: 0, flows, nb_revision, moved }));
+            }
+        }
+    }
+
+    /// Whether an NB event (not yet applied) can change the last view computed.
+    fn touches(&self, event: &NbEvent) -> bool {
+        let Some(scope) = &self.scope else { return true };
+        match event {
+            NbEvent::Put { object, .. } => {
+                scope.touches(self.nb.get(object.kind(), object.id()), Some(object))
+            }
+            NbEvent::Delete { kind, id, .. } => scope.touches(self.nb.get(*kind, id), None),
+            NbEvent::Relist { .. } => true,
+        }
     }
 
     /// The NB's migration records by port id.

@@ -25,6 +25,7 @@ struct Families {
     lag: IntGaugeVec,
     migrations: IntGaugeVec,
     packet_ins: IntCounterVec,
+    events: IntCounterVec,
 }
 
 static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
@@ -77,6 +78,12 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             &["chassis", "kind"]
         )
         .expect("metric registered once"),
+        events: register_int_counter_vec!(
+            "tern_controller_nb_events_total",
+            "NB events applied to the controller's copy, by whether they could change this chassis' flows (`scope`: in, a computation followed; out, none needed).",
+            &["chassis", "scope"]
+        )
+        .expect("metric registered once"),
     }
 });
 
@@ -92,6 +99,9 @@ impl Metrics {
     pub fn new(chassis: &str) -> Metrics {
         let m = Metrics { chassis: chassis.to_string() };
         // Every series exists from the start (a scrape sees zeros, not absence).
+        for scope in ["in", "out"] {
+            FAMILIES.events.with_label_values(&[chassis, scope]);
+        }
         for kind in PacketIn::KINDS {
             FAMILIES.packet_ins.with_label_values(&[chassis, kind]);
         }
@@ -105,8 +115,12 @@ impl Metrics {
         FAMILIES.reconcile.with_label_values(&[&self.chassis]).observe(took.as_secs_f64());
     }
 
-    pub fn batch(&self, events: usize) {
+    /// A batch of `events` NB events, `in_scope` of which could change the flows.
+    pub fn batch(&self, events: usize, in_scope: usize) {
         FAMILIES.batch.with_label_values(&[&self.chassis]).observe(events as f64);
+        let out_of_scope = events.saturating_sub(in_scope);
+        FAMILIES.events.with_label_values(&[&self.chassis, "in"]).inc_by(in_scope as u64);
+        FAMILIES.events.with_label_values(&[&self.chassis, "out"]).inc_by(out_of_scope as u64);
     }
 
     pub fn bundle(&self, flow_mods: usize, took: Duration) {
@@ -167,7 +181,7 @@ mod tests {
     #[test]
     fn a_controllers_series_are_labelled_with_its_chassis_and_exist_from_the_start() {
         let m = Metrics::new("metrics-test-hv");
-        m.batch(3);
+        m.batch(3, 1);
         m.bundle(12, Duration::from_millis(2));
         m.installed(40, 7, 9);
         m.packet_in("dhcp");

@@ -1,9 +1,13 @@
 //! `FlowSet`: a set of flows keyed the way OVS identifies a flow (table, priority, match) — the
 //! desired flows the apps compute and the flows installed in the switch — and `diff`, the flow
 //! mods that turn the installed set into the desired one.
+//!
+//! The set is hashed (building a set and diffing two cost a hash per flow, not a chain of match
+//! comparisons); whatever comes out of it — iteration, display, the diff's flow mods — comes in
+//! [`FlowKey`] order, so its results do not depend on hashing.
 
+use foldhash::HashMap;
 use std::cmp::{Ordering, Reverse};
-use std::collections::BTreeMap;
 use std::fmt;
 
 use tern_openflow::{Flow, FlowMod, Match};
@@ -54,7 +58,7 @@ pub struct FlowConflict {
 /// ([`Flow::normalized`]), so a desired set and a set read from the switch compare directly.
 #[derive(Debug, Clone, Default)]
 pub struct FlowSet {
-    flows: BTreeMap<FlowKey, Flow>,
+    flows: HashMap<FlowKey, Flow>,
     conflicts: Vec<FlowConflict>,
 }
 
@@ -71,10 +75,10 @@ impl FlowSet {
     pub fn insert(&mut self, flow: Flow) {
         let flow = flow.normalized();
         match self.flows.entry(FlowKey::of(&flow)) {
-            std::collections::btree_map::Entry::Vacant(e) => {
+            std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(flow);
             }
-            std::collections::btree_map::Entry::Occupied(e) => {
+            std::collections::hash_map::Entry::Occupied(e) => {
                 if *e.get() != flow {
                     self.conflicts.push(FlowConflict { kept: e.get().clone(), rejected: flow });
                 }
@@ -107,7 +111,9 @@ impl FlowSet {
 
     /// The flows in [`FlowKey`] order.
     pub fn iter(&self) -> impl Iterator<Item = &Flow> {
-        self.flows.values()
+        let mut flows: Vec<(&FlowKey, &Flow)> = self.flows.iter().collect();
+        flows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        flows.into_iter().map(|(_, f)| f)
     }
 
     /// The flow mods that turn `installed` into `desired`, meant to be sent as one atomic bundle:
@@ -124,28 +130,29 @@ impl FlowSet {
     /// last, first table first, so traffic stops entering a path before its later stages go. At
     /// no point is a still-wanted path missing.
     pub fn diff(installed: &FlowSet, desired: &FlowSet) -> Vec<FlowMod> {
-        let mut upserts: Vec<FlowMod> = desired
+        let mut upserts: Vec<(&FlowKey, FlowMod)> = desired
             .flows
             .iter()
             .filter_map(|(key, want)| match installed.flows.get(key) {
-                None => Some(FlowMod::add(want.clone())),
+                None => Some((key, FlowMod::add(want.clone()))),
                 Some(have) if have == want => None,
                 Some(have)
                     if (have.cookie, have.idle_timeout, have.hard_timeout, have.flags)
                         == (want.cookie, want.idle_timeout, want.hard_timeout, want.flags) =>
                 {
-                    Some(FlowMod::modify_strict(want.clone()))
+                    Some((key, FlowMod::modify_strict(want.clone())))
                 }
-                Some(_) => Some(FlowMod::add(want.clone())),
+                Some(_) => Some((key, FlowMod::add(want.clone()))),
             })
             .collect();
-        // Stable: within a table the key order stays.
-        upserts.sort_by_key(|m| Reverse(m.flow.table_id));
-        let deletes = installed
-            .flows
-            .keys()
-            .filter(|key| !desired.flows.contains_key(key))
-            .map(|k| FlowMod::delete_strict(k.table_id, k.priority, k.match_.clone()));
+        // Tables last to first; within a table, key order. Only the changes are sorted.
+        upserts.sort_unstable_by(|a, b| b.0.table_id.cmp(&a.0.table_id).then_with(|| a.0.cmp(b.0)));
+        let mut deletes: Vec<&FlowKey> =
+            installed.flows.keys().filter(|key| !desired.flows.contains_key(*key)).collect();
+        deletes.sort_unstable();
+        let deletes =
+            deletes.into_iter().map(|k| FlowMod::delete_strict(k.table_id, k.priority, k.match_.clone()));
+        let mut upserts: Vec<FlowMod> = upserts.into_iter().map(|(_, m)| m).collect();
         upserts.extend(deletes);
         upserts
     }
@@ -180,7 +187,7 @@ impl fmt::Display for FlowSet {
     /// One `ovs-ofctl -O OpenFlow13 dump-flows --no-stats` line per flow (without OVS's leading
     /// space), each ending in a newline, in [`FlowKey`] order.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for flow in self.flows.values() {
+        for flow in self.iter() {
             writeln!(f, "{flow}")?;
         }
         Ok(())
@@ -252,7 +259,7 @@ mod tests {
         fn insertion_order_does_not_matter(a in arb_set(), b in arb_set(), seed in any::<u64>()) {
             // Conflict-free inputs: the first flow per key wins, so shuffle only distinct keys.
             let dedup = |v: Vec<Flow>| -> Vec<Flow> {
-                let mut m = BTreeMap::new();
+                let mut m = std::collections::BTreeMap::new();
                 for f in v { m.entry(FlowKey::of(&f)).or_insert(f); }
                 m.into_values().collect()
             };

@@ -3,6 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod core;
+
+/// The allocator `tern` runs with (see `crates/tern/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 
 use tern_controller::agent::ControllerConfig;
@@ -67,6 +73,16 @@ pub fn args_or_exit(name: &str, ports: &[usize], repeat: usize, own: &[&str]) ->
 pub fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
+}
+
+/// The `p`th percentile (0-100) of `v`, nearest rank; 0 for no values.
+pub fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    match v.len() {
+        0 => 0.0,
+        n => v[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1],
+    }
 }
 
 pub fn ms(d: std::time::Duration) -> f64 {

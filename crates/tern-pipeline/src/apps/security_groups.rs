@@ -131,7 +131,7 @@ fn side_flows(
     // Each match once, with every conjunction it takes part in, in first-seen order; found by
     // hash, as a remote-group rule brings one match per member address.
     let mut clauses: Vec<(Match, Vec<Action>)> = Vec::new();
-    let mut clause_of: std::collections::HashMap<Match, usize> = std::collections::HashMap::new();
+    let mut clause_of: foldhash::HashMap<Match, usize> = foldhash::HashMap::default();
     let mut add = |m: Match, a: Action| match clause_of.get(&m) {
         Some(i) => clauses[*i].1.push(a),
         None => {
