@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use tern_controller::migration;
 use tern_model::{Kind, Migration, MigrationState, Object, Port};
-use tern_openflow::Flow;
+use tern_openflow::{Action, Field, Flow, Instruction};
 use tern_pipeline::App;
 use tern_store::nb::{Nb, NbEvent};
 
@@ -55,22 +55,44 @@ pub fn dispatch_targets<'a>(
     me: &str,
     chassis: usize,
 ) -> Option<BTreeSet<String>> {
-    let flow = flows.into_iter().find(|f| {
-        f.table_id == tern_pipeline::tables::DISPATCH
-            && App::from_cookie(f.cookie) == Some((App::Dispatch, tern_pipeline::cookie::Object::Port(key)))
-    })?;
-    let by_ip: BTreeMap<String, String> =
-        (0..chassis).map(|k| (tunnel_ip(k).to_string(), format!("hv{k}"))).collect();
-    let text = flow.to_string();
-    let mut at: BTreeSet<String> = text
-        .split("set_field:")
-        .filter_map(|s| s.split_once("->tun_dst").map(|(ip, _)| ip))
-        .filter_map(|ip| by_ip.get(ip).cloned())
-        .collect();
-    if text.contains(&format!("resubmit(,{})", tern_pipeline::tables::INGRESS_ACL)) {
-        at.insert(me.to_string());
+    let flow = flows.into_iter().find(|f| dispatch_port(f) == Some(key))?;
+    Some(delivers(flow, me, chassis))
+}
+
+/// The key of the port whose DISPATCH flow `flow` is, if it is one.
+pub fn dispatch_port(flow: &Flow) -> Option<u32> {
+    if flow.table_id != tern_pipeline::tables::DISPATCH {
+        return None;
     }
-    Some(at)
+    match App::from_cookie(flow.cookie) {
+        Some((App::Dispatch, tern_pipeline::cookie::Object::Port(key))) => Some(key),
+        _ => None,
+    }
+}
+
+/// Where a DISPATCH flow of chassis `me` (one of `chassis` chassis `hv0`..) delivers: `me` for a
+/// local delivery (`resubmit(,INGRESS_ACL)`), other chassis by their tunnel address
+/// (`set_field:IP->tun_dst`).
+pub fn delivers(flow: &Flow, me: &str, chassis: usize) -> BTreeSet<String> {
+    let mut at = BTreeSet::new();
+    for instruction in &flow.instructions {
+        let (Instruction::ApplyActions(actions) | Instruction::WriteActions(actions)) = instruction else {
+            continue;
+        };
+        for action in actions {
+            match action {
+                Action::SetField { field: Field::TunIpv4Dst, value, .. } => {
+                    let ip = Ipv4Addr::from(value.as_u32());
+                    at.extend((0..chassis).find(|k| tunnel_ip(*k) == ip).map(|k| format!("hv{k}")));
+                }
+                Action::Resubmit { in_port: None, table: Some(tern_pipeline::tables::INGRESS_ACL) } => {
+                    at.insert(me.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+    at
 }
 
 /// What Nova does to migrate a port, and how it ends.
@@ -219,15 +241,24 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn new(ports: usize, chassis: usize, per_port: usize) -> Schedule {
-        let ports: Vec<String> = (0..ports).map(|p| format!("p{p}")).collect();
+        Schedule::of((0..ports).map(|p| (format!("p{p}"), p % chassis)).collect(), chassis, per_port)
+    }
+
+    /// The migrations of these ports (id, the chassis it starts on), `per_port` each.
+    pub fn of(ports: Vec<(String, usize)>, chassis: usize, per_port: usize) -> Schedule {
         Schedule {
             chassis,
-            hosts: ports.iter().enumerate().map(|(p, id)| (id.clone(), p % chassis)).collect(),
-            left: ports.iter().map(|p| (p.clone(), per_port)).collect(),
-            ports,
+            hosts: ports.iter().cloned().collect(),
+            left: ports.iter().map(|(p, _)| (p.clone(), per_port)).collect(),
+            ports: ports.into_iter().map(|(p, _)| p).collect(),
             plans: BTreeMap::new(),
             triggers: BTreeMap::new(),
         }
+    }
+
+    /// The chassis at either end of a migration under way.
+    pub fn busy_chassis(&self) -> Vec<usize> {
+        self.plans.values().flat_map(|p| [p.source, p.dest]).collect()
     }
 
     /// Plans the next migration of every port without one; false when all are done.
