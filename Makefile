@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO
 
-.PHONY: demo test deps pyenv bench fresh-check
+.PHONY: demo test deps pyenv bench bench-scale fresh-check
 
 # Three hypervisors (network namespaces with their own OVS), two networks, VMs pinging across them.
 demo: deps
@@ -27,6 +27,15 @@ bench: deps
 	$(CARGO) bench -p tern-controller --bench scale
 	$(CARGO) bench -p tern-controller --bench cloud_move
 	$(CARGO) bench -p tern --bench api_ports
+
+# What an NB change costs as the cloud grows: one chassis at 1,000 to 30,000 ports beside the
+# whole-cloud recompute, a thousand chassis in one process, and the lab's migration blackouts on an
+# empty NB against one loaded with 10,000 ports and churning (as root; about 30 minutes).
+bench-scale: deps
+	$(CARGO) bench -p tern-controller --bench scale
+	$(CARGO) bench -p tern-controller --bench fleet
+	$(CARGO) build --release -p tern
+	scripts/lab-scale.sh
 
 # `make demo` and `make test` in a freshly bootstrapped Debian 12 root: catches a missing install step.
 fresh-check:

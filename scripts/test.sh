@@ -33,6 +33,7 @@ declare -A STAGE_OF=(
   [tern-lab/lab]=lab
   [tern/lab_l2]=lab
   [tern/lab_migrate]=lab
+  [tern/lab_load]=lab
   [tern/openstacksdk]=python
 )
 # The pure integration test files, listed too so that a file's stage is always a decision.

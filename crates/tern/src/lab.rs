@@ -3,11 +3,14 @@
 //! Neutron API, VIFs plugged the way os-vif plugs them.
 //!
 //! Everything lives in one lab directory (`--dir`): `lab.json` (the namespaces, see `tern-lab`),
-//! `control.json` (NB DSN and API address), and for every process tern starts a pidfile, a log and
-//! its command line (`NAME.pid`, `NAME.log`, `NAME.cmd.json`). Processes are stopped by those
-//! pidfiles, and only when `/proc/PID/environ` carries this lab's `TERN_LAB_DIR`.
+//! `control.json` (NB DSN and API address), `background.json` (a background cloud `tern lab load`
+//! put in the NB, see `background`), and for every process tern starts a pidfile, a log and its
+//! command line (`NAME.pid`, `NAME.log`, `NAME.cmd.json`; the churn daemon is `churn`). Processes
+//! are stopped by those pidfiles, and only when `/proc/PID/environ` carries this lab's
+//! `TERN_LAB_DIR`.
 
 mod api;
+mod background;
 mod control;
 mod demo;
 mod migrate;
@@ -87,6 +90,21 @@ enum LabCommand {
     /// Live-migrate VM to hypervisor N the way Nova does, measuring the network's blackout with a
     /// two-way 1 kHz UDP probe between the VM and a peer VM on another hypervisor.
     Migrate(migrate::MigrateArgs),
+    /// Load a background cloud into the lab's NB beside the lab's own objects: registered chassis
+    /// with no OVS, controller or heartbeat (hypervisors elsewhere), and ports on networks of
+    /// their own bound to them (the benchmarks' synthetic cloud; every id starts with `bg-`).
+    ///
+    /// Written straight to the NB (etcd, or the embedded process' store), with progress. One per
+    /// lab. `--churn R` then starts `tern lab churn --rate R`.
+    /// E.g. `tern lab load --ports 10000 --chassis 1000 --churn 20`.
+    Load(background::LoadArgs),
+    /// Keep updating the background cloud: R times a second, move a random background port's
+    /// binding to another background chassis (a change every lab controller receives).
+    ///
+    /// Runs as the lab's `churn` daemon (`churn.pid`, `churn.log`, a line every 10 s) until
+    /// `tern lab churn --stop` or `tern lab down`; `--foreground` runs it here until ctrl-c or
+    /// SIGTERM.
+    Churn(background::ChurnArgs),
     /// The embedded control plane: store, Neutron API and one controller per hypervisor.
     #[command(hide = true)]
     Serve,
@@ -306,6 +324,14 @@ pub async fn run(args: LabArgs) -> Result<(), Exit> {
             let mut lab = open(&dir)?;
             migrate::run(&mut lab, m).await
         }
+        LabCommand::Load(l) => {
+            let lab = open(&dir)?;
+            background::load(&lab, l).await
+        }
+        LabCommand::Churn(c) => {
+            let lab = open(&dir)?;
+            background::churn(&lab, c).await
+        }
         LabCommand::Serve => control::serve(&dir).await.map_err(Exit::failure),
         LabCommand::ProbeStream { args } => tokio::task::spawn_blocking(move || tern_lab::stream::cli(&args))
             .await
@@ -522,6 +548,7 @@ async fn status(dir: &Path, json: bool) -> Result<(), Exit> {
         Err(_) => (None, None, None),
     };
     let vm_network = |v: &Vm| ports.as_ref().and_then(|p| p.get(v.iface_id()).cloned());
+    let background = background::Background::read(lab.dir()).ok().flatten();
     if json {
         let vms: Vec<serde_json::Value> = st
             .vms
@@ -544,6 +571,7 @@ async fn status(dir: &Path, json: bool) -> Result<(), Exit> {
             "control": control,
             "daemons": daemons,
             "chassis": chassis,
+            "background": background,
             "migrations": migrations,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -560,9 +588,24 @@ async fn status(dir: &Path, json: bool) -> Result<(), Exit> {
     }
     match &chassis {
         Some(c) => {
-            println!("  chassis   registered: {}", if c.is_empty() { "none".into() } else { c.join(" ") })
+            // The background cloud's chassis are counted, not listed.
+            let (bg, own): (Vec<&String>, Vec<&String>) =
+                c.iter().partition(|n| background::is_background(n));
+            let own: Vec<&str> = own.iter().map(|s| s.as_str()).collect();
+            let more =
+                if bg.is_empty() { String::new() } else { format!(" (+{} background chassis)", bg.len()) };
+            println!(
+                "  chassis   registered: {}{more}",
+                if own.is_empty() { "none".into() } else { own.join(" ") }
+            )
         }
         None => println!("  chassis   unknown (API unreachable)"),
+    }
+    if let Some(b) = &background {
+        println!(
+            "  background {} ports on {} chassis, {} networks ({} NB objects, prefix {}, loaded in {:.1} s)",
+            b.ports, b.chassis, b.networks, b.objects, b.prefix, b.load_seconds
+        );
     }
     for v in lab.vms() {
         if let Some(n) = vm_network(v) {

@@ -333,7 +333,10 @@ impl Api {
             return Ok(Net { id: net_id, subnet_id: id, prefix_len, gateway });
         }
         let used: Vec<&str> = subnets.iter().filter_map(|s| s["cidr"].as_str()).collect();
-        let k = (position..=255)
+        // From the network's position on, then from 1 (a NB with many networks, e.g. a
+        // background cloud's, puts a new one past 255).
+        let k = (position.min(256)..=255)
+            .chain(1..position.min(256))
             .find(|k| !used.contains(&format!("10.{k}.0.0/24").as_str()))
             .ok_or_else(|| anyhow!("no free 10.K.0.0/24 left for network {name}"))?;
         let cidr = format!("10.{k}.0.0/24");

@@ -119,7 +119,7 @@ fn pidfile(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.pid"))
 }
 
-fn logfile(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn logfile(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.log"))
 }
 
@@ -149,11 +149,11 @@ fn is_ours(pid: u32, dir: &Path) -> bool {
 }
 
 /// The live pid of recorded process `name`, if it is still ours.
-fn live_pid(dir: &Path, name: &str) -> Option<u32> {
+pub(crate) fn live_pid(dir: &Path, name: &str) -> Option<u32> {
     read_pid(&pidfile(dir, name)).filter(|p| is_ours(*p, dir))
 }
 
-fn log_tail(dir: &Path, name: &str) -> String {
+pub(crate) fn log_tail(dir: &Path, name: &str) -> String {
     let text = std::fs::read_to_string(logfile(dir, name)).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
@@ -161,7 +161,7 @@ fn log_tail(dir: &Path, name: &str) -> String {
 
 /// Starts `argv` detached (own process group, stdio to `NAME.log`) and records its pid and
 /// command line.
-fn spawn_recorded(dir: &Path, name: &str, argv: &[String]) -> anyhow::Result<u32> {
+pub(crate) fn spawn_recorded(dir: &Path, name: &str, argv: &[String]) -> anyhow::Result<u32> {
     use std::os::unix::process::CommandExt as _;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -215,7 +215,16 @@ async fn stop(dir: &Path, name: &str) -> Option<u32> {
     Some(pid)
 }
 
-/// The recorded process names: controllers first, then the API, the embedded process, etcd.
+/// Stops recorded process `name` like [`stop`] and forgets it (its pidfile goes), so that it is
+/// no longer one of the lab's daemons; returns its pid if it was running.
+pub(crate) async fn stop_recorded(dir: &Path, name: &str) -> Option<u32> {
+    let pid = stop(dir, name).await;
+    let _ = std::fs::remove_file(pidfile(dir, name));
+    pid
+}
+
+/// The recorded process names: the background churn first (it writes to the NB), then the
+/// controllers, the API, the embedded process, etcd.
 fn recorded(dir: &Path) -> Vec<String> {
     let mut controllers: Vec<(u32, String)> = std::fs::read_dir(dir)
         .into_iter()
@@ -229,7 +238,11 @@ fn recorded(dir: &Path) -> Vec<String> {
         })
         .collect();
     controllers.sort();
-    let mut names: Vec<String> = controllers.into_iter().map(|(_, n)| n).collect();
+    let mut names: Vec<String> = Vec::new();
+    if pidfile(dir, super::background::CHURN).exists() {
+        names.push(super::background::CHURN.to_owned());
+    }
+    names.extend(controllers.into_iter().map(|(_, n)| n));
     for n in ["server", EMBEDDED, "etcd"] {
         if pidfile(dir, n).exists() {
             names.push(n.to_owned());
@@ -266,7 +279,7 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn tern_exe() -> anyhow::Result<String> {
+pub(crate) fn tern_exe() -> anyhow::Result<String> {
     Ok(std::env::current_exe().context("locating the tern binary")?.display().to_string())
 }
 
@@ -498,7 +511,8 @@ async fn supervise(config: ControllerConfig, nb: Nb, flow_log: PathBuf, stop: wa
 }
 
 /// `tern lab serve`: the embedded control plane. Owns `redb:DIR/nb.redb`, serves the Neutron API on
-/// a free loopback port (recorded in `control.json`) and runs one controller task per ready
+/// a free loopback port (recorded in `control.json`; beside it the lab-only route `tern lab load`
+/// writes NB objects through, [`super::background::ROUTE`]) and runs one controller task per ready
 /// hypervisor, picking up hypervisors added later, until SIGTERM or ctrl-c.
 pub async fn serve(dir: &Path) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -510,7 +524,8 @@ pub async fn serve(dir: &Path) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the API")?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app = tern_api::router(tern_api::ApiState { nb: nb.clone(), token: None });
+    let app = tern_api::router(tern_api::ApiState { nb: nb.clone(), token: None })
+        .merge(super::background::routes(nb.clone()));
     let api_stop = stopped(stop_rx.clone());
     let api = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(api_stop).await });
     ControlState {
