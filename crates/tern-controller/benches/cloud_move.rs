@@ -40,17 +40,8 @@ async fn settled(reports: &mut mpsc::UnboundedReceiver<Reconciled>, revision: u6
 
 /// Writes the cloud: kind by kind (references first), 64 writes in flight.
 async fn load(nb: &Nb, cloud: &Cloud) {
-    let order = [
-        Kind::Chassis,
-        Kind::SecurityGroup,
-        Kind::Network,
-        Kind::Subnet,
-        Kind::Port,
-        Kind::Router,
-        Kind::FloatingIp,
-    ];
     let t = Instant::now();
-    for kind in order {
+    for kind in tern_controller::synthetic::WRITE_ORDER {
         let objects: Vec<Object> = cloud.objects.iter().filter(|o| o.kind() == kind).cloned().collect();
         let n = objects.len();
         futures::stream::iter(objects)

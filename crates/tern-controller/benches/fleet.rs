@@ -70,13 +70,8 @@ fn main() {
     );
 
     let vm_ports: Vec<String> = cloud.placement.keys().cloned().collect();
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut below = |n: usize| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        (rng % n as u64) as usize
-    };
+    let mut rng = tern_controller::synthetic::Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut below = |n: usize| rng.below(n);
     let (mut latency, mut cpu, mut computed) = (Vec::new(), Vec::new(), Vec::new());
     let t_run = Instant::now();
     for (w, revision) in (0..writes).zip(2u64..) {

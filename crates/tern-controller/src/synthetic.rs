@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use tern_model::{
-    Chassis, Direction, EtherType, FixedIp, FloatingIp, Network, Object, Port, Router, RouterInterface,
+    Chassis, Direction, EtherType, FixedIp, FloatingIp, Kind, Network, Object, Port, Router, RouterInterface,
     SecurityGroup, SecurityGroupRule, Subnet,
 };
 
@@ -82,11 +82,29 @@ pub struct Cloud {
     pub placement: BTreeMap<String, (usize, usize)>,
 }
 
-/// A small, deterministic generator (xorshift64*); good enough to scatter ports.
-struct Rng(u64);
+/// The order a cloud's objects are written to a store in: each kind after the kinds it refers to.
+pub const WRITE_ORDER: [Kind; 7] = [
+    Kind::Chassis,
+    Kind::SecurityGroup,
+    Kind::Network,
+    Kind::Subnet,
+    Kind::Port,
+    Kind::Router,
+    Kind::FloatingIp,
+];
+
+/// A small, deterministic generator (xorshift64*); good enough to scatter ports, and to pick what
+/// changes in the benchmarks, tests and the lab's churn.
+pub struct Rng(u64);
 
 impl Rng {
-    fn below(&mut self, n: usize) -> usize {
+    /// A generator from `seed` (any value).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// A number below `n` (0 for `n` = 0).
+    pub fn below(&mut self, n: usize) -> usize {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -137,7 +155,7 @@ impl Cloud {
     /// [`Cloud::new`] named by `naming` (the same cloud otherwise: same placement, same keys).
     pub fn with_naming(sizes: Sizes, seed: u64, naming: Naming) -> Cloud {
         let n_ = &naming;
-        let mut rng = Rng(seed | 1);
+        let mut rng = Rng::new(seed);
         let mut objects = Vec::new();
         let mut placement = BTreeMap::new();
         let mut port_key = 0u32;

@@ -403,13 +403,8 @@ mod tests {
                 Scope::of(cache, &migrations, local),
             )
         };
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut below = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = crate::synthetic::Rng::new(0x9e37_79b9_7f4a_7c15);
+        let mut below = |n: usize| rng.below(n);
         let (mut untouched, mut touched) = (0, 0);
         let mut next_key = 10_000u32;
         for revision in 2..160u64 {

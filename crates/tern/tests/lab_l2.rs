@@ -15,13 +15,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const PREFIX: &str = "tern-e2e";
-const PATIENCE: Duration = Duration::from_secs(60);
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 #[path = "common/lab_session.rs"]
 mod lab_session;
-use lab_session::Session;
+use lab_session::{Session, PATIENCE};
 
 fn session(test: &str) -> Session {
     lab_session::session(&SERIAL, PREFIX, test)
@@ -30,14 +29,6 @@ fn session(test: &str) -> Session {
 impl Session {
     fn up(&self, hypervisors: u32, nb: &str) {
         self.ok(&["up", "--hypervisors", &hypervisors.to_string(), "--nb", nb, "--prefix", PREFIX]);
-    }
-
-    fn vm(&self, name: &str, hv: u32, network: &str) {
-        self.ok(&["vm", "add", name, "--hv", &hv.to_string(), "--network", network]);
-    }
-
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.ok(&["status", "--json"])).unwrap()
     }
 
     fn vm_field(&self, name: &str, field: &str) -> String {

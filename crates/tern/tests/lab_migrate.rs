@@ -15,37 +15,18 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const PREFIX: &str = "tern-e2m";
-const PATIENCE: Duration = Duration::from_secs(60);
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 #[path = "common/lab_session.rs"]
 mod lab_session;
-use lab_session::Session;
+use lab_session::{Session, PATIENCE};
 
 fn session(test: &str) -> Session {
     lab_session::session(&SERIAL, PREFIX, test)
 }
 
 impl Session {
-    /// `vm add`, retried while the new chassis are not yet reported alive.
-    fn vm(&self, name: &str, hv: u32, network: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let out = self.tern(&["vm", "add", name, "--hv", &hv.to_string(), "--network", network]);
-            if out.status.success() {
-                return;
-            }
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(err.contains("not alive") && Instant::now() < deadline, "vm add {name} failed: {err}");
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.ok(&["status", "--json"])).unwrap()
-    }
-
     fn hv_of(&self, vm: &str) -> u64 {
         let st = self.status();
         let v = st["vms"].as_array().unwrap().iter().find(|v| v["name"] == vm).expect("VM in status");

@@ -31,7 +31,7 @@ use anyhow::{anyhow, bail, Context as _};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tern_controller::synthetic::{Cloud, Naming, Sizes};
+use tern_controller::synthetic::{Cloud, Naming, Rng, Sizes};
 use tern_lab::Lab;
 use tern_model::{Kind, Object, Port};
 use tern_store::nb::Nb;
@@ -290,17 +290,6 @@ pub fn routes(nb: Nb) -> axum::Router {
 
 // === tern lab load ===
 
-/// The order objects are written in: each kind after the kinds it refers to.
-const LOAD_ORDER: [Kind; 7] = [
-    Kind::Chassis,
-    Kind::SecurityGroup,
-    Kind::Network,
-    Kind::Subnet,
-    Kind::Port,
-    Kind::Router,
-    Kind::FloatingIp,
-];
-
 /// Checks `tern lab load`'s sizes; returns the number of networks.
 fn check_sizes(args: &LoadArgs) -> anyhow::Result<usize> {
     let networks = args.networks.unwrap_or((args.ports / 10).max(1));
@@ -375,7 +364,7 @@ pub async fn load(lab: &Lab, args: LoadArgs) -> Result<(), Exit> {
     ));
     let mut done = 0usize;
     let mut last_report = Instant::now();
-    for kind in LOAD_ORDER {
+    for kind in tern_controller::synthetic::WRITE_ORDER {
         let objects = by_kind.remove(&kind).unwrap_or_default();
         let of_kind = objects.len();
         let mut written = 0;
@@ -515,18 +504,6 @@ fn background_of(dir: &Path) -> Result<Background, Exit> {
         .ok_or_else(|| Exit::bad_input(anyhow!("this lab holds no background cloud (`tern lab load` first)")))
 }
 
-/// A small, seeded generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
-    }
-}
-
 /// The churn in this process, until ctrl-c or SIGTERM. Each update is written on its own task
 /// (up to [`CHURN_IN_FLIGHT`] at a time), so that a slow write does not lower the rate; a tick
 /// that finds them all busy is skipped and counted.
@@ -558,7 +535,7 @@ async fn churn_foreground(dir: &Path, rate: f64) -> Result<(), Exit> {
     let writer = Arc::new(Writer::open(dir).await?);
     let seed =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut report = tokio::time::interval_at(tokio::time::Instant::now() + CHURN_REPORT, CHURN_REPORT);

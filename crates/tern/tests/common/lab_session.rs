@@ -4,6 +4,10 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a lab test waits for anything it polls for.
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
@@ -60,5 +64,24 @@ impl Session {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `vm add`, retried while the new chassis are not yet reported alive.
+    pub fn vm(&self, name: &str, hv: u32, network: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let out = self.tern(&["vm", "add", name, "--hv", &hv.to_string(), "--network", network]);
+            if out.status.success() {
+                return;
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("not alive") && Instant::now() < deadline, "vm add {name} failed: {err}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// `tern lab status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).unwrap()
     }
 }
