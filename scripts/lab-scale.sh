@@ -15,7 +15,9 @@
 # Usage: scripts/lab-scale.sh [--repeat N] [--nb embedded|etcd] [--ports P] [--chassis C]
 #                             [--churn R] [--out DIR]
 # Run as root after `cargo build --release -p tern` (TERN=path overrides target/release/tern).
-# The lab uses its own directory and namespace prefix (tern-scale) and is taken down at the end.
+# The lab uses its own directory and namespace prefix (tern-scale) and is taken down at the end,
+# unless a migration run fails: then the script stops there and keeps the lab as it is for
+# inspection (`tern lab --dir DIR status`, `tern flows dump`), and says how to take it down.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -49,7 +51,17 @@ lab() { "$TERN" lab --dir "$DIR" "$@"; }
 say() { echo "lab-scale: $*" >&2; }
 
 lab down >/dev/null 2>&1 || true
-trap 'lab down >/dev/null 2>&1 || true' EXIT
+# Set when a run failed: the lab stays up for inspection.
+KEEP=""
+finish() {
+  if [ -n "$KEEP" ]; then
+    lab churn --stop >/dev/null 2>&1 || true
+    say "a migration run failed: the lab is kept as it was for inspection; take it down with: $TERN lab --dir $DIR down"
+  else
+    lab down >/dev/null 2>&1 || true
+  fi
+}
+trap finish EXIT
 
 say "lab up ($NB NB, prefix $PREFIX, dir $DIR); results in $OUT"
 lab up --hypervisors 3 --nb "$NB" --prefix "$PREFIX" 2>"$OUT/up.log"
@@ -74,8 +86,10 @@ run_phase() {
       say "$phase: trigger $trigger, dual delivery $dual: $REPEAT migrations hv$at <-> hv$to"
       if ! lab migrate a --to "hv$to" --trigger "$trigger" "${flags[@]}" --repeat "$REPEAT" --probes l2 \
         --json >"$OUT/$phase-$trigger-$dual.json" 2>"$OUT/$phase-$trigger-$dual.log"; then
-        say "$phase $trigger $dual: tern lab migrate failed (see $OUT/$phase-$trigger-$dual.log)"
+        say "$phase $trigger $dual: tern lab migrate failed (see $OUT/$phase-$trigger-$dual.log); stopping here"
         touch "$OUT/$phase-$trigger-$dual.failed"
+        KEEP=1
+        return
       fi
       # Where the VM ended: the last migration's destination.
       at=$(python3 -c 'import json,sys
@@ -90,13 +104,16 @@ except Exception:
 }
 
 started=$(date +%s)
+load_secs="-"
 run_phase empty
+if [ -z "$KEEP" ]; then
 say "loading the background cloud: $PORTS ports on $CHASSIS chassis, churn $CHURN/s"
 load_started=$(date +%s.%N)
 lab load --ports "$PORTS" --chassis "$CHASSIS" --churn "$CHURN" >"$OUT/load.out" 2>"$OUT/load.log"
 load_secs=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$load_started" "$(date +%s.%N)")
 cat "$OUT/load.out" >&2
 run_phase loaded
+fi
 lab churn --stop >"$OUT/churn-stop.out" 2>&1 || true
 cp "$DIR/churn.log" "$OUT/churn.log" 2>/dev/null || true
 lab status --json >"$OUT/status.json" 2>/dev/null || true
@@ -186,3 +203,4 @@ for r in rows:
     print(line(r))
 print(f"\nrows within 1.5x: {verdicts.count('yes')}/{len(verdicts)}; JSON reports in {out}")
 EOF
+[ -z "$KEEP" ] || exit 1
