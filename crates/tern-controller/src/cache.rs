@@ -144,6 +144,16 @@ impl NbCache {
         ids.into_iter().filter_map(|id| self.one(id)).collect()
     }
 
+    /// Object `id` of kind `T`, borrowed.
+    pub fn one_ref<T: Resource>(&self, id: &str) -> Option<&T> {
+        self.get(T::KIND, id).and_then(T::from_object_ref)
+    }
+
+    /// [`NbCache::some`], borrowed.
+    pub fn some_refs<'a, T: Resource>(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<&T> {
+        ids.into_iter().filter_map(|id| self.one_ref(id)).collect()
+    }
+
     /// Ids of the ports bound to a chassis (`binding:host_id`).
     pub fn ports_on_chassis(&self, chassis: &str) -> impl Iterator<Item = &str> {
         self.ports_by_chassis.get(chassis).into_iter().flatten().map(String::as_str)

@@ -49,12 +49,12 @@ pub fn chassis_view(nb: &NbCache, migrations: &[Migration], local: &Local) -> Ch
 /// [touch](Scope::touches) leaves the view as it is.
 pub fn scoped_view(nb: &NbCache, migrations: &[Migration], local: &Local) -> (ChassisView, Scope) {
     let scope = Scope::of(nb, migrations, local);
-    let networks: Vec<Network> = nb.some(scope.networks.iter().map(String::as_str));
-    let ports: Vec<Port> = nb.some(scope.ports.iter().map(String::as_str));
-    let subnets: Vec<Subnet> = nb.some(scope.networks.iter().flat_map(|n| nb.subnets_on_network(n)));
-    let fips: Vec<FloatingIp> = nb.some(scope.floating_ips.iter().map(String::as_str));
-    let routers: Vec<Router> = nb.some(scope.routers.iter().map(String::as_str));
-    let groups: Vec<SecurityGroup> = nb.some(scope.security_groups.iter().map(String::as_str));
+    let networks: Vec<&Network> = nb.some_refs(scope.networks.iter().map(String::as_str));
+    let ports: Vec<&Port> = nb.some_refs(scope.ports.iter().map(String::as_str));
+    let subnets: Vec<&Subnet> = nb.some_refs(scope.networks.iter().flat_map(|n| nb.subnets_on_network(n)));
+    let fips: Vec<&FloatingIp> = nb.some_refs(scope.floating_ips.iter().map(String::as_str));
+    let routers: Vec<&Router> = nb.some_refs(scope.routers.iter().map(String::as_str));
+    let groups: Vec<&SecurityGroup> = nb.some_refs(scope.security_groups.iter().map(String::as_str));
     let mut view = ChassisView::from_nb(
         &local.chassis,
         &networks,
@@ -92,18 +92,18 @@ pub fn whole_cloud_view(nb: &NbCache, local: &Local) -> ChassisView {
     let subnets: Vec<Subnet> = nb.all();
     ChassisView::from_nb(
         &local.chassis,
-        &nb.all(),
+        &nb.all::<Network>(),
         &ports,
-        &nb.all(),
+        &nb.all::<Chassis>(),
         &[],
         local.vifs.clone(),
         local.tunnel_ofport,
     )
-    .with_routers(&nb.all(), &subnets, &ports)
+    .with_routers(&nb.all::<Router>(), &subnets, &ports)
     .with_dhcp(&subnets, &ports)
-    .with_security_groups(&nb.all())
+    .with_security_groups(&nb.all::<SecurityGroup>())
     .with_external(&local.patch_ports, &subnets, local.chassis_mac, &local.neighbours)
-    .with_floating_ips(&nb.all(), &ports)
+    .with_floating_ips(&nb.all::<FloatingIp>(), &ports)
 }
 
 /// The part of the cloud a chassis' flows can be about (see the module's doc), by id.
@@ -196,9 +196,9 @@ impl Scope {
             scope.security_groups.extend(p.security_groups.iter().cloned());
         }
         let remote_groups: Vec<String> = nb
-            .some::<SecurityGroup>(scope.security_groups.iter().map(String::as_str))
+            .some_refs::<SecurityGroup>(scope.security_groups.iter().map(String::as_str))
             .into_iter()
-            .flat_map(|g| g.security_group_rules.into_iter().filter_map(|r| r.remote_group_id))
+            .flat_map(|g| g.security_group_rules.iter().filter_map(|r| r.remote_group_id.clone()))
             .collect();
         scope.security_groups.extend(remote_groups);
         for m in migrations.iter().filter(|m| scope.ports.contains(&m.port_id)) {

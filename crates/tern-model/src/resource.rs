@@ -31,6 +31,8 @@ pub trait Resource: Serialize + DeserializeOwned + Clone + Send + Sync + 'static
     fn into_object(self) -> Object;
     /// The inner value if `obj` is of this kind.
     fn from_object(obj: Object) -> Option<Self>;
+    /// The inner value if `obj` is of this kind, borrowed.
+    fn from_object_ref(obj: &Object) -> Option<&Self>;
 
     /// Parses (does not validate) this kind's JSON form, which must be a JSON object. Errors are
     /// [`ModelError::Json`] with serde's message (naming the field or value, line and column).
@@ -120,6 +122,12 @@ macro_rules! impl_resource {
                 $crate::object::Object::$kind(self)
             }
             fn from_object(obj: $crate::object::Object) -> Option<Self> {
+                match obj {
+                    $crate::object::Object::$kind(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn from_object_ref(obj: &$crate::object::Object) -> Option<&Self> {
                 match obj {
                     $crate::object::Object::$kind(v) => Some(v),
                     _ => None,

@@ -292,17 +292,21 @@ impl Action {
     /// OFPP_CONTROLLER becomes `Controller`, a note carries its zero padding, and
     /// nested ct() actions are normalized too.
     pub fn normalized(&self) -> Action {
+        let mut a = self.clone();
+        a.normalize();
+        a
+    }
+
+    /// [`Action::normalized`] in place (allocates only for a note that needs padding).
+    pub fn normalize(&mut self) {
         match self {
-            Action::Output { port: OFPP_CONTROLLER, max_len } => Action::controller(*max_len),
+            Action::Output { port: OFPP_CONTROLLER, max_len } => *self = Action::controller(*max_len),
             Action::Note(bytes) => {
-                let mut padded = bytes.clone();
-                padded.resize(round8(10 + bytes.len()).max(16) - 10, 0);
-                Action::Note(padded)
+                let len = bytes.len();
+                bytes.resize(round8(10 + len).max(16) - 10, 0);
             }
-            Action::Ct(ct) => {
-                Action::Ct(Ct { actions: ct.actions.iter().map(Action::normalized).collect(), ..ct.clone() })
-            }
-            other => other.clone(),
+            Action::Ct(ct) => ct.actions.iter_mut().for_each(Action::normalize),
+            _ => {}
         }
     }
 

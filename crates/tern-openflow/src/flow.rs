@@ -60,16 +60,17 @@ impl Flow {
     /// equals the normalized form of the flow that was sent; compare desired and
     /// installed flows in this form.
     pub fn normalized(&self) -> Flow {
-        let mut instructions: Vec<Instruction> = self
-            .instructions
-            .iter()
-            .filter(
-                |i| !matches!(i, Instruction::ApplyActions(a) | Instruction::WriteActions(a) if a.is_empty()),
-            )
-            .map(Instruction::normalized)
-            .collect();
-        instructions.sort_by_key(Instruction::print_rank);
-        Flow { instructions, ..self.clone() }
+        self.clone().into_normalized()
+    }
+
+    /// [`Flow::normalized`], reusing the flow's own storage.
+    pub fn into_normalized(mut self) -> Flow {
+        self.instructions.retain(
+            |i| !matches!(i, Instruction::ApplyActions(a) | Instruction::WriteActions(a) if a.is_empty()),
+        );
+        self.instructions.iter_mut().for_each(Instruction::normalize);
+        self.instructions.sort_by_key(Instruction::print_rank);
+        self
     }
 
     /// The match as OVS prints it, `priority=` included unless it is 32768.

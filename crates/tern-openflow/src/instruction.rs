@@ -37,14 +37,15 @@ pub enum Instruction {
 impl Instruction {
     /// The instruction with its actions normalized (see `Action::normalized`).
     pub fn normalized(&self) -> Instruction {
-        match self {
-            Instruction::ApplyActions(a) => {
-                Instruction::ApplyActions(a.iter().map(Action::normalized).collect())
-            }
-            Instruction::WriteActions(a) => {
-                Instruction::WriteActions(a.iter().map(Action::normalized).collect())
-            }
-            other => other.clone(),
+        let mut i = self.clone();
+        i.normalize();
+        i
+    }
+
+    /// [`Instruction::normalized`] in place.
+    pub fn normalize(&mut self) {
+        if let Instruction::ApplyActions(a) | Instruction::WriteActions(a) = self {
+            a.iter_mut().for_each(Action::normalize);
         }
     }
 

@@ -3,12 +3,17 @@
 //! mods that turn the installed set into the desired one.
 //!
 //! The set is hashed (building a set and diffing two cost a hash per flow, not a chain of match
-//! comparisons); whatever comes out of it — iteration, display, the diff's flow mods — comes in
-//! [`FlowKey`] order, so its results do not depend on hashing.
+//! comparisons): a table of flows, each stored once with the hash of its key (so the key's match
+//! is not kept twice, and a diff looks a flow up in the other set without hashing it again);
+//! whatever comes out of it — iteration, display, the diff's flow mods — comes in [`FlowKey`]
+//! order, so its results do not depend on hashing.
 
-use foldhash::HashMap;
 use std::cmp::{Ordering, Reverse};
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use hashbrown::hash_table::Entry;
+use hashbrown::HashTable;
 
 use tern_openflow::{Flow, FlowMod, Match};
 
@@ -23,6 +28,39 @@ pub struct FlowKey {
 impl FlowKey {
     pub fn of(flow: &Flow) -> FlowKey {
         FlowKey { table_id: flow.table_id, priority: flow.priority, match_: flow.match_.clone() }
+    }
+}
+
+/// The hash of a flow's key (table, priority, match), the same in every set: a diff looks a
+/// flow up in another set by the hash stored beside it.
+fn key_hash(table_id: u8, priority: u16, match_: &Match) -> u64 {
+    let mut h = foldhash::fast::FixedState::with_seed(0x7465_726e).build_hasher();
+    (table_id, priority).hash(&mut h);
+    match_.hash(&mut h);
+    h.finish()
+}
+
+/// Whether `flow` has the key (table, priority, match).
+fn has_key(flow: &Flow, table_id: u8, priority: u16, match_: &Match) -> bool {
+    flow.table_id == table_id && flow.priority == priority && flow.match_ == *match_
+}
+
+/// A flow of a set and the hash of its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stored {
+    hash: u64,
+    flow: Flow,
+}
+
+impl Stored {
+    fn key_cmp(&self, other: &Stored) -> Ordering {
+        let (a, b) = (&self.flow, &other.flow);
+        (a.table_id, Reverse(a.priority), a.match_.fields(), a.match_.unknown()).cmp(&(
+            b.table_id,
+            Reverse(b.priority),
+            b.match_.fields(),
+            b.match_.unknown(),
+        ))
     }
 }
 
@@ -58,7 +96,7 @@ pub struct FlowConflict {
 /// ([`Flow::normalized`]), so a desired set and a set read from the switch compare directly.
 #[derive(Debug, Clone, Default)]
 pub struct FlowSet {
-    flows: HashMap<FlowKey, Flow>,
+    flows: HashTable<Stored>,
     conflicts: Vec<FlowConflict>,
 }
 
@@ -73,27 +111,38 @@ impl FlowSet {
     /// one already present is refused (the first stays, so the result does not depend on which
     /// app's flow came second only by accident of order) and recorded in [`FlowSet::conflicts`].
     pub fn insert(&mut self, flow: Flow) {
-        let flow = flow.normalized();
-        match self.flows.entry(FlowKey::of(&flow)) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(flow);
+        let flow = flow.into_normalized();
+        let hash = key_hash(flow.table_id, flow.priority, &flow.match_);
+        let same =
+            |s: &Stored| s.hash == hash && has_key(&s.flow, flow.table_id, flow.priority, &flow.match_);
+        match self.flows.entry(hash, same, |s| s.hash) {
+            Entry::Vacant(e) => {
+                e.insert(Stored { hash, flow });
             }
-            std::collections::hash_map::Entry::Occupied(e) => {
-                if *e.get() != flow {
-                    self.conflicts.push(FlowConflict { kept: e.get().clone(), rejected: flow });
+            Entry::Occupied(e) => {
+                if e.get().flow != flow {
+                    self.conflicts.push(FlowConflict { kept: e.get().flow.clone(), rejected: flow });
                 }
             }
         }
     }
 
+    /// The stored flow with this key and key hash.
+    fn find(&self, hash: u64, table_id: u8, priority: u16, match_: &Match) -> Option<&Stored> {
+        self.flows.find(hash, |s| s.hash == hash && has_key(&s.flow, table_id, priority, match_))
+    }
+
     /// The flow with this key, if any.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
-        self.flows.get(key)
+        let hash = key_hash(key.table_id, key.priority, &key.match_);
+        self.find(hash, key.table_id, key.priority, &key.match_).map(|s| &s.flow)
     }
 
     /// Removes and returns the flow with this key.
     pub fn remove(&mut self, key: &FlowKey) -> Option<Flow> {
-        self.flows.remove(key)
+        let hash = key_hash(key.table_id, key.priority, &key.match_);
+        let same = |s: &Stored| s.hash == hash && has_key(&s.flow, key.table_id, key.priority, &key.match_);
+        self.flows.find_entry(hash, same).ok().map(|e| e.remove().0.flow)
     }
 
     /// Every insert that was refused because of a conflicting key; empty for a correct pipeline.
@@ -111,9 +160,9 @@ impl FlowSet {
 
     /// The flows in [`FlowKey`] order.
     pub fn iter(&self) -> impl Iterator<Item = &Flow> {
-        let mut flows: Vec<(&FlowKey, &Flow)> = self.flows.iter().collect();
-        flows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        flows.into_iter().map(|(_, f)| f)
+        let mut flows: Vec<&Stored> = self.flows.iter().collect();
+        flows.sort_unstable_by(|a, b| a.key_cmp(b));
+        flows.into_iter().map(|s| &s.flow)
     }
 
     /// The flow mods that turn `installed` into `desired`, meant to be sent as one atomic bundle:
@@ -130,28 +179,35 @@ impl FlowSet {
     /// last, first table first, so traffic stops entering a path before its later stages go. At
     /// no point is a still-wanted path missing.
     pub fn diff(installed: &FlowSet, desired: &FlowSet) -> Vec<FlowMod> {
-        let mut upserts: Vec<(&FlowKey, FlowMod)> = desired
+        fn lookup<'a>(set: &'a FlowSet, s: &Stored) -> Option<&'a Flow> {
+            set.find(s.hash, s.flow.table_id, s.flow.priority, &s.flow.match_).map(|s| &s.flow)
+        }
+        let mut upserts: Vec<(&Stored, FlowMod)> = desired
             .flows
             .iter()
-            .filter_map(|(key, want)| match installed.flows.get(key) {
-                None => Some((key, FlowMod::add(want.clone()))),
-                Some(have) if have == want => None,
-                Some(have)
-                    if (have.cookie, have.idle_timeout, have.hard_timeout, have.flags)
-                        == (want.cookie, want.idle_timeout, want.hard_timeout, want.flags) =>
-                {
-                    Some((key, FlowMod::modify_strict(want.clone())))
+            .filter_map(|s| {
+                let want = &s.flow;
+                // Found by key: the key's fields are equal, the rest decides.
+                let Some(have) = lookup(installed, s) else { return Some((s, FlowMod::add(want.clone()))) };
+                let same_header = (have.cookie, have.idle_timeout, have.hard_timeout, have.flags)
+                    == (want.cookie, want.idle_timeout, want.hard_timeout, want.flags);
+                match (same_header, have.instructions == want.instructions) {
+                    (true, true) => None,
+                    (true, false) => Some((s, FlowMod::modify_strict(want.clone()))),
+                    (false, _) => Some((s, FlowMod::add(want.clone()))),
                 }
-                Some(_) => Some((key, FlowMod::add(want.clone()))),
             })
             .collect();
         // Tables last to first; within a table, key order. Only the changes are sorted.
-        upserts.sort_unstable_by(|a, b| b.0.table_id.cmp(&a.0.table_id).then_with(|| a.0.cmp(b.0)));
-        let mut deletes: Vec<&FlowKey> =
-            installed.flows.keys().filter(|key| !desired.flows.contains_key(*key)).collect();
-        deletes.sort_unstable();
-        let deletes =
-            deletes.into_iter().map(|k| FlowMod::delete_strict(k.table_id, k.priority, k.match_.clone()));
+        upserts.sort_unstable_by(|a, b| {
+            b.0.flow.table_id.cmp(&a.0.flow.table_id).then_with(|| a.0.key_cmp(b.0))
+        });
+        let mut deletes: Vec<&Stored> =
+            installed.flows.iter().filter(|s| lookup(desired, s).is_none()).collect();
+        deletes.sort_unstable_by(|a, b| a.key_cmp(b));
+        let deletes = deletes
+            .into_iter()
+            .map(|s| FlowMod::delete_strict(s.flow.table_id, s.flow.priority, s.flow.match_.clone()));
         let mut upserts: Vec<FlowMod> = upserts.into_iter().map(|(_, m)| m).collect();
         upserts.extend(deletes);
         upserts
@@ -161,7 +217,12 @@ impl FlowSet {
 /// Equal when they hold the same flows (conflicts are diagnostics, not content).
 impl PartialEq for FlowSet {
     fn eq(&self, other: &Self) -> bool {
-        self.flows == other.flows
+        self.flows.len() == other.flows.len()
+            && self.flows.iter().all(|s| {
+                other
+                    .find(s.hash, s.flow.table_id, s.flow.priority, &s.flow.match_)
+                    .is_some_and(|o| o.flow == s.flow)
+            })
     }
 }
 
@@ -207,14 +268,16 @@ mod tests {
             let key = FlowKey::of(&m.flow);
             match m.command {
                 FlowModCommand::Add => {
-                    out.flows.insert(key, m.flow.clone());
+                    out.remove(&key);
+                    out.insert(m.flow.clone());
                 }
                 FlowModCommand::ModifyStrict => {
-                    let have = out.flows.get_mut(&key).expect("modify_strict of a missing flow");
+                    let mut have = out.remove(&key).expect("modify_strict of a missing flow");
                     have.instructions = m.flow.instructions.clone();
+                    out.insert(have);
                 }
                 FlowModCommand::DeleteStrict => {
-                    out.flows.remove(&key).expect("delete_strict of a missing flow");
+                    out.remove(&key).expect("delete_strict of a missing flow");
                 }
                 c => panic!("diff produced {c:?}"),
             }

@@ -2,6 +2,7 @@
 //! reduced to what flows need, plus the local VIFs and tunnel port), and [`port_location`], the one
 //! place that decides which chassis a port's traffic goes to (binding + live-migration record).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -321,18 +322,21 @@ impl ChassisView {
     /// out: networks without a unique key or VNI, ports without a key, a valid MAC or a known
     /// network, chassis whose tunnel IP is not IPv4. A `binding:host_id` naming a chassis by its
     /// hostname is mapped to the chassis id.
+    /// Takes the objects owned or borrowed (`&[Port]` or `&[&Port]`), as every builder here.
     pub fn from_nb(
         local: &str,
-        networks: &[Network],
-        ports: &[Port],
-        chassis: &[Chassis],
+        networks: &[impl Borrow<Network>],
+        ports: &[impl Borrow<Port>],
+        chassis: &[impl Borrow<Chassis>],
         migrations: &[Migration],
         local_vifs: BTreeMap<String, u32>,
         tunnel_ofport: Option<u32>,
     ) -> ChassisView {
+        let chassis: Vec<&Chassis> = chassis.iter().map(Borrow::borrow).collect();
         let networks: BTreeMap<String, NetworkInfo> = networks
             .iter()
-            .filter_map(|n| {
+            .map(Borrow::borrow)
+            .filter_map(|n: &Network| {
                 let vni = n.vni()?;
                 let info = NetworkInfo {
                     id: n.id.clone(),
@@ -358,6 +362,7 @@ impl ChassisView {
             migrations.iter().map(|m| (m.port_id.as_str(), m)).collect();
         let ports = ports
             .iter()
+            .map(Borrow::<Port>::borrow)
             .filter(|p| p.unique_key != 0 && networks.contains_key(&p.network_id))
             .filter_map(|p| {
                 let mac = tern_model::parse_mac(&p.mac_address)?;
@@ -428,7 +433,7 @@ impl ChassisView {
     pub fn with_external(
         mut self,
         patch_ports: &BTreeMap<String, u32>,
-        subnets: &[Subnet],
+        subnets: &[impl Borrow<Subnet>],
         chassis_mac: [u8; 6],
         neighbours: &BTreeMap<Ipv4Addr, [u8; 6]>,
     ) -> ChassisView {
@@ -437,10 +442,12 @@ impl ChassisView {
                 continue;
             };
             let gateway =
-                subnets.iter().filter(|s| s.network_id == net.id).find_map(|s| match s.gateway_ip {
-                    Some(IpAddr::V4(gw)) => Some(gw),
-                    _ => None,
-                });
+                subnets.iter().map(Borrow::borrow).filter(|s: &&Subnet| s.network_id == net.id).find_map(
+                    |s| match s.gateway_ip {
+                        Some(IpAddr::V4(gw)) => Some(gw),
+                        _ => None,
+                    },
+                );
             let info = ExternalInfo {
                 network_id: net.id.clone(),
                 patch_ofport: *ofport,
@@ -456,13 +463,18 @@ impl ChassisView {
     /// Adds the floating IPs that can be translated: associated with a port of the view, IPv4
     /// both ways, with an address port (its MAC) and a router interface on the port's network
     /// (the floating IP's router, else any router there). Call after [`ChassisView::with_routers`].
-    pub fn with_floating_ips(mut self, fips: &[FloatingIp], ports: &[Port]) -> ChassisView {
+    pub fn with_floating_ips(
+        mut self,
+        fips: &[impl Borrow<FloatingIp>],
+        ports: &[impl Borrow<Port>],
+    ) -> ChassisView {
         let address_ports: BTreeMap<&str, &Port> = ports
             .iter()
-            .filter(|p| p.device_owner == "network:floatingip")
+            .map(Borrow::borrow)
+            .filter(|p: &&Port| p.device_owner == "network:floatingip")
             .map(|p| (p.device_id.as_str(), p))
             .collect();
-        for f in fips {
+        for f in fips.iter().map(Borrow::<FloatingIp>::borrow) {
             let (Some(port_id), Some(IpAddr::V4(fixed_ip)), Some(IpAddr::V4(ip))) =
                 (&f.port_id, f.fixed_ip_address, f.floating_ip_address)
             else {
@@ -499,10 +511,11 @@ impl ChassisView {
     }
 
     /// Adds the security groups.
-    pub fn with_security_groups(mut self, groups: &[tern_model::SecurityGroup]) -> ChassisView {
+    pub fn with_security_groups(mut self, groups: &[impl Borrow<tern_model::SecurityGroup>]) -> ChassisView {
         self.security_groups = groups
             .iter()
-            .map(|g| {
+            .map(Borrow::borrow)
+            .map(|g: &tern_model::SecurityGroup| {
                 let info = SecurityGroupInfo {
                     id: g.id.clone(),
                     rules: g.security_group_rules.clone(),
@@ -516,10 +529,17 @@ impl ChassisView {
 
     /// Adds the routers: each interface whose port has a MAC and an IPv4 address inside its
     /// subnet, on a network of the view, and the extra routes (IPv4 only).
-    pub fn with_routers(mut self, routers: &[Router], subnets: &[Subnet], ports: &[Port]) -> ChassisView {
-        let ports: BTreeMap<&str, &Port> = ports.iter().map(|p| (p.id.as_str(), p)).collect();
-        let subnets: BTreeMap<&str, &Subnet> = subnets.iter().map(|s| (s.id.as_str(), s)).collect();
-        for r in routers.iter().filter(|r| r.admin_state_up) {
+    pub fn with_routers(
+        mut self,
+        routers: &[impl Borrow<Router>],
+        subnets: &[impl Borrow<Subnet>],
+        ports: &[impl Borrow<Port>],
+    ) -> ChassisView {
+        let ports: BTreeMap<&str, &Port> =
+            ports.iter().map(Borrow::borrow).map(|p: &Port| (p.id.as_str(), p)).collect();
+        let subnets: BTreeMap<&str, &Subnet> =
+            subnets.iter().map(Borrow::borrow).map(|s: &Subnet| (s.id.as_str(), s)).collect();
+        for r in routers.iter().map(Borrow::<Router>::borrow).filter(|r| r.admin_state_up) {
             let interfaces: Vec<RouterInterfaceInfo> = r
                 .interfaces
                 .iter()
@@ -554,13 +574,14 @@ impl ChassisView {
 
     /// Marks the ports with an IPv4 address on one of `subnets` with DHCP enabled: the chassis
     /// answers their DHCP requests.
-    pub fn with_dhcp(mut self, subnets: &[Subnet], ports: &[Port]) -> ChassisView {
+    pub fn with_dhcp(mut self, subnets: &[impl Borrow<Subnet>], ports: &[impl Borrow<Port>]) -> ChassisView {
         let enabled: BTreeSet<&str> = subnets
             .iter()
-            .filter(|s| s.enable_dhcp && s.cidr.addr().is_ipv4())
+            .map(Borrow::borrow)
+            .filter(|s: &&Subnet| s.enable_dhcp && s.cidr.addr().is_ipv4())
             .map(|s| s.id.as_str())
             .collect();
-        for p in ports {
+        for p in ports.iter().map(Borrow::<Port>::borrow) {
             let on = p.fixed_ips.iter().any(|f| {
                 enabled.contains(f.subnet_id.as_str()) && matches!(f.ip_address, Some(IpAddr::V4(_)))
             });
@@ -830,7 +851,7 @@ mod tests {
                 "c1",
                 &[overlay.clone(), public.clone(), other.clone()],
                 &ports,
-                &[],
+                &[] as &[Chassis],
                 &[],
                 BTreeMap::new(),
                 None,
@@ -880,8 +901,16 @@ mod tests {
             let n = Network { id: "n1".into(), unique_key: 1, ..Network::default() };
             p.unique_key = 1;
             p.mac_address = "fa:16:3e:00:00:01".into();
-            ChassisView::from_nb("c1", &[n], std::slice::from_ref(p), &[], &[], BTreeMap::new(), None).ports
-                ["p1"]
+            ChassisView::from_nb(
+                "c1",
+                &[n],
+                std::slice::from_ref(p),
+                &[] as &[Chassis],
+                &[],
+                BTreeMap::new(),
+                None,
+            )
+            .ports["p1"]
                 .clone()
         };
         assert!(v.stateless(&with(&mut p, &["plain", "plain2"])));
@@ -922,7 +951,8 @@ mod tests {
         assert_eq!(view.chassis.keys().collect::<Vec<_>>(), ["c2"]);
         assert!(view.awaiting_activation.is_empty(), "c3 awaits it, not c1");
         n.segmentation_id = None;
-        let view = ChassisView::from_nb("c1", &[n], &[], &[], &[], BTreeMap::new(), None);
+        let view =
+            ChassisView::from_nb("c1", &[n], &[] as &[Port], &[] as &[Chassis], &[], BTreeMap::new(), None);
         assert_eq!(view.networks["n1"].vni, 7);
     }
 }
