@@ -21,6 +21,7 @@ declare -A STAGE_OF=(
   [tern-store/conformance]=etcd
   [tern-store/nb]=etcd
   [tern-store/etcd_smoke]=etcd
+  [tern-store/etcd_cluster]=etcd
   [tern/db_cli]=etcd
   [tern-openflow/ovs_sandbox]=ovs
   [tern-openflow/ofp_print_oracle]=ovs

@@ -2,6 +2,20 @@
 //! It owns the translation between the two: transactions for create / compare-and-swap, paged
 //! listings at one revision, watch streams (batched events, compaction → relist), leases, and
 //! mapping etcd's errors onto [`StoreError`] naming the key, revision or lease concerned.
+//!
+//! Requests go through a pool of single-member clients (`etcd/pool.rs`), which sends a request
+//! again to another member when one fails; this file decides what that means for each request:
+//! * reads (get, list pages, revision) and unguarded writes (put, delete: same value, same end
+//!   state) are simply sent again;
+//! * a guarded write (create, update, delete_if, txn with compares) is sent again as it is: its
+//!   guard lets at most one of its attempts apply. If an earlier attempt failed without a reply
+//!   and a later one finds the guard broken, the key history tells whether the lost attempt is
+//!   what broke it (`EtcdStore::applied_at`, "was it ours") — then that is the write's result;
+//! * a watch whose member fails resumes on another member from the revision after the last event
+//!   it handed out, so no event is lost or repeated; a compaction still ends it with a relist;
+//! * a lease is lost only when etcd says so (not found, TTL <= 0), never on a transport error.
+
+mod pool;
 
 use crate::store::{
     self, check_txn_size, KeyValue, LeaseId, Listing, Result, Revision, Store, StoreError, Watch, WatchEvent,
@@ -9,31 +23,23 @@ use crate::store::{
 };
 use async_trait::async_trait;
 use etcd_client::{
-    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, EventType, GetOptions, GetResponse,
-    KvClient, LeaseClient, PutOptions, ResponseHeader, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
-    TxnResponse, WatchClient, WatchOptions, WatchResponse, WatchStream,
+    CompactionOptions, Compare, CompareOp, EventType, GetOptions, GetResponse, PutOptions, ResponseHeader,
+    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions, WatchResponse, WatchStream,
 };
+use pool::{Done, Failed, Pool};
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
-/// How long connecting (and the first round trip) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one unary request may take before it fails with [`StoreError::Backend`].
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// HTTP/2 pings detect a dead etcd under a long-lived watch. etcd refuses pings more often than
-/// every 5 s (`--grpc-keepalive-min-time`), so stay above that.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest gRPC message we accept (a big listing page or a watch response carrying a large
-/// transaction). tonic's default of 4 MiB is too small for either.
-const MAX_MESSAGE_BYTES: usize = 256 << 20;
 /// Keys per range request when listing.
 const LIST_PAGE: i64 = 1000;
 /// etcd's own maximum lease TTL.
 const MAX_TTL: i64 = 9_000_000_000;
+/// A watch whose stream keeps breaking resumes at most this often.
+const MIN_RESUME_INTERVAL: Duration = Duration::from_secs(1);
 
 // etcd's error messages (stable since 3.0).
 const LEASE_NOT_FOUND: &str = "requested lease not found";
@@ -41,12 +47,10 @@ const COMPACTED: &str = "required revision has been compacted";
 const FUTURE_REV: &str = "required revision is a future revision";
 const TTL_TOO_LARGE: &str = "too large lease TTL";
 
-/// A [`Store`] on an etcd cluster. Cheap to clone; clones share the connection.
+/// A [`Store`] on an etcd cluster. Cheap to clone; clones share the connections.
 #[derive(Clone)]
 pub struct EtcdStore {
-    kv: KvClient,
-    watch: WatchClient,
-    lease: LeaseClient,
+    pool: Arc<Pool>,
     endpoints: String,
 }
 
@@ -57,36 +61,16 @@ impl fmt::Debug for EtcdStore {
 }
 
 impl EtcdStore {
-    /// Connects to etcd at `endpoints` ("http://127.0.0.1:2379" or "127.0.0.1:2379") and checks
-    /// that it answers, within about 5 s.
+    /// Connects to the etcd cluster whose members are at `endpoints` ("http://127.0.0.1:2379" or
+    /// "127.0.0.1:2379" each) and checks that at least one of them answers, within about 5 s.
     pub async fn connect(endpoints: &[String]) -> Result<EtcdStore> {
         if endpoints.is_empty() {
             return Err(StoreError::Backend("cannot connect to etcd: no endpoints given".into()));
         }
         let joined = endpoints.join(",");
-        let unreachable =
-            |why: String| StoreError::Backend(format!("cannot connect to etcd at {joined}: {why}"));
-        let options = ConnectOptions::new()
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT);
-        let client =
-            match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(endpoints, Some(options))).await {
-                Ok(Ok(client)) => client,
-                Ok(Err(e)) => return Err(unreachable(e.to_string())),
-                Err(_) => return Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
-            };
-        let store = EtcdStore {
-            kv: client.kv_client().max_decoding_message_size(MAX_MESSAGE_BYTES),
-            watch: client.watch_client().max_decoding_message_size(MAX_MESSAGE_BYTES),
-            lease: client.lease_client(),
-            endpoints: joined.clone(),
-        };
-        // The channel connects lazily: make one round trip now so a wrong address fails here.
-        let mut kv = store.kv.clone();
-        match tokio::time::timeout(CONNECT_TIMEOUT, kv.get(PROBE_KEY, Some(count_only()))).await {
-            Ok(Ok(_)) => Ok(store),
-            Ok(Err(e)) => Err(unreachable(e.to_string())),
-            Err(_) => Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
+        match Pool::connect(endpoints).await {
+            Ok(pool) => Ok(EtcdStore { pool, endpoints: joined }),
+            Err(why) => Err(StoreError::Backend(format!("cannot connect to etcd at {joined}: {why}"))),
         }
     }
 
@@ -95,16 +79,45 @@ impl EtcdStore {
         &self.endpoints
     }
 
-    fn backend(&self, what: String, e: etcd_client::Error) -> StoreError {
-        StoreError::Backend(format!("etcd {what} (at {}): {e}", self.endpoints))
+    fn error(&self, what: &str, failed: Failed) -> StoreError {
+        match failed {
+            Failed::Refused { error, .. } => {
+                StoreError::Backend(format!("etcd {what} (at {}): {error}", self.endpoints))
+            }
+            Failed::Unreachable(why) => StoreError::Backend(format!("etcd {what}: {why}")),
+        }
     }
 
-    /// Maps an error of a write that may carry `lease`.
-    fn write_error(&self, what: String, lease: Option<LeaseId>, e: etcd_client::Error) -> StoreError {
-        match lease {
-            Some(id) if has_message(&e, LEASE_NOT_FOUND) => StoreError::LeaseNotFound(id),
-            _ => self.backend(what, e),
+    /// Maps the failure of a write that may carry `lease`.
+    fn write_error(&self, what: &str, lease: Option<LeaseId>, failed: Failed) -> StoreError {
+        match (&failed, lease) {
+            (Failed::Refused { error, .. }, Some(id)) if has_message(error, LEASE_NOT_FOUND) => {
+                StoreError::LeaseNotFound(id)
+            }
+            _ => self.error(what, failed),
         }
+    }
+
+    /// One range request, sent to another member if one fails.
+    async fn range(&self, key: &[u8], options: GetOptions) -> Result<GetResponse, Failed> {
+        let done = self
+            .pool
+            .run(|member| {
+                let (mut kv, key, options) = (member.kv.clone(), key.to_vec(), options.clone());
+                async move { kv.get(key, Some(options)).await }
+            })
+            .await?;
+        Ok(done.value)
+    }
+
+    /// One transaction, sent again (to another member if one fails) until one answers.
+    async fn send_txn(&self, txn: Txn) -> Result<Done<TxnResponse>, Failed> {
+        self.pool
+            .run(|member| {
+                let (mut kv, txn) = (member.kv.clone(), txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await
     }
 
     /// The key's mod revision (0 if absent), for conflict errors.
@@ -121,12 +134,10 @@ impl EtcdStore {
         let mut hi = self.revision().await?.max(lo);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let mut kv = self.kv.clone();
-            let options = count_only().with_revision(to_i64(mid)?);
-            match call(kv.get(PROBE_KEY, Some(options))).await {
+            match self.range(PROBE_KEY, count_only().with_revision(to_i64(mid)?)).await {
                 Ok(_) => hi = mid,
-                Err(e) if has_message(&e, COMPACTED) => lo = mid + 1,
-                Err(e) => return Err(self.backend(format!("range at revision {mid}"), e)),
+                Err(Failed::Refused { error, .. }) if has_message(&error, COMPACTED) => lo = mid + 1,
+                Err(failed) => return Err(self.error(&format!("range at revision {mid}"), failed)),
             }
         }
         Ok(lo)
@@ -139,14 +150,12 @@ impl EtcdStore {
             .with_sort(SortTarget::Key, SortOrder::Ascend)
             .with_limit(LIST_PAGE)
             .with_revision(revision);
-        let mut kv = self.kv.clone();
-        call(kv.get(from.to_vec(), Some(options))).await.map_err(|e| {
-            if has_message(&e, COMPACTED) {
+        self.range(from, options).await.map_err(|failed| match failed {
+            Failed::Refused { error, .. } if has_message(&error, COMPACTED) => {
                 // Only pages after the first ask for a fixed revision; the caller restarts.
                 StoreError::Compacted { requested: u64::try_from(revision).unwrap_or(0), compact_revision: 0 }
-            } else {
-                self.backend(format!("list of prefix {prefix:?}"), e)
             }
+            failed => self.error(&format!("list of prefix {prefix:?}"), failed),
         })
     }
 
@@ -178,22 +187,130 @@ impl EtcdStore {
     }
 }
 
+// === "Was it ours": the outcome of a guarded write whose reply was lost ===
+//
+// A guarded write applies at some revision R exactly when every compare held at R - 1; then each
+// of its puts is at R (same value, same lease) and each of its deletes left its key absent at R.
+// Reading the keys back at R - 1 and R (etcd keeps the history until compaction) recognises it.
+// Another client making the very same writes under the very same compares at R is
+// indistinguishable, and equivalent. When the history no longer tells (compacted), the answer is
+// "not ours": the caller then sees the conflict, the safe side (it re-reads and decides again).
+
+impl EtcdStore {
+    /// The revision `intent` was applied at, if the history shows it was. `keeps_lease`: its puts
+    /// keep the key's lease (update), so the lease is not compared.
+    async fn applied_at(&self, intent: &store::Txn, keeps_lease: bool) -> Result<Option<Revision>> {
+        let mut candidates = Vec::new();
+        for c in &intent.compares {
+            if !intent.ops.iter().any(|op| op_key(op) == c.key) {
+                continue;
+            }
+            let candidate = if c.mod_revision == 0 {
+                // If it applied, it created the key: the key's current life began with it.
+                self.get(&c.key).await?.map(|kv| kv.create_revision)
+            } else {
+                // If it applied, it is the first write to the key after the compared revision.
+                self.first_write_after(&c.key, c.mod_revision).await?
+            };
+            candidates.extend(candidate);
+        }
+        if candidates.is_empty() {
+            // It writes no compared key: if it applied, its first put may still be there.
+            if let Some(store::TxnOp::Put { key, .. }) =
+                intent.ops.iter().find(|op| matches!(op, store::TxnOp::Put { .. }))
+            {
+                candidates.extend(self.get(key).await?.map(|kv| kv.mod_revision));
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        for revision in candidates {
+            if self.shows_applied(intent, keeps_lease, revision).await? {
+                return Ok(Some(revision));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the history shows `intent` applied at `revision` (see above).
+    async fn shows_applied(
+        &self,
+        intent: &store::Txn,
+        keeps_lease: bool,
+        revision: Revision,
+    ) -> Result<bool> {
+        for c in &intent.compares {
+            match self.state_at(&c.key, revision.saturating_sub(1)).await? {
+                Some(before) if before.as_ref().map_or(0, |kv| kv.mod_revision) == c.mod_revision => {}
+                _ => return Ok(false),
+            }
+        }
+        for op in &intent.ops {
+            let Some(after) = self.state_at(op_key(op), revision).await? else {
+                return Ok(false);
+            };
+            let holds = match (op, after) {
+                (store::TxnOp::Put { value, lease, .. }, Some(kv)) => {
+                    kv.mod_revision == revision && kv.value == *value && (keeps_lease || kv.lease == *lease)
+                }
+                (store::TxnOp::Delete { .. }, None) => true,
+                _ => false,
+            };
+            if !holds {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The revision of the first write to `key` after `after` (its mod revision then), if any:
+    /// the first revision at which the key no longer has that mod revision, found by bisection
+    /// over the key's history up to now. `None` also when the history no longer tells.
+    async fn first_write_after(&self, key: &str, after: Revision) -> Result<Option<Revision>> {
+        let now = self.revision().await?;
+        let changed = |kv: &Option<KeyValue>| kv.as_ref().map_or(0, |kv| kv.mod_revision) != after;
+        match self.state_at(key, now).await? {
+            Some(state) if changed(&state) && now > after => {}
+            _ => return Ok(None),
+        }
+        let (mut lo, mut hi) = (after + 1, now);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.state_at(key, mid).await? {
+                Some(state) if changed(&state) => hi = mid,
+                Some(_) => lo = mid + 1,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(lo))
+    }
+
+    /// The key as it was at `revision`: `Some(None)` if absent then, `None` if that part of the
+    /// history was compacted.
+    async fn state_at(&self, key: &str, revision: Revision) -> Result<Option<Option<KeyValue>>> {
+        if revision == 0 {
+            return Ok(Some(None));
+        }
+        let options = GetOptions::new().with_revision(to_i64(revision)?);
+        match self.range(key.as_bytes(), options).await {
+            Ok(resp) => Ok(Some(resp.kvs().first().map(convert_kv).transpose()?)),
+            Err(Failed::Refused { error, .. }) if has_message(&error, COMPACTED) => Ok(None),
+            Err(failed) => Err(self.error(&format!("get of key {key:?} at revision {revision}"), failed)),
+        }
+    }
+}
+
+fn op_key(op: &store::TxnOp) -> &str {
+    match op {
+        store::TxnOp::Put { key, .. } | store::TxnOp::Delete { key } => key,
+    }
+}
+
 /// A key no one uses, for cheap requests whose point is the response header.
 const PROBE_KEY: &[u8] = b"\0";
 
 fn count_only() -> GetOptions {
     GetOptions::new().with_count_only()
-}
-
-/// Runs one request with [`REQUEST_TIMEOUT`].
-async fn call<T>(fut: impl Future<Output = Result<T, etcd_client::Error>>) -> Result<T, etcd_client::Error> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
-        Ok(result) => result,
-        Err(_) => Err(etcd_client::Error::IoError(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no answer within {REQUEST_TIMEOUT:?}"),
-        ))),
-    }
 }
 
 fn has_message(e: &etcd_client::Error, needle: &str) -> bool {
@@ -270,9 +387,10 @@ fn actual_from_else(resp: &TxnResponse) -> Result<Revision> {
 #[async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let mut kv = self.kv.clone();
-        let resp =
-            call(kv.get(key, None)).await.map_err(|e| self.backend(format!("get of key {key:?}"), e))?;
+        let resp = self
+            .range(key.as_bytes(), GetOptions::new())
+            .await
+            .map_err(|failed| self.error(&format!("get of key {key:?}"), failed))?;
         resp.kvs().first().map(convert_kv).transpose()
     }
 
@@ -281,11 +399,16 @@ impl Store for EtcdStore {
         if let Some(id) = lease {
             options = options.with_lease(id);
         }
-        let mut kv = self.kv.clone();
-        let resp = call(kv.put(key, value, Some(options)))
+        // Sent again after a lost reply: writing the same value twice ends in the same state.
+        let done = self
+            .pool
+            .run(|member| {
+                let (mut kv, value, options) = (member.kv.clone(), value.clone(), options.clone());
+                async move { kv.put(key, value, Some(options)).await }
+            })
             .await
-            .map_err(|e| self.write_error(format!("put of key {key:?}"), lease, e))?;
-        header_revision(resp.header())
+            .map_err(|failed| self.write_error(&format!("put of key {key:?}"), lease, failed))?;
+        header_revision(done.value.header())
     }
 
     async fn create(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
@@ -295,15 +418,24 @@ impl Store for EtcdStore {
         }
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, value, Some(options))]);
-        let mut kv = self.kv.clone();
-        let resp = call(kv.txn(txn))
+            .and_then([TxnOp::put(key, value.clone(), Some(options))]);
+        let done = self
+            .send_txn(txn)
             .await
-            .map_err(|e| self.write_error(format!("create of key {key:?}"), lease, e))?;
-        if !resp.succeeded() {
-            return Err(StoreError::AlreadyExists { key: key.to_owned() });
+            .map_err(|failed| self.write_error(&format!("create of key {key:?}"), lease, failed))?;
+        if done.value.succeeded() {
+            return header_revision(done.value.header());
         }
-        header_revision(resp.header())
+        if done.uncertain {
+            let intent = store::Txn {
+                compares: vec![store::Compare { key: key.to_owned(), mod_revision: 0 }],
+                ops: vec![store::TxnOp::Put { key: key.to_owned(), value, lease }],
+            };
+            if let Some(revision) = self.applied_at(&intent, false).await? {
+                return Ok(revision);
+            }
+        }
+        Err(StoreError::AlreadyExists { key: key.to_owned() })
     }
 
     async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
@@ -317,23 +449,37 @@ impl Store for EtcdStore {
         }
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected_i64)])
-            .and_then([TxnOp::put(key, value, Some(PutOptions::new().with_ignore_lease()))])
+            .and_then([TxnOp::put(key, value.clone(), Some(PutOptions::new().with_ignore_lease()))])
             .or_else([TxnOp::get(key, None)]);
-        let mut kv = self.kv.clone();
-        let resp = call(kv.txn(txn)).await.map_err(|e| self.backend(format!("update of key {key:?}"), e))?;
-        if !resp.succeeded() {
-            return Err(conflict(actual_from_else(&resp)?));
+        let done = self
+            .send_txn(txn)
+            .await
+            .map_err(|failed| self.error(&format!("update of key {key:?}"), failed))?;
+        if done.value.succeeded() {
+            return header_revision(done.value.header());
         }
-        header_revision(resp.header())
+        if done.uncertain {
+            let intent = store::Txn::new().compare(key, expected).put(key, value);
+            if let Some(revision) = self.applied_at(&intent, true).await? {
+                return Ok(revision);
+            }
+        }
+        Err(conflict(actual_from_else(&done.value)?))
     }
 
     async fn delete(&self, key: &str) -> Result<Option<Revision>> {
-        let mut kv = self.kv.clone();
-        let resp = call(kv.delete(key, None))
+        // Sent again after a lost reply: the key ends absent either way. (If the lost attempt
+        // deleted it, the one that answers finds nothing and says so.)
+        let done = self
+            .pool
+            .run(|member| {
+                let mut kv = member.kv.clone();
+                async move { kv.delete(key, None).await }
+            })
             .await
-            .map_err(|e| self.backend(format!("delete of key {key:?}"), e))?;
-        if resp.deleted() > 0 {
-            header_revision(resp.header()).map(Some)
+            .map_err(|failed| self.error(&format!("delete of key {key:?}"), failed))?;
+        if done.value.deleted() > 0 {
+            header_revision(done.value.header()).map(Some)
         } else {
             Ok(None)
         }
@@ -351,14 +497,20 @@ impl Store for EtcdStore {
             .when([Compare::mod_revision(key, CompareOp::Equal, expected_i64)])
             .and_then([TxnOp::delete(key, None)])
             .or_else([TxnOp::get(key, None)]);
-        let mut kv = self.kv.clone();
-        let resp = call(kv.txn(txn))
+        let done = self
+            .send_txn(txn)
             .await
-            .map_err(|e| self.backend(format!("conditional delete of key {key:?}"), e))?;
-        if !resp.succeeded() {
-            return Err(conflict(actual_from_else(&resp)?));
+            .map_err(|failed| self.error(&format!("conditional delete of key {key:?}"), failed))?;
+        if done.value.succeeded() {
+            return header_revision(done.value.header());
         }
-        header_revision(resp.header())
+        if done.uncertain {
+            let intent = store::Txn::new().compare(key, expected).delete(key);
+            if let Some(revision) = self.applied_at(&intent, false).await? {
+                return Ok(revision);
+            }
+        }
+        Err(conflict(actual_from_else(&done.value)?))
     }
 
     async fn txn(&self, t: store::Txn) -> Result<Revision> {
@@ -390,12 +542,18 @@ impl Store for EtcdStore {
         // On failure, read every compared key back to name the first that did not hold.
         let reads: Vec<TxnOp> = t.compares.iter().map(|c| TxnOp::get(c.key.as_str(), None)).collect();
         let txn = Txn::new().when(compares).and_then(ops).or_else(reads);
-        let mut kv = self.kv.clone();
-        let resp = call(kv.txn(txn))
+        let done = self
+            .send_txn(txn)
             .await
-            .map_err(|e| self.write_error("transaction".to_owned(), leases.first().copied(), e))?;
+            .map_err(|failed| self.write_error("transaction", leases.first().copied(), failed))?;
+        let resp = done.value;
         if resp.succeeded() {
             return header_revision(resp.header());
+        }
+        if done.uncertain {
+            if let Some(revision) = self.applied_at(&t, false).await? {
+                return Ok(revision);
+            }
         }
         let responses = op_responses(&resp)?;
         for (c, op) in t.compares.iter().zip(responses) {
@@ -438,58 +596,56 @@ impl Store for EtcdStore {
                 return Err(StoreError::FutureRevision { requested: from, current });
             }
         }
-        let options = WatchOptions::new().with_prefix().with_start_revision(to_i64(from)?);
-        let mut client = self.watch.clone();
-        let stream = call(client.watch(prefix, Some(options)))
+        let (stream, created) = open_watch(&self.pool, prefix, to_i64(from)?)
             .await
-            .map_err(|e| self.backend(format!("watch of prefix {prefix:?}"), e))?;
-        let mut source =
-            EtcdWatch { prefix: prefix.to_owned(), stream: Some(stream), pending: VecDeque::new() };
-        // Wait for etcd to confirm the watcher, so a "from now" watch sees every write made
-        // after this returns.
-        let first = tokio::time::timeout(REQUEST_TIMEOUT, source.receive()).await;
-        match first {
-            Ok(Some(Ok(Some(resp)))) => source.absorb(resp),
-            Ok(Some(Err(e))) => return Err(self.backend(format!("watch of prefix {prefix:?}"), e)),
-            Ok(None | Some(Ok(None))) => {
-                return Err(StoreError::Backend(format!(
-                    "etcd watch of prefix {prefix:?} (at {}): stream closed before the watch \
-                     was created",
-                    self.endpoints
-                )))
-            }
-            Err(_) => {
-                return Err(StoreError::Backend(format!(
-                    "etcd watch of prefix {prefix:?} (at {}): not created within \
-                     {REQUEST_TIMEOUT:?}",
-                    self.endpoints
-                )))
-            }
-        }
+            .map_err(|failed| self.error(&format!("watch of prefix {prefix:?}"), failed))?;
+        // "From now on" is from the revision after the one etcd had when it created the watcher.
+        let next_revision =
+            if from == 0 { to_i64(header_revision(created.header())? + 1)? } else { to_i64(from)? };
+        let mut source = EtcdWatch {
+            pool: self.pool.clone(),
+            prefix: prefix.to_owned(),
+            stream: Some(stream),
+            opened_at: Instant::now(),
+            pending: VecDeque::new(),
+            next_revision,
+            ended: false,
+        };
+        source.absorb(created);
         Ok(Watch { inner: Box::new(source) })
     }
 
     async fn revision(&self) -> Result<Revision> {
-        let mut kv = self.kv.clone();
-        let resp = call(kv.get(PROBE_KEY, Some(count_only())))
+        let resp = self
+            .range(PROBE_KEY, count_only())
             .await
-            .map_err(|e| self.backend("revision query".into(), e))?;
+            .map_err(|failed| self.error("revision query", failed))?;
         header_revision(resp.header())
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        let mut kv = self.kv.clone();
-        let options = CompactionOptions::new();
-        match call(kv.compact(to_i64(revision)?, Some(options))).await {
+        let at = to_i64(revision)?;
+        let result = self
+            .pool
+            .run(|member| {
+                let mut kv = member.kv.clone();
+                async move { kv.compact(at, Some(CompactionOptions::new())).await }
+            })
+            .await;
+        match result {
             Ok(_) => Ok(()),
-            Err(e) if has_message(&e, COMPACTED) => Err(StoreError::Compacted {
-                requested: revision,
-                compact_revision: self.compacted_revision(revision).await?,
-            }),
-            Err(e) if has_message(&e, FUTURE_REV) => {
+            Err(Failed::Refused { error, uncertain }) if has_message(&error, COMPACTED) => {
+                let compact_revision = self.compacted_revision(revision).await?;
+                if uncertain && compact_revision == revision {
+                    // The attempt whose reply was lost compacted it.
+                    return Ok(());
+                }
+                Err(StoreError::Compacted { requested: revision, compact_revision })
+            }
+            Err(Failed::Refused { error, .. }) if has_message(&error, FUTURE_REV) => {
                 Err(StoreError::FutureRevision { requested: revision, current: self.revision().await? })
             }
-            Err(e) => Err(self.backend(format!("compaction at revision {revision}"), e)),
+            Err(failed) => Err(self.error(&format!("compaction at revision {revision}"), failed)),
         }
     }
 
@@ -497,14 +653,21 @@ impl Store for EtcdStore {
         if !(1..=MAX_TTL).contains(&ttl_secs) {
             return Err(StoreError::InvalidTtl(ttl_secs));
         }
-        let mut lease = self.lease.clone();
-        let resp = call(lease.grant(ttl_secs, None)).await.map_err(|e| {
-            if has_message(&e, TTL_TOO_LARGE) {
-                StoreError::InvalidTtl(ttl_secs)
-            } else {
-                self.backend(format!("lease grant (TTL {ttl_secs}s)"), e)
-            }
-        })?;
+        // Granted again after a lost reply: a lease granted but never heard of expires unused.
+        let done = self
+            .pool
+            .run(|member| {
+                let mut lease = member.lease.clone();
+                async move { lease.grant(ttl_secs, None).await }
+            })
+            .await
+            .map_err(|failed| match failed {
+                Failed::Refused { error, .. } if has_message(&error, TTL_TOO_LARGE) => {
+                    StoreError::InvalidTtl(ttl_secs)
+                }
+                failed => self.error(&format!("lease grant (TTL {ttl_secs}s)"), failed),
+            })?;
+        let resp = done.value;
         if !resp.error().is_empty() {
             return Err(StoreError::Backend(format!(
                 "etcd lease grant (TTL {ttl_secs}s) (at {}): {}",
@@ -518,60 +681,123 @@ impl Store for EtcdStore {
     async fn keep_alive(&self, lease: LeaseId) -> Result<()> {
         // One round trip on a fresh keep-alive stream: etcd-client sends one request and reads
         // one response, which has TTL <= 0 if the lease is gone. Dropping the stream ends it.
-        let mut client = self.lease.clone();
-        match call(client.keep_alive(lease)).await {
+        // Only etcd saying so loses the lease; a member failing sends the keep-alive elsewhere.
+        let result = self
+            .pool
+            .run(|member| {
+                let mut client = member.lease.clone();
+                async move { client.keep_alive(lease).await.map(|_| ()) }
+            })
+            .await;
+        match result {
             Ok(_) => Ok(()),
-            Err(etcd_client::Error::LeaseKeepAliveError(_)) => Err(StoreError::LeaseNotFound(lease)),
-            Err(e) if has_message(&e, LEASE_NOT_FOUND) => Err(StoreError::LeaseNotFound(lease)),
-            Err(e) => Err(self.backend(format!("keep-alive of lease {lease}"), e)),
+            Err(Failed::Refused { error, .. }) if is_lease_gone(&error) => {
+                Err(StoreError::LeaseNotFound(lease))
+            }
+            Err(failed) => Err(self.error(&format!("keep-alive of lease {lease}"), failed)),
         }
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        let mut client = self.lease.clone();
-        match call(client.revoke(lease)).await {
+        let result = self
+            .pool
+            .run(|member| {
+                let mut client = member.lease.clone();
+                async move { client.revoke(lease).await }
+            })
+            .await;
+        match result {
             Ok(_) => Ok(()),
-            Err(e) if has_message(&e, LEASE_NOT_FOUND) => Err(StoreError::LeaseNotFound(lease)),
-            Err(e) => Err(self.backend(format!("revocation of lease {lease}"), e)),
+            // The attempt whose reply was lost revoked it.
+            Err(Failed::Refused { error, uncertain: true }) if has_message(&error, LEASE_NOT_FOUND) => Ok(()),
+            Err(Failed::Refused { error, .. }) if has_message(&error, LEASE_NOT_FOUND) => {
+                Err(StoreError::LeaseNotFound(lease))
+            }
+            Err(failed) => Err(self.error(&format!("revocation of lease {lease}"), failed)),
         }
     }
 }
 
-/// One watch: an etcd watch stream and the events of its last response not yet handed out.
+/// Whether etcd said the lease is gone (expired or revoked).
+fn is_lease_gone(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::LeaseKeepAliveError(_)) || has_message(e, LEASE_NOT_FOUND)
+}
+
+/// Opens a watch of `prefix` from `start` (0: from now) on the first member that takes it, and
+/// waits for etcd to confirm the watcher (so a "from now" watch sees every write made after this
+/// returns). Returns the stream and that first response.
+async fn open_watch(pool: &Pool, prefix: &str, start: i64) -> Result<(WatchStream, WatchResponse), Failed> {
+    let done = pool
+        .run(|member| {
+            let mut client = member.watch.clone();
+            let options = WatchOptions::new().with_prefix().with_start_revision(start);
+            async move {
+                let mut stream = client.watch(prefix, Some(options)).await?;
+                match stream.message().await? {
+                    Some(created) => Ok((stream, created)),
+                    None => Err(etcd_client::Error::WatchError(
+                        "stream closed before the watch was created".into(),
+                    )),
+                }
+            }
+        })
+        .await?;
+    Ok(done.value)
+}
+
+/// One watch: an etcd watch stream on one member, the events of its last response not yet handed
+/// out, and where to resume on another member if that one fails.
 struct EtcdWatch {
+    pool: Arc<Pool>,
     prefix: String,
-    /// `None` once the watch has ended; dropping the stream cancels the watch in etcd.
+    /// `None` while the watch has to be resumed; dropping the stream cancels the watch in etcd.
     stream: Option<WatchStream>,
+    opened_at: Instant,
     pending: VecDeque<Result<WatchEvent>>,
+    /// The first revision whose events have not been queued: where a resumed watch starts.
+    next_revision: i64,
+    /// Set once the last item (relist or error) is queued.
+    ended: bool,
 }
 
 impl EtcdWatch {
-    /// The next response; `None` once the watch has ended.
-    async fn receive(&mut self) -> Option<Result<Option<WatchResponse>, etcd_client::Error>> {
-        let stream = self.stream.as_mut()?;
-        Some(stream.message().await)
-    }
-
     fn end_with(&mut self, last: Result<WatchEvent>) {
         self.pending.push_back(last);
         self.stream = None;
+        self.ended = true;
     }
 
-    /// Queues the events of one response, then a relist or an error if it ends the watch.
+    /// Queues the events of one response not queued before, then a relist or an error if it ends
+    /// the watch.
     fn absorb(&mut self, resp: WatchResponse) {
+        // etcd sends all the events of one revision in one response, so a resumed watch starts
+        // after the last revision of the last response.
+        let mut last = None;
         for event in resp.events() {
             match convert_event(event) {
-                Ok(event) => self.pending.push_back(Ok(event)),
+                Ok(event) => {
+                    let revision = event.revision().and_then(|r| i64::try_from(r).ok()).unwrap_or(i64::MAX);
+                    last = Some(revision);
+                    if revision >= self.next_revision {
+                        self.pending.push_back(Ok(event));
+                    }
+                }
                 Err(e) => {
                     let e = StoreError::Backend(format!("watch of prefix {:?}: {e}", self.prefix));
                     return self.end_with(Err(e));
                 }
             }
         }
+        if let Some(last) = last {
+            self.next_revision = self.next_revision.max(last.saturating_add(1));
+        }
         if resp.compact_revision() > 0 {
             // etcd cancels the watcher: the history it needs is gone.
             let compact_revision = u64::try_from(resp.compact_revision()).unwrap_or(0);
             self.end_with(Ok(WatchEvent::Relist { compact_revision }));
+        } else if resp.canceled() && resp.cancel_reason().contains("no leader") {
+            tracing::warn!(prefix = %self.prefix, "etcd member lost its leader; resuming the watch on another");
+            self.stream = None;
         } else if resp.canceled() {
             let e = StoreError::Backend(format!(
                 "etcd canceled the watch of prefix {:?}: {}",
@@ -579,6 +805,31 @@ impl EtcdWatch {
                 if resp.cancel_reason().is_empty() { "no reason given" } else { resp.cancel_reason() }
             ));
             self.end_with(Err(e));
+        }
+    }
+
+    /// Opens the watch again, on whichever member takes it, from the first revision not handed
+    /// out yet; ends the watch with an error if no member does within the pool's budget.
+    async fn resume(&mut self) {
+        // A stream that breaks again at once (a flapping member) is not reopened in a busy loop.
+        tokio::time::sleep_until(self.opened_at + MIN_RESUME_INTERVAL).await;
+        self.opened_at = Instant::now();
+        match open_watch(&self.pool, &self.prefix, self.next_revision).await {
+            Ok((stream, created)) => {
+                self.stream = Some(stream);
+                self.absorb(created);
+            }
+            Err(failed) => {
+                let why = match failed {
+                    Failed::Refused { error, .. } => error.to_string(),
+                    Failed::Unreachable(why) => why,
+                };
+                let e = StoreError::Backend(format!(
+                    "etcd watch of prefix {:?} lost its member and could not resume from revision {}: {why}",
+                    self.prefix, self.next_revision
+                ));
+                self.end_with(Err(e));
+            }
         }
     }
 }
@@ -604,19 +855,22 @@ impl WatchSource for EtcdWatch {
             if let Some(event) = self.pending.pop_front() {
                 return Some(event);
             }
-            match self.receive().await? {
+            if self.ended {
+                return None;
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                self.resume().await;
+                continue;
+            };
+            match stream.message().await {
                 Ok(Some(resp)) => self.absorb(resp),
                 Ok(None) => {
-                    let e = StoreError::Backend(format!(
-                        "etcd closed the watch stream of prefix {:?}",
-                        self.prefix
-                    ));
-                    self.end_with(Err(e));
+                    tracing::warn!(prefix = %self.prefix, "etcd closed the watch stream; resuming the watch");
+                    self.stream = None;
                 }
                 Err(e) => {
-                    let e =
-                        StoreError::Backend(format!("etcd watch of prefix {:?} failed: {e}", self.prefix));
-                    self.end_with(Err(e));
+                    tracing::warn!(prefix = %self.prefix, error = %e, "etcd watch stream failed; resuming the watch");
+                    self.stream = None;
                 }
             }
         }

@@ -65,16 +65,35 @@ impl Heartbeater {
     ) -> Result<Heartbeater, StoreError> {
         let ttl = down_time.as_secs().max(1) as i64;
         let mut lease: Option<LeaseId> = None;
-        beat(&*store, &chassis, &mut lease, ttl, report_interval, down_time).await?;
+        // When the lease was last refreshed (or granted).
+        let mut refreshed = tokio::time::Instant::now();
+        beat(&*store, &chassis, &mut lease, &mut refreshed, ttl, report_interval, down_time).await?;
         let task = tokio::spawn(async move {
             let first = tokio::time::Instant::now() + report_interval;
             let mut tick = tokio::time::interval_at(first, report_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = beat(&*store, &chassis, &mut lease, ttl, report_interval, down_time).await {
-                    tracing::warn!(%chassis, error = %e, "heartbeat failed; retrying");
-                    lease = None;
+                match beat(&*store, &chassis, &mut lease, &mut refreshed, ttl, report_interval, down_time)
+                    .await
+                {
+                    Ok(()) => {}
+                    // The store says the lease is gone: the chassis shows as down until the
+                    // next beat grants a new one.
+                    Err(StoreError::LeaseNotFound(id)) => {
+                        tracing::warn!(%chassis, lease = id, "heartbeat lease lost; granting a new one");
+                        lease = None;
+                    }
+                    // Anything else (the store unreachable for a while, say) says nothing about
+                    // the lease: keep refreshing it. Unrefreshed past its TTL it has most likely
+                    // expired (and the chassis shows as down): start over with a new one. (Were
+                    // it still alive, the key just moves to the new lease.)
+                    Err(e) if refreshed.elapsed() > Duration::from_secs(ttl as u64) => {
+                        tracing::warn!(%chassis, error = %e, "heartbeat failing for longer than its lease \
+                            TTL: the chassis is probably shown down; granting a new lease");
+                        lease = None;
+                    }
+                    Err(e) => tracing::warn!(%chassis, error = %e, "heartbeat failed; retrying"),
                 }
             }
         });
@@ -97,6 +116,7 @@ async fn beat(
     store: &dyn Store,
     chassis: &str,
     lease: &mut Option<LeaseId>,
+    refreshed: &mut tokio::time::Instant,
     ttl: i64,
     report_interval: Duration,
     down_time: Duration,
@@ -110,6 +130,7 @@ async fn beat(
         None => store.grant_lease(ttl).await?,
     };
     *lease = Some(id);
+    *refreshed = tokio::time::Instant::now();
     let now = SystemTime::now();
     let ms = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let hb = Heartbeat {

@@ -149,7 +149,7 @@ enum Failure {
     Fatal(String),
 }
 
-fn find_etcd() -> Result<PathBuf, String> {
+pub(super) fn find_etcd() -> Result<PathBuf, String> {
     let on_path = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
@@ -168,7 +168,7 @@ fn free_ports() -> std::io::Result<(u16, u16)> {
 }
 
 /// The `ETCD_UNSUPPORTED_ARCH` value etcd 3.4 wants on this architecture, if any.
-fn unsupported_go_arch() -> Option<&'static str> {
+pub(super) fn unsupported_go_arch() -> Option<&'static str> {
     match std::env::consts::ARCH {
         "x86_64" => None,
         "aarch64" => Some("arm64"),
@@ -180,7 +180,7 @@ fn unsupported_go_arch() -> Option<&'static str> {
 }
 
 /// A plain HTTP/1.0 `GET /health`; true if etcd answers `"health":"true"`.
-fn health_ok(address: SocketAddr) -> bool {
+pub(super) fn health_ok(address: SocketAddr) -> bool {
     let timeout = Duration::from_secs(2);
     let Ok(mut stream) = TcpStream::connect_timeout(&address, timeout) else {
         return false;
@@ -203,7 +203,7 @@ fn health_ok(address: SocketAddr) -> bool {
 }
 
 /// The last lines of etcd's log, for error messages.
-fn log_tail(path: &Path) -> String {
+pub(super) fn log_tail(path: &Path) -> String {
     match std::fs::read(path) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
