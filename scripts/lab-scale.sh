@@ -72,6 +72,32 @@ for _ in $(seq 60); do
 done
 lab ping a c --count 3 >/dev/null
 
+# The data plane's state right after a failed run, for the post-mortem: per hypervisor the
+# OpenFlow and datapath flows, conntrack, the tunnel neighbour cache and the interfaces; then the
+# same after a few pings each way (what the pings' packets hit shows in the counters).
+capture() {
+  local out="$1" h ctl tag
+  mkdir -p "$out"
+  for tag in before after; do
+    for h in 1 2 3; do
+      ctl="$DIR/hv$h/ovs-vswitchd.$(cat "$DIR/hv$h/vsd.pid").ctl"
+      ovs-ofctl -O OpenFlow13 dump-flows "unix:$DIR/hv$h/br-int.mgmt" >"$out/flows-hv$h-$tag.txt" 2>&1
+      ovs-appctl -t "$ctl" dpctl/dump-flows -m >"$out/dp-flows-hv$h-$tag.txt" 2>&1
+      ovs-appctl -t "$ctl" dpctl/dump-conntrack >"$out/conntrack-hv$h-$tag.txt" 2>&1
+      ovs-appctl -t "$ctl" tnl/neigh/show >"$out/tnl-neigh-hv$h-$tag.txt" 2>&1
+      ovs-vsctl "--db=unix:$DIR/hv$h/db.sock" --columns=name,ofport,external_ids list Interface \
+        >"$out/interfaces-hv$h-$tag.txt" 2>&1
+    done
+    for vm in a c; do
+      ip netns exec "$PREFIX-vm-$vm" ip neigh >"$out/neigh-vm-$vm-$tag.txt" 2>&1
+    done
+    [ "$tag" = before ] || break
+    lab ping a c --count 3 >"$out/ping-a-c.txt" 2>&1 || true
+    lab ping c a --count 3 >"$out/ping-c-a.txt" 2>&1 || true
+  done
+  say "the data plane's state is in $out"
+}
+
 # Where VM a is (hvN); each --repeat run goes back and forth between it and hv2 or hv1.
 at=1
 run_phase() {
@@ -88,6 +114,7 @@ run_phase() {
         --json >"$OUT/$phase-$trigger-$dual.json" 2>"$OUT/$phase-$trigger-$dual.log"; then
         say "$phase $trigger $dual: tern lab migrate failed (see $OUT/$phase-$trigger-$dual.log); stopping here"
         touch "$OUT/$phase-$trigger-$dual.failed"
+        capture "$OUT/failure"
         KEEP=1
         return
       fi

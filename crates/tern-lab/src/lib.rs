@@ -266,6 +266,16 @@ impl Lab {
         self.state.hypervisors.push(hv.clone());
         self.save()?;
         output(Command::new("ip").args(["-n", hv.netns(), "link", "set", "lo", "up"])).await?;
+        // Only br-phy, which holds the tunnel IP, answers ARP for it. By default the kernel also
+        // answers on `phy0` (any local address, any interface), with phy0's MAC, racing OVS's
+        // reply through br-phy. A peer whose tunnel neighbour cache learns phy0's MAC sends its
+        // Geneve packets to the kernel, which drops them (ICMP port unreachable), not to OVS:
+        // one direction between two hypervisors dies until the cache learns the right MAC again.
+        output(
+            cmd::in_netns(Some(hv.netns()), "sh")
+                .args(["-c", "echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore"]),
+        )
+        .await?;
         hv.start_daemons().await?;
         // The underlay veth: `ulN` on the underlay bridge, `phy0` in the hypervisor. Both ends go
         // when their namespaces are deleted.
