@@ -4,14 +4,10 @@
 //! as ACTIVE (even without a `PortBinding` object) and every other binding as INACTIVE.
 //! `PortBinding` objects carry the bindings' attributes and a stored status kept in step.
 //!
-//! Moving the active binding from host A to host B writes, in this order:
-//!   1. A's binding object → INACTIVE (created for activation, so A stays listed and deletable);
-//!   2. the port: `binding:host_id` = B, with B's vnic type and profile;
-//!   3. B's binding object → ACTIVE.
-//!
-//! A crash after 1 leaves no ACTIVE object (the port still names A); after 2 the port names B
-//! and B's object is still INACTIVE (activating B again completes step 3). No order of
-//! failures ever leaves two ACTIVE binding objects.
+//! Moving the active binding from host A to host B writes, in one NB transaction: A's binding
+//! object → INACTIVE (created for activation, so A stays listed and deletable); the port:
+//! `binding:host_id` = B, with B's vnic type and profile; B's binding object → ACTIVE; and the
+//! port's migration record toward B → `completed`. Nothing ever shows two ACTIVE binding objects.
 //!
 //! Creating or activating a binding on a registered chassis that is not alive is refused (409
 //! naming it, see `agents::check_bindable`); hosts that name no registered chassis are allowed.
@@ -32,15 +28,15 @@ use axum::response::Response;
 use axum::routing::{get, put as put_route};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use tern_model::{
-    port_binding_id, BindingStatus, Kind, Migration, MigrationState, Object, Port, PortBinding,
-};
-use tern_store::nb::Nb;
+use tern_model::{port_binding_id, BindingStatus, Kind, Migration, MigrationState, Port, PortBinding};
+use tern_store::nb::{Nb, Tx};
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{envelope, opt_str, Attrs, JsonBody, Op, PathParam, QueryPairs};
 use crate::query::ListQuery;
-use crate::util::{fetch, get as nb_get, host, list, no_content, put, respond, retry, Ctx, State};
+use crate::util::{
+    committed, fetch, host, list, no_content, respond, stage, transact, tx_fetch, tx_get, Ctx, State,
+};
 
 const ATTRS: Attrs = Attrs {
     create: &["host", "vnic_type", "profile"],
@@ -156,11 +152,10 @@ async fn create(
     changes.insert("vif_details".into(), Value::Object(d));
     changes.insert("id".into(), json!(port_binding_id(&id, &host_name)));
     let (ctx, changes, id, host_name) = (&ctx, &changes, &id, &host_name);
-    let (binding, active) = retry(|| async move {
-        let port: Port = fetch(&ctx.nb, id).await?;
+    let (binding, active) = transact(&ctx.nb, |tx| async move {
+        let port: Port = tx_fetch(&tx, id).await?;
         let mut b: PortBinding = crate::input::build_valid(&Map::new(), changes)?;
-        let exists =
-            port.binding_host_id == *host_name || nb_get::<PortBinding>(&ctx.nb, &b.id).await?.is_some();
+        let exists = port.binding_host_id == *host_name || tx_get::<PortBinding>(&tx, &b.id).await?.is_some();
         if exists {
             return Err(ApiError::conflict(
                 "PortBindingAlreadyExists",
@@ -168,130 +163,99 @@ async fn create(
             ));
         }
         crate::agents::check_bindable(&ctx.nb, id, host_name).await?;
-        if port.binding_host_id.is_empty() {
+        let active = port.binding_host_id.is_empty();
+        if active {
             let mut p = port.clone();
             p.binding_host_id = host_name.clone();
             p.binding_vnic_type = b.vnic_type;
             p.binding_profile = b.profile.clone();
             crate::ports::set_vif(&mut p);
-            put(&ctx.nb, p).await?;
+            stage(&tx, p);
             b.status = BindingStatus::Active;
-            let b = put(&ctx.nb, b).await?;
-            Ok((b, true))
         } else {
             b.status = BindingStatus::Inactive;
-            let b = put(&ctx.nb, b).await?;
-            announce(&ctx.nb, &b).await;
-            Ok((b, false))
+            announce(&tx, &port, &b).await?;
         }
+        let bid = stage(&tx, b);
+        let done = tx.commit().await?;
+        Ok((committed::<PortBinding>(&done, &bid)?, active))
     })
     .await?;
     Ok(respond(StatusCode::CREATED, "binding", view(&binding, active)))
 }
 
-/// Writes the `announced` Migration record of the inactive binding `b` (see the module
-/// documentation), unless a migration toward its host is already open. The announcement only
-/// starts dual delivery earlier (the destination's controller opens the migration when the VIF is
-/// plugged anyway), so failing to write it fails nothing: it is logged.
-async fn announce(nb: &Nb, b: &PortBinding) {
-    let written = retry(|| async move {
-        let port: Port = fetch(nb, &b.port_id).await?;
-        let prev: Option<Migration> = nb_get(nb, &port.id).await?;
-        if port.binding_host_id.is_empty() || port.binding_host_id == b.host {
-            return Ok(());
-        }
-        if prev.as_ref().is_some_and(|m| !m.state.is_final() && m.destination == b.host) {
-            return Ok(());
-        }
-        let mut m = Migration::new(&port.id, 0, &port.binding_host_id, &b.host);
-        m.state = MigrationState::Announced;
-        m.dual_delivery = b.profile.get(Migration::PROFILE_DUAL_DELIVERY) != Some(&Value::Bool(false));
-        m.timestamps.started_at_ns = Some(crate::util::now_ns());
-        m.revision_number = prev.as_ref().map_or(0, |p| p.revision_number);
-        let guard = still(prev.as_ref());
-        nb.put_if(Object::Migration(m), &guard).await.map(|_| ()).map_err(Into::into)
-    })
-    .await;
-    if let Err(e) = written {
-        tracing::warn!(port = %b.port_id, host = %b.host, error = ?e, "live migration not announced");
+/// Stages the `announced` Migration record of the inactive binding `b` of `port` (see the module
+/// documentation), unless a migration toward its host is already open.
+async fn announce(tx: &Tx, port: &Port, b: &PortBinding) -> ApiResult<()> {
+    let prev: Option<Migration> = tx_get(tx, &port.id).await?;
+    if port.binding_host_id.is_empty() || port.binding_host_id == b.host {
+        return Ok(());
     }
-}
-
-/// A guard for [`Nb::put_if`] / [`Nb::delete_if`]: the stored record is still `seen` (same epoch
-/// and revision number), or still absent.
-fn still(seen: Option<&Migration>) -> impl Fn(Option<&Object>) -> bool + Send + Sync {
-    let seen = seen.map(|m| (m.epoch, m.revision_number));
-    move |stored| match stored {
-        Some(Object::Migration(m)) => Some((m.epoch, m.revision_number)) == seen,
-        _ => seen.is_none(),
+    if prev.as_ref().is_some_and(|m| !m.state.is_final() && m.destination == b.host) {
+        return Ok(());
     }
+    let mut m = Migration::new(&port.id, 0, &port.binding_host_id, &b.host);
+    m.state = MigrationState::Announced;
+    m.dual_delivery = b.profile.get(Migration::PROFILE_DUAL_DELIVERY) != Some(&Value::Bool(false));
+    m.timestamps.started_at_ns = Some(crate::util::now_ns());
+    m.revision_number = prev.as_ref().map_or(0, |p| p.revision_number);
+    stage(tx, m);
+    Ok(())
 }
 
-/// Completes the open migration of `port` toward the host its binding now names (see
-/// [`Migration::on_binding_moved`]). The destination's controller would too: a failure is
-/// logged.
-async fn complete(nb: &Nb, port: &Port) {
-    let host = port.binding_host_id.as_str();
-    let written = retry(|| async move {
-        let Some(m) = nb_get::<Migration>(nb, &port.id).await? else { return Ok(()) };
-        let Some(done) = m.on_binding_moved(host, crate::util::now_ns()) else { return Ok(()) };
-        nb.put_if(Object::Migration(done), &still(Some(&m))).await.map(|_| ()).map_err(Into::into)
-    })
-    .await;
-    if let Err(e) = written {
-        tracing::warn!(port = %port.id, %host, error = ?e, "migration not marked completed");
+/// Stages the completion of the open migration of `port` toward the host its binding now names
+/// (see [`Migration::on_binding_moved`]).
+async fn complete(tx: &Tx, port: &Port) -> ApiResult<()> {
+    let Some(m) = tx_get::<Migration>(tx, &port.id).await? else { return Ok(()) };
+    if let Some(done) = m.on_binding_moved(&port.binding_host_id, crate::util::now_ns()) {
+        stage(tx, done);
     }
+    Ok(())
 }
 
-/// Removes the migration record of `port_id` toward `host` if it was not activated yet: the
-/// destination binding it came with is being deleted (Nova's rollback).
-async fn withdraw(nb: &Nb, port_id: &str, host: &str) -> ApiResult<()> {
-    retry(|| async move {
-        let Some(m) = nb_get::<Migration>(nb, port_id).await? else { return Ok(()) };
-        if m.destination != host || !m.state.is_before_activation() {
-            return Ok(());
-        }
-        match nb.delete_if(Kind::Migration, port_id, &still(Some(&m))).await {
-            Ok(_) | Err(tern_store::nb::NbError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    })
-    .await
+/// Stages the removal of the migration record of `port_id` toward `host` if it was not activated
+/// yet: the destination binding it came with is being deleted (Nova's rollback).
+async fn withdraw(tx: &Tx, port_id: &str, host: &str) -> ApiResult<()> {
+    let Some(m) = tx_get::<Migration>(tx, port_id).await? else { return Ok(()) };
+    if m.destination == host && m.state.is_before_activation() {
+        tx.delete(Kind::Migration, port_id);
+    }
+    Ok(())
 }
 
-/// Moves the port's active binding from `cur`'s host to `new`'s host and stores `new`, in the
-/// order the module documentation gives. `keep_old` creates an INACTIVE object for the old host
+/// Stages the move of the port's active binding from `cur`'s host to `new`'s host and `new`
+/// itself (see the module documentation). `keep_old` creates an INACTIVE object for the old host
 /// when it has none (activation keeps the source binding, as Neutron does).
-pub(crate) async fn move_active(nb: &Nb, cur: &Port, new: Port, keep_old: bool) -> ApiResult<Port> {
+pub(crate) async fn move_active(tx: &Tx, cur: &Port, new: Port, keep_old: bool) -> ApiResult<()> {
     let old_host = cur.binding_host_id.as_str();
     if !old_host.is_empty() && old_host != new.binding_host_id {
         let old_id = port_binding_id(&cur.id, old_host);
-        match nb_get::<PortBinding>(nb, &old_id).await? {
+        match tx_get::<PortBinding>(tx, &old_id).await? {
             Some(mut b) if b.status == BindingStatus::Active => {
                 b.status = BindingStatus::Inactive;
-                put(nb, b).await?;
+                stage(tx, b);
             }
             Some(_) => {}
             None if keep_old => {
                 let mut b = from_port(cur, BindingStatus::Inactive);
                 b.revision_number = 0;
-                put(nb, b).await?;
+                stage(tx, b);
             }
             None => {}
         }
     }
-    let port = put(nb, new).await?;
-    complete(nb, &port).await;
-    if !port.binding_host_id.is_empty() {
-        let new_id = port_binding_id(&port.id, &port.binding_host_id);
-        if let Some(mut b) = nb_get::<PortBinding>(nb, &new_id).await? {
+    complete(tx, &new).await?;
+    if !new.binding_host_id.is_empty() {
+        let new_id = port_binding_id(&new.id, &new.binding_host_id);
+        if let Some(mut b) = tx_get::<PortBinding>(tx, &new_id).await? {
             if b.status != BindingStatus::Active {
                 b.status = BindingStatus::Active;
-                put(nb, b).await?;
+                stage(tx, b);
             }
         }
     }
-    Ok(port)
+    stage(tx, new);
+    Ok(())
 }
 
 /// Makes the binding on `host` the active one (see the module documentation for the order).
@@ -300,16 +264,17 @@ async fn activate(
     PathParam((id, host_name)): PathParam<(String, String)>,
 ) -> ApiResult<Response> {
     let (ctx, id, host_name) = (&ctx, &id, &host_name);
-    let b = retry(|| async move {
-        let port: Port = fetch(&ctx.nb, id).await?;
+    let b = transact(&ctx.nb, |tx| async move {
+        let port: Port = tx_fetch(&tx, id).await?;
         let bid = port_binding_id(id, host_name);
-        let object = nb_get::<PortBinding>(&ctx.nb, &bid).await?;
+        let object = tx_get::<PortBinding>(&tx, &bid).await?;
         if port.binding_host_id == *host_name {
             return match object {
-                // A crash after step 2 of a previous activation: finish it.
+                // An earlier activation that left this object INACTIVE: finish it.
                 Some(mut b) if b.status != BindingStatus::Active => {
                     b.status = BindingStatus::Active;
-                    put(&ctx.nb, b).await
+                    stage(&tx, b);
+                    committed(&tx.commit().await?, &bid)
                 }
                 _ => Err(ApiError::conflict(
                     "PortBindingAlreadyActive",
@@ -326,8 +291,8 @@ async fn activate(
         p.binding_vnic_type = b.vnic_type;
         p.binding_profile = b.profile.clone();
         crate::ports::set_vif(&mut p);
-        move_active(&ctx.nb, &port, p, true).await?;
-        crate::util::fetch::<PortBinding>(&ctx.nb, &bid).await
+        move_active(&tx, &port, p, true).await?;
+        committed(&tx.commit().await?, &bid)
     })
     .await?;
     Ok(respond(StatusCode::OK, "binding", view(&b, true)))
@@ -339,20 +304,24 @@ async fn remove(
     axum::extract::State(ctx): State,
     PathParam((id, host_name)): PathParam<(String, String)>,
 ) -> ApiResult<Response> {
-    let port: Port = fetch(&ctx.nb, &id).await?;
-    if port.binding_host_id == host_name {
-        return Err(ApiError::conflict(
-            "PortBindingError",
-            format!(
-                "Binding for port {id} on host {host_name} is the active binding and cannot be deleted; activate another binding first."
-            ),
-        ));
-    }
-    let bid = port_binding_id(&id, &host_name);
-    nb_get::<PortBinding>(&ctx.nb, &bid)
-        .await?
-        .ok_or_else(|| ApiError::not_found(Kind::PortBinding, &bid))?;
-    withdraw(&ctx.nb, &id, &host_name).await?;
-    ctx.nb.delete(Kind::PortBinding, &bid).await?;
+    let (ctx, id, host_name) = (&ctx, &id, &host_name);
+    transact(&ctx.nb, |tx| async move {
+        let port: Port = tx_fetch(&tx, id).await?;
+        if port.binding_host_id == *host_name {
+            return Err(ApiError::conflict(
+                "PortBindingError",
+                format!(
+                    "Binding for port {id} on host {host_name} is the active binding and cannot be deleted; activate another binding first."
+                ),
+            ));
+        }
+        let bid = port_binding_id(id, host_name);
+        tx_get::<PortBinding>(&tx, &bid).await?.ok_or_else(|| ApiError::not_found(Kind::PortBinding, &bid))?;
+        withdraw(&tx, id, host_name).await?;
+        tx.delete(Kind::PortBinding, &bid);
+        tx.commit().await?;
+        Ok(())
+    })
+    .await?;
     Ok(no_content())
 }

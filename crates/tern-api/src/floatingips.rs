@@ -4,9 +4,11 @@
 //! `fixed_ip_address` (the port's first IPv4 by default) and `router_id` (a router with an
 //! interface on that address's subnet and its gateway on the floating network).
 //!
-//! Write orders: create = address port, then the floating IP (the port is deleted again if that
-//! fails); delete = the floating IP, then its port. A crash in between leaves at worst an
-//! unused `network:floatingip` port holding an address.
+//! Every operation is one NB transaction: create writes the address port and the floating IP,
+//! delete removes both. One fixed IP has at most one floating IP: the NB claims the (port, fixed
+//! IP) pair for the floating IP in the same transaction. An association reads the port and the
+//! router through the transaction and bumps the router's referrers key, so removing the router
+//! interface it goes through cannot commit beside it.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -24,10 +26,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::input::{
     check_if_match, envelope, if_match, opt_str, take_project, Attrs, JsonBody, Op, PathParam, QueryPairs,
 };
-use crate::ports::{create_service_port, delete_service_port, owned_ports, OWNER_FLOATINGIP};
+use crate::ports::{owned_ports, stage_service_port, OWNER_FLOATINGIP};
 use crate::util::{
-    add_project, fetch, list, list_answer, no_content, put, respond, retry, show_answer, Ctx, State,
+    add_project, committed, list, list_answer, no_content, respond, show_answer, stage, stage_delete,
+    transact, tx_fetch, Ctx, State,
 };
+use tern_store::nb::Tx;
 
 /// Floating IP attributes. Ignored: `dns_domain`, `dns_name`, `qos_policy_id`, `tags`.
 const ATTRS: Attrs = Attrs {
@@ -113,15 +117,17 @@ fn parse_ip(m: &Map<String, Value>, key: &str) -> ApiResult<Option<IpAddr>> {
 }
 
 /// The association of floating IP `fip_id` (on `floating_network`) with `port_id`: the fixed
-/// address and the router doing the NAT. Checks everything Neutron checks, writes nothing.
+/// address and the router doing the NAT. Checks everything Neutron checks, writes nothing; the
+/// port and the router are read through `tx` and the router's referrers are bumped.
 async fn plan_association(
     ctx: &Ctx,
+    tx: &Tx,
     fip_id: &str,
     floating_network: &str,
     port_id: &str,
     fixed: Option<IpAddr>,
 ) -> ApiResult<(IpAddr, String)> {
-    let port: Port = fetch(&ctx.nb, port_id).await?;
+    let port: Port = tx_fetch(tx, port_id).await?;
     let entry = match fixed {
         Some(ip) => port
             .fixed_ips
@@ -160,15 +166,23 @@ async fn plan_association(
         .into_iter()
         .find(|f| f.id != fip_id && f.port_id.as_deref() == Some(port_id) && f.fixed_ip_address == Some(ip));
     if let Some(other) = taken {
-        return Err(ApiError::conflict(
-            "FloatingIPPortAlreadyAssociated",
-            format!(
-                "Cannot associate floating IP {fip_id} with port {port_id} using fixed IP {ip}, as that fixed IP already has a floating IP ({}) on external network {floating_network}.",
-                other.id
-            ),
-        ));
+        return Err(already_associated(fip_id, port_id, &ip.to_string(), &other.id));
     }
-    Ok((ip, router.id.clone()))
+    // The router as it is now: a change to it (an interface removed) fails the commit.
+    let router: TernRouter = tx_fetch(tx, &router.id).await?;
+    tx.bump_referrers(Kind::Router, &router.id);
+    Ok((ip, router.id))
+}
+
+/// 409: the fixed IP already has a floating IP (also what the NB's claim says when two
+/// associations race).
+pub(crate) fn already_associated(fip_id: &str, port_id: &str, ip: &str, other: &str) -> ApiError {
+    ApiError::conflict(
+        "FloatingIPPortAlreadyAssociated",
+        format!(
+            "Cannot associate floating IP {fip_id} with port {port_id} using fixed IP {ip}, as that fixed IP already has a floating IP ({other})."
+        ),
+    )
 }
 
 fn associate(f: &mut FloatingIp, port: Option<(String, IpAddr, String)>) {
@@ -205,40 +219,59 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
     if fixed.is_some() && port_id.is_none() {
         return Err(bad_fip("fixed_ip_address needs a port_id"));
     }
-    let net: Network = fetch(&ctx.nb, &net_id).await?;
-    if !net.router_external {
-        return Err(bad_fip(format!("Network {net_id} is not a valid external network")));
-    }
-    if let Some(sid) = &subnet_id {
-        let s: Subnet = fetch(&ctx.nb, sid).await?;
-        if s.network_id != net_id || s.ip_version != 4 {
-            return Err(bad_fip(format!("Subnet {sid} is not an IPv4 subnet of network {net_id}")));
-        }
-    }
-    if let Some(a @ IpAddr::V6(_)) = address {
-        return Err(bad_fip(format!("floating_ip_address {a} is not an IPv4 address")));
-    }
-    let mut f = FloatingIp::new(net_id.clone());
-    f.id = tern_model::generate_id();
-    f.project_id = project;
-    f.description = description;
-    if let Some(pid) = &port_id {
-        let (ip, router) = plan_association(&ctx, &f.id, &net_id, pid, fixed).await?;
-        associate(&mut f, Some((pid.clone(), ip, router)));
-    }
-    f.validate().map_err(|e| crate::error::validation(&e))?;
-    let ips = match (address, subnet_id) {
+    let ips = match (address, subnet_id.clone()) {
         (None, None) => vec![],
         (ip, sid) => vec![FixedIp { subnet_id: sid.unwrap_or_default(), ip_address: ip }],
     };
-    let port = create_service_port(&ctx, &net_id, OWNER_FLOATINGIP, &f.id, &f.project_id, ips).await?;
-    f.floating_ip_address = port.fixed_ips.first().and_then(|i| i.ip_address);
-    match put(&ctx.nb, f).await {
-        Ok(f) => Ok(respond(StatusCode::CREATED, "floatingip", view(&f))),
-        Err(e) => {
-            delete_service_port(&ctx, &port.id).await?;
-            Err(e)
+    let fip_id = tern_model::generate_id();
+    let (ctx, net_id, fip_id) = (&ctx, &net_id, &fip_id);
+    let f = transact(&ctx.nb, |tx| {
+        let (ips, subnet_id, port_id, project, description) =
+            (ips.clone(), subnet_id.clone(), port_id.clone(), project.clone(), description.clone());
+        async move {
+            let net: Network = tx_fetch(&tx, net_id).await?;
+            if !net.router_external {
+                return Err(bad_fip(format!("Network {net_id} is not a valid external network")));
+            }
+            if let Some(sid) = &subnet_id {
+                let s: Subnet = tx_fetch(&tx, sid).await?;
+                if s.network_id != *net_id || s.ip_version != 4 {
+                    return Err(bad_fip(format!("Subnet {sid} is not an IPv4 subnet of network {net_id}")));
+                }
+            }
+            if let Some(a @ IpAddr::V6(_)) = address {
+                return Err(bad_fip(format!("floating_ip_address {a} is not an IPv4 address")));
+            }
+            let mut f = FloatingIp::new(net_id.clone());
+            f.id = fip_id.clone();
+            f.project_id = project;
+            f.description = description;
+            if let Some(pid) = &port_id {
+                let (ip, router) = plan_association(ctx, &tx, &f.id, net_id, pid, fixed).await?;
+                associate(&mut f, Some((pid.clone(), ip, router)));
+            }
+            f.validate().map_err(|e| crate::error::validation(&e))?;
+            let port =
+                stage_service_port(ctx, &tx, net_id, OWNER_FLOATINGIP, &f.id, &f.project_id, ips).await?;
+            f.floating_ip_address = port.fixed_ips.first().and_then(|i| i.ip_address);
+            let port_hint = f.port_id.clone();
+            stage(&tx, f);
+            committed::<FloatingIp>(&tx.commit().await.map_err(|e| fip_error(e, port_hint))?, fip_id)
         }
+    })
+    .await?;
+    Ok(respond(StatusCode::CREATED, "floatingip", view(&f)))
+}
+
+/// The NB's refusal of a second floating IP on one fixed IP, in Neutron's words.
+fn fip_error(e: tern_store::nb::NbError, port: Option<String>) -> ApiError {
+    match e {
+        tern_store::nb::NbError::Duplicate { kind: Kind::FloatingIp, id, field, value, other }
+            if field == "fixed_ip_address" =>
+        {
+            already_associated(&id, port.as_deref().unwrap_or_default(), &value, &other)
+        }
+        e => e.into(),
     }
 }
 
@@ -255,10 +288,10 @@ async fn update(
     let port_change = m.contains_key("port_id").then(|| opt_str(&m, "port_id")).transpose()?;
     let description = opt_str(&m, "description")?;
     let (ctx, id) = (&ctx, &id);
-    let f = retry(|| {
+    let f = transact(&ctx.nb, |tx| {
         let (port_change, description) = (port_change.clone(), description.clone());
         async move {
-            let mut f: FloatingIp = fetch(&ctx.nb, id).await?;
+            let mut f: FloatingIp = tx_fetch(&tx, id).await?;
             check_if_match(expected, f.revision_number)?;
             let port = match (port_change, fixed) {
                 (Some(None), _) => Some(None),
@@ -273,7 +306,7 @@ async fn update(
                 Some(None) => associate(&mut f, None),
                 Some(Some(pid)) => {
                     let (ip, router) =
-                        plan_association(ctx, &f.id, &f.floating_network_id, &pid, fixed).await?;
+                        plan_association(ctx, &tx, &f.id, &f.floating_network_id, &pid, fixed).await?;
                     associate(&mut f, Some((pid, ip, router)));
                 }
                 None => {}
@@ -282,7 +315,9 @@ async fn update(
                 f.description = d;
             }
             f.validate().map_err(|e| crate::error::validation(&e))?;
-            put(&ctx.nb, f).await
+            let port_hint = f.port_id.clone();
+            stage(&tx, f);
+            committed::<FloatingIp>(&tx.commit().await.map_err(|e| fip_error(e, port_hint))?, id)
         }
     })
     .await?;
@@ -295,11 +330,17 @@ async fn remove(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let expected = if_match(&headers)?;
-    let f: FloatingIp = fetch(&ctx.nb, &id).await?;
-    check_if_match(expected, f.revision_number)?;
-    ctx.nb.delete(Kind::FloatingIp, &id).await?;
-    for p in owned_ports(&ctx, OWNER_FLOATINGIP, &id).await? {
-        delete_service_port(&ctx, &p.id).await?;
-    }
+    let (ctx, id) = (&ctx, &id);
+    transact(&ctx.nb, |tx| async move {
+        let f: FloatingIp = tx_fetch(&tx, id).await?;
+        check_if_match(expected, f.revision_number)?;
+        tx.delete(Kind::FloatingIp, id);
+        for p in owned_ports(ctx, OWNER_FLOATINGIP, id).await? {
+            stage_delete::<Port>(&tx, &p.id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+    .await?;
     Ok(no_content())
 }

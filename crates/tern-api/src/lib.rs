@@ -3,15 +3,18 @@
 //! one module; Neutron semantics that span several NB objects (router interfaces, gateways,
 //! default security groups, floating IP allocation, port bindings) live here, on top of `Nb`.
 //!
-//! Multi-object writes are ordered so that stopping after any step leaves a consistent NB (the
-//! order is documented in each module); everything that can be checked is checked before the
-//! first write.
+//! Every operation is one NB transaction ([`tern_store::nb::Tx`]): what it read is guarded and
+//! everything it writes (several objects for router interfaces, gateways, floating IPs, port and
+//! security group deletes, binding moves) commits at once or not at all; a commit that lost a
+//! race runs the whole operation again, a bounded number of times, then answers 409.
+//! [`invariants`] checks a whole store against the NB's invariants (`tern db check`).
 
 mod agents;
 mod bindings;
 mod error;
 mod floatingips;
 mod input;
+pub mod invariants;
 mod meta;
 mod metrics;
 mod migrations;

@@ -4,6 +4,11 @@
 //! Liveness (see `agents`): binding a port to a registered chassis that is not alive is refused,
 //! and a port bound to one reads `status: DOWN` (decided at read time; the stored status stays).
 //! Also the service ports other resources own (router interfaces and gateways, floating IPs).
+//!
+//! Every operation is one NB transaction: a create writes the port with the project's default
+//! security group when that is created on first need; an update moves the active binding with
+//! the port (see `bindings`); a delete disassociates the floating IPs pointing at the port and
+//! deletes the port with its bindings and migration record.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,7 +18,8 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use tern_model::{FixedIp, FloatingIp, FloatingIpStatus, Kind, Network, Port, PortBinding, Status, Subnet};
+use tern_model::{FixedIp, FloatingIp, FloatingIpStatus, Kind, Network, Object, Port, Status, Subnet};
+use tern_store::nb::Tx;
 
 use crate::agents::{check_bindable, Liveness};
 use crate::bindings::{self, bound_vif};
@@ -26,8 +32,8 @@ use crate::input::{
 };
 use crate::query::ListQuery;
 use crate::util::{
-    add_project, delete_if_present, fetch, fetch_if_match, host, list, no_content, patched, put, respond,
-    retry, Ctx, State,
+    add_project, committed, fetch, host, list, no_content, patched, respond, stage, transact, tx_fetch,
+    tx_fetch_if_match, Ctx, State,
 };
 
 pub(crate) const OWNER_ROUTER_INTERFACE: &str = "network:router_interface";
@@ -297,11 +303,11 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
     };
     let sgs_given = m.contains_key("security_groups");
     let (ctx, m) = (&ctx, &m);
-    let port = retry(|| {
+    let port = transact(&ctx.nb, |tx| {
         let (requested_ips, project, network_id) =
             (requested_ips.clone(), project.clone(), network_id.clone());
         async move {
-            let network: Network = fetch(&ctx.nb, &network_id).await?;
+            let network: Network = tx_fetch(&tx, &network_id).await?;
             let mut changes = m.clone();
             if !changes.contains_key("port_security_enabled") {
                 changes.insert("port_security_enabled".into(), json!(network.port_security_enabled));
@@ -313,17 +319,19 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
                 None => default_fixed_ips(&subnets),
             };
             set_vif(&mut p);
-            // Validate everything (model rules, fixed IPs against their subnets, security groups)
-            // before the first write; the default security group is the only write before the port.
+            // Validate everything (model rules, fixed IPs against their subnets, security groups);
+            // the project's default security group is written with the port when it is new.
             p.validate().map_err(|e| crate::error::validation(&e))?;
             check_fixed_ips_fit(ctx, &p, &subnets).await?;
             check_bindable(&ctx.nb, &p.id, &p.binding_host_id).await?;
-            check_security_groups(ctx, &p).await?;
+            check_security_groups(&tx, &p).await?;
             let trusted = p.device_owner.starts_with("network:");
             if !sgs_given && p.port_security_enabled && !trusted {
-                p.security_groups = vec![crate::security_groups::ensure_default(&ctx.nb, &project).await?];
+                p.security_groups = vec![crate::security_groups::ensure_default_in(&tx, &project).await?];
             }
-            put(&ctx.nb, p).await
+            let id = stage(&tx, p);
+            let done = tx.commit().await?;
+            committed::<Port>(&done, &id)
         }
     })
     .await?;
@@ -331,11 +339,11 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
 }
 
 /// The port's security groups exist (404 otherwise) and are all stateful or all stateless (409
-/// otherwise, as Neutron).
-async fn check_security_groups(ctx: &Ctx, p: &Port) -> ApiResult<()> {
+/// otherwise, as Neutron); read through `tx`, so a group changed or deleted meanwhile fails it.
+async fn check_security_groups(tx: &Tx, p: &Port) -> ApiResult<()> {
     let mut stateful = std::collections::BTreeSet::new();
     for sg in &p.security_groups {
-        let g: tern_model::SecurityGroup = fetch(&ctx.nb, sg).await?;
+        let g: tern_model::SecurityGroup = tx_fetch(tx, sg).await?;
         stateful.insert(g.stateful);
     }
     if stateful.len() > 1 {
@@ -381,10 +389,10 @@ async fn update(
         None => None,
     };
     let (ctx, m, id) = (&ctx, &m, &id);
-    let port = retry(|| {
+    let port = transact(&ctx.nb, |tx| {
         let requested_ips = requested_ips.clone();
         async move {
-            let cur: Port = fetch_if_match(&ctx.nb, id, expected).await?;
+            let cur: Port = tx_fetch_if_match(&tx, id, expected).await?;
             let mut p: Port = patched(&cur, m)?;
             if let Some(ips) = requested_ips {
                 let subnets = crate::subnets::of_network(ctx, &p.network_id).await?;
@@ -399,22 +407,25 @@ async fn update(
                 check_bindable(&ctx.nb, &p.id, &p.binding_host_id).await?;
             }
             if p.security_groups != cur.security_groups {
-                check_security_groups(ctx, &p).await?;
+                check_security_groups(&tx, &p).await?;
             }
             if p.binding_host_id != cur.binding_host_id {
-                bindings::move_active(&ctx.nb, &cur, p, false).await
+                bindings::move_active(&tx, &cur, p, false).await?;
             } else {
-                put(&ctx.nb, p).await
+                stage(&tx, p);
             }
+            let done = tx.commit().await?;
+            committed::<Port>(&done, id)
         }
     })
     .await?;
     Ok(respond(StatusCode::OK, "port", live_view_of(ctx, &port).await?))
 }
 
-/// Order: disassociate the floating IPs pointing at the port, delete its extra bindings and
-/// migration record, then the port. A failure midway leaves a port with fewer dependents, which
-/// is valid; repeating the delete finishes it.
+/// One transaction: the floating IPs pointing at the port are disassociated and the port is
+/// deleted (the NB deletes its bindings and migration record with it). Floating IPs that start
+/// pointing at the port meanwhile make the commit fail (its referrers are guarded), and it runs
+/// again.
 async fn remove(
     axum::extract::State(ctx): State,
     PathParam(id): PathParam<String>,
@@ -422,8 +433,8 @@ async fn remove(
 ) -> ApiResult<Response> {
     let expected = if_match(&headers)?;
     let (ctx, id) = (&ctx, &id);
-    retry(|| async move {
-        let cur: Port = fetch_if_match(&ctx.nb, id, expected).await?;
+    transact(&ctx.nb, |tx| async move {
+        let cur: Port = tx_fetch_if_match(&tx, id, expected).await?;
         if [OWNER_ROUTER_INTERFACE, OWNER_ROUTER_GATEWAY, OWNER_FLOATINGIP]
             .contains(&cur.device_owner.as_str())
         {
@@ -435,6 +446,7 @@ async fn remove(
                 ),
             ));
         }
+        tx.guard_referrers(Kind::Port, id).await?;
         for mut fip in
             list::<FloatingIp>(&ctx.nb).await?.into_iter().filter(|f| f.port_id.as_deref() == Some(id))
         {
@@ -442,23 +454,22 @@ async fn remove(
             fip.fixed_ip_address = None;
             fip.router_id = None;
             fip.status = FloatingIpStatus::Down;
-            put(&ctx.nb, fip).await?;
+            stage(&tx, fip);
         }
-        for b in list::<PortBinding>(&ctx.nb).await?.into_iter().filter(|b| b.port_id == *id) {
-            delete_if_present(&ctx.nb, Kind::PortBinding, &b.id).await?;
-        }
-        delete_if_present(&ctx.nb, Kind::Migration, id).await?;
-        ctx.nb.delete(Kind::Port, id).await?;
+        tx.delete(Kind::Port, id);
+        tx.commit().await?;
         Ok(())
     })
     .await?;
     Ok(no_content())
 }
 
-/// Creates a port another resource owns (router interface or gateway, floating IP): no port
-/// security, no security groups, `fixed_ips` resolved (or one IPv4 address allocated when empty).
-pub(crate) async fn create_service_port(
+/// Stages, in `tx`, a port another resource owns (router interface or gateway, floating IP): no
+/// port security, no security groups, `fixed_ips` resolved (or one IPv4 address allocated when
+/// empty). Returns it with its id, MAC and addresses already chosen (they are claimed at commit).
+pub(crate) async fn stage_service_port(
     ctx: &Ctx,
+    tx: &Tx,
     network_id: &str,
     owner: &str,
     device_id: &str,
@@ -486,7 +497,11 @@ pub(crate) async fn create_service_port(
     };
     p.validate().map_err(|e| crate::error::validation(&e))?;
     check_fixed_ips_fit(ctx, &p, &subnets).await?;
-    retry(|| put(&ctx.nb, p.clone())).await
+    let mut object = Object::Port(p);
+    tx.fill_defaults(&mut object).await?;
+    let Object::Port(p) = object else { return Err(ApiError::internal("the NB filled another kind")) };
+    stage(tx, p.clone());
+    Ok(p)
 }
 
 /// Ports owned by `device_id` with `owner` (found by scanning: the cleanup of an interrupted
@@ -497,9 +512,4 @@ pub(crate) async fn owned_ports(ctx: &Ctx, owner: &str, device_id: &str) -> ApiR
         .into_iter()
         .filter(|p| p.device_owner == owner && p.device_id == device_id)
         .collect())
-}
-
-/// Deletes a service port (ignores one already gone).
-pub(crate) async fn delete_service_port(ctx: &Ctx, id: &str) -> ApiResult<()> {
-    delete_if_present(&ctx.nb, Kind::Port, id).await
 }

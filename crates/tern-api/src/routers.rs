@@ -2,15 +2,16 @@
 //! `remove_router_interface`), static routes and external gateway (a gateway port on the
 //! external network holds the router's external address).
 //!
-//! Write orders (each leaves a consistent state if it stops midway):
-//! * add interface by subnet: create the interface port (device_id = router), then add the
-//!   interface to the router; if the router write fails the port is deleted again. A crash in
-//!   between leaves an interface port the router does not list: removing the interface (or
-//!   deleting the router) finds and deletes it, since those scan ports by device_id too.
-//! * add interface by port: claim the port (device_owner/device_id), then the router.
-//! * remove interface: drop it from the router, then delete the port.
-//! * gateway set or changed: create the new gateway port, write the router, delete the old
-//!   gateway port. Router delete: delete the router, then its gateway port.
+//! Every operation is one NB transaction, so the router and its ports never disagree:
+//! * add interface by subnet: the interface port (device_id = router) and the router listing it;
+//! * add interface by port: the port claimed (device_owner/device_id) and the router;
+//! * remove interface: the router without it and the port deleted (refused while a floating IP
+//!   goes through it: the router's referrers are guarded before the floating IPs are looked at);
+//! * gateway set or changed: the new gateway port, the router, the old gateway port deleted;
+//! * router delete: the router and its gateway port.
+//!
+//! Interface ports a router does not list (left by releases that wrote these in several steps)
+//! are still found by device_id: removing the interface or deleting the router cleans them up.
 
 use std::sync::Arc;
 
@@ -28,13 +29,12 @@ use crate::error::{in_use, ApiError, ApiResult};
 use crate::input::{
     build_valid, envelope, if_match, normalize_bool, take_project, Attrs, JsonBody, Op, PathParam, QueryPairs,
 };
-use crate::ports::{
-    create_service_port, delete_service_port, owned_ports, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE,
-};
+use crate::ports::{owned_ports, stage_service_port, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE};
 use crate::util::{
-    add_project, fetch, fetch_if_match, list, list_answer, no_content, patched, put, respond, retry,
-    show_answer, Ctx, State,
+    add_project, committed, fetch, list, list_answer, no_content, patched, respond, show_answer, stage,
+    stage_delete, transact, tx_fetch, tx_fetch_if_match, Ctx, State,
 };
+use tern_store::nb::Tx;
 
 /// Router attributes. Ignored: `distributed` and `ha` (tern routers are always distributed),
 /// `availability_zone_hints`, `flavor_id`, `enable_ndp_proxy`, `tags`.
@@ -131,12 +131,12 @@ struct GatewayPlan {
 /// Checks a requested gateway (an external network) and decides whether the current gateway
 /// port can stay (same network, no new addresses asked for).
 async fn plan_gateway(
-    ctx: &Ctx,
+    tx: &Tx,
     requested: Option<ExternalGatewayInfo>,
     current: Option<&ExternalGatewayInfo>,
 ) -> ApiResult<GatewayPlan> {
     let Some(mut gw) = requested else { return Ok(GatewayPlan { info: None, new_port: None }) };
-    let net: Network = fetch(&ctx.nb, &gw.network_id).await?;
+    let net: Network = tx_fetch(tx, &gw.network_id).await?;
     if !net.router_external {
         return Err(bad_router(format!("Network {} is not an external network", gw.network_id)));
     }
@@ -177,13 +177,13 @@ async fn check_routes(ctx: &Ctx, r: &Router) -> ApiResult<()> {
     Ok(())
 }
 
-/// Writes `r` with the planned gateway: new gateway port first, then the router, then the old
-/// gateway ports go. On a failed router write the new port is deleted again.
-async fn write_with_gateway(ctx: &Ctx, mut r: Router, plan: GatewayPlan) -> ApiResult<Router> {
+/// Stages `r` with the planned gateway: the new gateway port, the router, and the deletion of
+/// the gateway ports it no longer uses.
+async fn stage_with_gateway(ctx: &Ctx, tx: &Tx, mut r: Router, plan: GatewayPlan) -> ApiResult<()> {
     let mut new_port = None;
     if let (Some(info), Some(ips)) = (&plan.info, plan.new_port) {
         let port =
-            create_service_port(ctx, &info.network_id, OWNER_ROUTER_GATEWAY, &r.id, &r.project_id, ips)
+            stage_service_port(ctx, tx, &info.network_id, OWNER_ROUTER_GATEWAY, &r.id, &r.project_id, ips)
                 .await?;
         new_port = Some(port);
     }
@@ -191,24 +191,16 @@ async fn write_with_gateway(ctx: &Ctx, mut r: Router, plan: GatewayPlan) -> ApiR
     if let (Some(gw), Some(port)) = (r.external_gateway_info.as_mut(), &new_port) {
         gw.external_fixed_ips = port.fixed_ips.clone();
     }
-    let stored = match put(&ctx.nb, r).await {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(p) = &new_port {
-                delete_service_port(ctx, &p.id).await?;
-            }
-            return Err(e);
-        }
-    };
     let keep = new_port.as_ref().map(|p| p.id.clone());
-    if stored.external_gateway_info.is_none() || keep.is_some() {
-        for p in owned_ports(ctx, OWNER_ROUTER_GATEWAY, &stored.id).await? {
+    if r.external_gateway_info.is_none() || keep.is_some() {
+        for p in owned_ports(ctx, OWNER_ROUTER_GATEWAY, &r.id).await? {
             if Some(&p.id) != keep.as_ref() {
-                delete_service_port(ctx, &p.id).await?;
+                stage_delete::<Port>(tx, &p.id).await?;
             }
         }
     }
-    Ok(stored)
+    stage(tx, r);
+    Ok(())
 }
 
 async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> ApiResult<Response> {
@@ -223,8 +215,16 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
     let mut r: Router = build_valid(&Map::new(), &m)?;
     r.id = tern_model::generate_id();
     check_routes(&ctx, &r).await?;
-    let plan = plan_gateway(&ctx, gateway, None).await?;
-    let r = write_with_gateway(&ctx, r, plan).await?;
+    let (ctx, r) = (&ctx, &r);
+    let r = transact(&ctx.nb, |tx| {
+        let gateway = gateway.clone();
+        async move {
+            let plan = plan_gateway(&tx, gateway, None).await?;
+            stage_with_gateway(ctx, &tx, r.clone(), plan).await?;
+            committed::<Router>(&tx.commit().await?, &r.id)
+        }
+    })
+    .await?;
     Ok(respond(StatusCode::CREATED, "router", view(&r)))
 }
 
@@ -240,19 +240,22 @@ async fn update(
     normalize_bool(&mut m, "admin_state_up")?;
     let gateway = parse_gateway(&mut m)?;
     let (ctx, m, id) = (&ctx, &m, &id);
-    let r = retry(|| {
+    let r = transact(&ctx.nb, |tx| {
         let gateway = gateway.clone();
         async move {
-            let cur: Router = fetch_if_match(&ctx.nb, id, expected).await?;
+            let cur: Router = tx_fetch_if_match(&tx, id, expected).await?;
             let r: Router = patched(&cur, m)?;
             check_routes(ctx, &r).await?;
             match gateway {
-                None => put(&ctx.nb, r).await,
+                None => {
+                    stage(&tx, r);
+                }
                 Some(gw) => {
-                    let plan = plan_gateway(ctx, gw, cur.external_gateway_info.as_ref()).await?;
-                    write_with_gateway(ctx, r, plan).await
+                    let plan = plan_gateway(&tx, gw, cur.external_gateway_info.as_ref()).await?;
+                    stage_with_gateway(ctx, &tx, r, plan).await?;
                 }
             }
+            committed::<Router>(&tx.commit().await?, id)
         }
     })
     .await?;
@@ -266,15 +269,16 @@ async fn remove(
 ) -> ApiResult<Response> {
     let expected = if_match(&headers)?;
     let (ctx, id) = (&ctx, &id);
-    retry(|| async move {
-        let cur: Router = fetch_if_match(&ctx.nb, id, expected).await?;
+    transact(&ctx.nb, |tx| async move {
+        let cur: Router = tx_fetch_if_match(&tx, id, expected).await?;
         if !cur.interfaces.is_empty() || !owned_ports(ctx, OWNER_ROUTER_INTERFACE, id).await?.is_empty() {
             return Err(in_use(Kind::Router, id));
         }
-        ctx.nb.delete(Kind::Router, id).await?;
+        tx.delete(Kind::Router, id);
         for p in owned_ports(ctx, OWNER_ROUTER_GATEWAY, id).await? {
-            delete_service_port(ctx, &p.id).await?;
+            stage_delete::<Port>(&tx, &p.id).await?;
         }
+        tx.commit().await?;
         Ok(())
     })
     .await?;
@@ -349,29 +353,30 @@ async fn add_interface(
 ) -> ApiResult<Response> {
     let target = parse_target(body)?;
     let (ctx, id, target) = (&ctx, &id, &target);
-    retry(|| async move {
-        let mut r: Router = fetch(&ctx.nb, id).await?;
-        match target {
+    transact(&ctx.nb, |tx| async move {
+        let mut r: Router = tx_fetch(&tx, id).await?;
+        let (subnet, port_id) = match target {
             Target::Subnet(sid) => {
-                let subnet: Subnet = fetch(&ctx.nb, sid).await?;
+                let subnet: Subnet = tx_fetch(&tx, sid).await?;
                 check_new_interface(ctx, &r, &subnet).await?;
                 let Some(gw) = subnet.gateway_ip else {
                     return Err(bad_router("Subnet for router interface must have a gateway IP"));
                 };
                 let ips = vec![FixedIp { subnet_id: subnet.id.clone(), ip_address: Some(gw) }];
-                let port =
-                    create_service_port(ctx, &subnet.network_id, OWNER_ROUTER_INTERFACE, id, &r.project_id, ips).await?;
-                r.interfaces.push(RouterInterface { subnet_id: subnet.id.clone(), port_id: port.id.clone() });
-                match put(&ctx.nb, r).await {
-                    Ok(r) => Ok(interface_body(&r, &subnet, &port.id)),
-                    Err(e) => {
-                        delete_service_port(ctx, &port.id).await?;
-                        Err(e)
-                    }
-                }
+                let port = stage_service_port(
+                    ctx,
+                    &tx,
+                    &subnet.network_id,
+                    OWNER_ROUTER_INTERFACE,
+                    id,
+                    &r.project_id,
+                    ips,
+                )
+                .await?;
+                (subnet, port.id)
             }
             Target::Port(pid) => {
-                let port: Port = fetch(&ctx.nb, pid).await?;
+                let port: Port = tx_fetch(&tx, pid).await?;
                 if !port.device_id.is_empty() || !port.device_owner.is_empty() {
                     return Err(ApiError::conflict(
                         "PortInUse",
@@ -387,7 +392,7 @@ async fn add_interface(
                 if port.fixed_ips.len() > 1 {
                     return Err(bad_router("Cannot have multiple IPv4 subnets on router port"));
                 }
-                let subnet: Subnet = fetch(&ctx.nb, &first.subnet_id).await?;
+                let subnet: Subnet = tx_fetch(&tx, &first.subnet_id).await?;
                 check_new_interface(ctx, &r, &subnet).await?;
                 let mut claimed = port.clone();
                 claimed.device_owner = OWNER_ROUTER_INTERFACE.to_string();
@@ -395,20 +400,14 @@ async fn add_interface(
                 claimed.security_groups.clear();
                 claimed.allowed_address_pairs.clear();
                 claimed.port_security_enabled = false;
-                let claimed = put(&ctx.nb, claimed).await?;
-                r.interfaces.push(RouterInterface { subnet_id: subnet.id.clone(), port_id: port.id.clone() });
-                match put(&ctx.nb, r).await {
-                    Ok(r) => Ok(interface_body(&r, &subnet, &port.id)),
-                    Err(e) => {
-                        // Give the port back as it was (with the revision it now has).
-                        let mut back = port.clone();
-                        back.revision_number = claimed.revision_number;
-                        put(&ctx.nb, back).await?;
-                        Err(e)
-                    }
-                }
+                stage(&tx, claimed);
+                (subnet, port.id)
             }
-        }
+        };
+        r.interfaces.push(RouterInterface { subnet_id: subnet.id.clone(), port_id: port_id.clone() });
+        stage(&tx, r);
+        let r: Router = committed(&tx.commit().await?, id)?;
+        Ok(interface_body(&r, &subnet, &port_id))
     })
     .await
 }
@@ -420,8 +419,11 @@ async fn remove_interface(
 ) -> ApiResult<Response> {
     let target = parse_target(body)?;
     let (ctx, id, target) = (&ctx, &id, &target);
-    retry(|| async move {
-        let mut r: Router = fetch(&ctx.nb, id).await?;
+    transact(&ctx.nb, |tx| async move {
+        let mut r: Router = tx_fetch(&tx, id).await?;
+        // Before the floating IPs are looked at: one associated through this router meanwhile
+        // fails the commit.
+        tx.guard_referrers(Kind::Router, id).await?;
         let orphans = owned_ports(ctx, OWNER_ROUTER_INTERFACE, id).await?;
         // The interface as the router lists it, or an interface port a crash left unlisted.
         let (subnet_id, port_id) = match target {
@@ -453,7 +455,7 @@ async fn remove_interface(
                 }
             }
         };
-        let subnet: Subnet = fetch(&ctx.nb, &subnet_id).await?;
+        let subnet: Subnet = tx_fetch(&tx, &subnet_id).await?;
         let fips = list::<FloatingIp>(&ctx.nb).await?;
         if fips.iter().any(|f| {
             f.router_id.as_deref() == Some(id.as_str()) && f.fixed_ip_address.is_some_and(|ip| subnet.cidr.contains(&ip))
@@ -476,8 +478,14 @@ async fn remove_interface(
         }
         let before = r.interfaces.len();
         r.interfaces.retain(|i| i.port_id != port_id);
-        let r = if r.interfaces.len() != before { put(&ctx.nb, r).await? } else { r };
-        delete_service_port(ctx, &port_id).await?;
+        let changed = r.interfaces.len() != before;
+        if changed {
+            stage(&tx, r.clone());
+        }
+        // The port may already be gone (a router an earlier release left listing it).
+        stage_delete::<Port>(&tx, &port_id).await?;
+        let done = tx.commit().await?;
+        let r = if changed { committed(&done, id)? } else { r };
         Ok(interface_body(&r, &subnet, &port_id))
     })
     .await

@@ -6,6 +6,10 @@
 //! `default` group (also ingress from members of the group itself) is created on first need: a
 //! port created without `security_groups`, or a group listing. Its id (and its rules' ids) are
 //! derived from the project, so concurrent creators on any server write the same object.
+//!
+//! Every operation is one NB transaction. A delete guards the group's referrers before it looks
+//! for ports using it, and removes the rules of other groups naming it as their remote group in
+//! the same transaction; a port that starts using the group meanwhile fails the commit.
 
 use std::sync::Arc;
 
@@ -15,7 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use tern_model::{Direction, EtherType, Kind, Port, SecurityGroup, SecurityGroupRule};
-use tern_store::nb::{Nb, NbError};
+use tern_store::nb::{Nb, NbError, Tx};
 
 use crate::error::{in_use, ApiError, ApiResult};
 use crate::input::{
@@ -24,8 +28,8 @@ use crate::input::{
 };
 use crate::query::ListQuery;
 use crate::util::{
-    add_project, derived_uuid, fetch, fetch_if_match, get as nb_get, host, json_map, list, list_answer,
-    no_content, patched, put, respond, retry, show_answer, Ctx, State,
+    add_project, commit_first, derived_uuid, get as nb_get, host, json_map, list, list_answer, no_content,
+    patched, put, respond, show_answer, stage, transact, tx_fetch, tx_fetch_if_match, tx_get, Ctx, State,
 };
 
 /// Group attributes. Ignored: `tags`.
@@ -90,12 +94,9 @@ fn egress_rules() -> Vec<SecurityGroupRule> {
     ]
 }
 
-/// Creates the project's `default` group if it does not exist; returns its id.
-pub(crate) async fn ensure_default(nb: &Nb, project: &str) -> ApiResult<String> {
+/// The project's `default` group as first created.
+fn default_group(project: &str) -> SecurityGroup {
     let id = default_id(project);
-    if nb_get::<SecurityGroup>(nb, &id).await?.is_some() {
-        return Ok(id);
-    }
     let mut rules = egress_rules();
     for ethertype in [EtherType::IPv4, EtherType::IPv6] {
         let mut r = SecurityGroupRule::new(Direction::Ingress, ethertype);
@@ -106,8 +107,8 @@ pub(crate) async fn ensure_default(nb: &Nb, project: &str) -> ApiResult<String> 
         r.id = derived_uuid(&format!("{id}:rule:{i}"));
         r.security_group_id = id.clone();
     }
-    let g = SecurityGroup {
-        id: id.clone(),
+    SecurityGroup {
+        id,
         name: "default".into(),
         description: "Default security group".into(),
         project_id: project.to_string(),
@@ -116,11 +117,31 @@ pub(crate) async fn ensure_default(nb: &Nb, project: &str) -> ApiResult<String> 
         // was changed since (revision 2 or more) makes this a conflict, and the group exists.
         revision_number: 1,
         ..SecurityGroup::default()
-    };
-    match nb.put(tern_model::Object::SecurityGroup(g)).await {
+    }
+}
+
+/// Creates the project's `default` group if it does not exist; returns its id.
+pub(crate) async fn ensure_default(nb: &Nb, project: &str) -> ApiResult<String> {
+    let id = default_id(project);
+    if nb_get::<SecurityGroup>(nb, &id).await?.is_some() {
+        return Ok(id);
+    }
+    match nb.put(tern_model::Object::SecurityGroup(default_group(project))).await {
         Ok(_) | Err(NbError::Conflict { .. }) => Ok(id),
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`ensure_default`] within `tx`: stages the group if it does not exist (a concurrent creator
+/// makes the commit fail, and the operation runs again and finds it).
+pub(crate) async fn ensure_default_in(tx: &Tx, project: &str) -> ApiResult<String> {
+    let id = default_id(project);
+    if tx_get::<SecurityGroup>(tx, &id).await?.is_none() {
+        let mut g = default_group(project);
+        g.revision_number = 0;
+        stage(tx, g);
+    }
+    Ok(id)
 }
 
 fn rule_view(g: &SecurityGroup, r: &SecurityGroupRule) -> Map<String, Value> {
@@ -203,25 +224,25 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
     m.insert("project_id".into(), json!(project));
     let mut g: SecurityGroup = build_valid(&Map::new(), &m)?;
     if g.name == "default" {
-        let id = default_id(&project);
-        if nb_get::<SecurityGroup>(&ctx.nb, &id).await?.is_some() {
-            return Err(ApiError::conflict(
-                "SecurityGroupDefaultAlreadyExists",
-                "Default security group already exists.",
-            ));
-        }
-        ensure_default(&ctx.nb, &project).await?;
-        let mut g: SecurityGroup = fetch(&ctx.nb, &id).await?;
-        if !m.contains_key("description") && !m.contains_key("stateful") {
-            return Ok(respond(StatusCode::CREATED, "security_group", view(&g)));
-        }
-        let changes: Map<String, Value> = m
-            .iter()
-            .filter(|(k, _)| *k == "description" || *k == "stateful")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        g = build_valid(&json_map(&g), &changes)?;
-        let g = retry(|| put(&ctx.nb, g.clone())).await?;
+        let (ctx, m, project) = (&ctx, &m, &project);
+        let g = transact(&ctx.nb, |tx| async move {
+            if tx_get::<SecurityGroup>(&tx, &default_id(project)).await?.is_some() {
+                return Err(ApiError::conflict(
+                    "SecurityGroupDefaultAlreadyExists",
+                    "Default security group already exists.",
+                ));
+            }
+            let mut g = default_group(project);
+            g.revision_number = 0;
+            let changes: Map<String, Value> = m
+                .iter()
+                .filter(|(k, _)| *k == "description" || *k == "stateful")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            stage(&tx, build_valid::<SecurityGroup>(&json_map(&g), &changes)?);
+            commit_first::<SecurityGroup>(tx).await
+        })
+        .await?;
         return Ok(respond(StatusCode::CREATED, "security_group", view(&g)));
     }
     g.id = tern_model::generate_id();
@@ -246,8 +267,8 @@ async fn update(
     normalize_bool(&mut m, "stateful")?;
     null_as_empty(&mut m, "description");
     let (ctx, m, id) = (&ctx, &m, &id);
-    let g = retry(|| async move {
-        let cur: SecurityGroup = fetch_if_match(&ctx.nb, id, expected).await?;
+    let g = transact(&ctx.nb, |tx| async move {
+        let cur: SecurityGroup = tx_fetch_if_match(&tx, id, expected).await?;
         let g: SecurityGroup = patched(&cur, m)?;
         if cur.id == default_id(&cur.project_id) && g.name != "default" {
             return Err(ApiError::conflict(
@@ -255,21 +276,26 @@ async fn update(
                 "Updating default security group not allowed.",
             ));
         }
-        // A port's groups are all stateful or all stateless: the kind of a group in use stays.
+        // A port's groups are all stateful or all stateless: the kind of a group in use stays
+        // (ports that start using it meanwhile fail the commit).
+        if g.stateful != cur.stateful {
+            tx.guard_referrers(Kind::SecurityGroup, id).await?;
+        }
         if g.stateful != cur.stateful && list::<Port>(&ctx.nb).await?.iter().any(|p| p.security_groups.contains(id)) {
             return Err(ApiError::conflict(
                 "SecurityGroupInUse",
                 format!("Security Group {id} in use: its ports would mix stateful and stateless groups; stateful cannot change."),
             ));
         }
-        put(&ctx.nb, g).await
+        stage(&tx, g);
+        commit_first::<SecurityGroup>(tx).await
     })
     .await?;
     Ok(respond(StatusCode::OK, "security_group", view(&g)))
 }
 
-/// Refused while a port uses the group. Order: rules of other groups that name this group as
-/// their remote are removed first (Neutron cascades them), then the group.
+/// Refused while a port uses the group. Rules of other groups that name this group as their
+/// remote are removed with it (Neutron cascades them), in the same transaction.
 async fn remove(
     axum::extract::State(ctx): State,
     PathParam(id): PathParam<String>,
@@ -277,22 +303,24 @@ async fn remove(
 ) -> ApiResult<Response> {
     let expected = if_match(&headers)?;
     let (ctx, id) = (&ctx, &id);
-    retry(|| async move {
-        let _cur: SecurityGroup = fetch_if_match(&ctx.nb, id, expected).await?;
+    transact(&ctx.nb, |tx| async move {
+        let _cur: SecurityGroup = tx_fetch_if_match(&tx, id, expected).await?;
+        tx.guard_referrers(Kind::SecurityGroup, id).await?;
         if list::<Port>(&ctx.nb).await?.iter().any(|p| p.security_groups.contains(id)) {
             return Err(in_use(Kind::SecurityGroup, id));
         }
-        for mut g in list::<SecurityGroup>(&ctx.nb).await? {
-            if g.id == *id {
-                continue;
-            }
-            let before = g.security_group_rules.len();
+        let names_it = |g: &SecurityGroup| {
+            g.id != *id
+                && g.security_group_rules.iter().any(|r| r.remote_group_id.as_deref() == Some(id.as_str()))
+        };
+        for listed in list::<SecurityGroup>(&ctx.nb).await?.into_iter().filter(names_it) {
+            // Read through the transaction: the group as changed here is the group as it is.
+            let Some(mut g) = tx_get::<SecurityGroup>(&tx, &listed.id).await? else { continue };
             g.security_group_rules.retain(|r| r.remote_group_id.as_deref() != Some(id.as_str()));
-            if g.security_group_rules.len() != before {
-                put(&ctx.nb, g).await?;
-            }
+            stage(&tx, g);
         }
-        ctx.nb.delete(Kind::SecurityGroup, id).await?;
+        tx.delete(Kind::SecurityGroup, id);
+        tx.commit().await?;
         Ok(())
     })
     .await?;
@@ -416,10 +444,10 @@ async fn create_rule(axum::extract::State(ctx): State, JsonBody(body): JsonBody)
     rule.validate().map_err(|e| crate::error::validation(&e))?;
     rule.id = tern_model::generate_id();
     let (ctx, rule) = (&ctx, &rule);
-    let (g, r) = retry(|| async move {
-        let mut g: SecurityGroup = fetch(&ctx.nb, &rule.security_group_id).await?;
+    let (g, r) = transact(&ctx.nb, |tx| async move {
+        let mut g: SecurityGroup = tx_fetch(&tx, &rule.security_group_id).await?;
         if let Some(remote) = rule.remote_group_id.as_deref().filter(|r| *r != g.id) {
-            let _: SecurityGroup = fetch(&ctx.nb, remote).await?;
+            let _: SecurityGroup = tx_fetch(&tx, remote).await?;
         }
         if let Some(existing) = g.security_group_rules.iter().find(|r| same_match(r, rule)) {
             return Err(ApiError::conflict(
@@ -428,8 +456,8 @@ async fn create_rule(axum::extract::State(ctx): State, JsonBody(body): JsonBody)
             ));
         }
         g.security_group_rules.push(rule.clone());
-        let g = put(&ctx.nb, g).await?;
-        Ok((g, rule.clone()))
+        stage(&tx, g);
+        Ok((commit_first::<SecurityGroup>(tx).await?, rule.clone()))
     })
     .await?;
     Ok(respond(StatusCode::CREATED, "security_group_rule", rule_view(&g, &r)))
@@ -445,10 +473,11 @@ async fn update_rule(
     null_as_empty(&mut m, "description");
     let description = opt_str(&m, "description")?;
     let (ctx, id) = (&ctx, &id);
-    let (g, r) = retry(|| {
+    let (g, r) = transact(&ctx.nb, |tx| {
         let description = description.clone();
         async move {
-            let (mut g, _) = find_rule(&ctx.nb, id).await?;
+            let (g, _) = find_rule(&ctx.nb, id).await?;
+            let mut g: SecurityGroup = tx_fetch(&tx, &g.id).await?;
             let Some(rule) = g.security_group_rules.iter_mut().find(|r| r.id == *id) else {
                 return Err(ApiError::internal("rule vanished"));
             };
@@ -456,8 +485,8 @@ async fn update_rule(
                 rule.description = d;
             }
             let rule = rule.clone();
-            let g = put(&ctx.nb, g).await?;
-            Ok((g, rule))
+            stage(&tx, g);
+            Ok((commit_first::<SecurityGroup>(tx).await?, rule))
         }
     })
     .await?;
@@ -469,10 +498,12 @@ async fn remove_rule(
     PathParam(id): PathParam<String>,
 ) -> ApiResult<Response> {
     let (ctx, id) = (&ctx, &id);
-    retry(|| async move {
-        let (mut g, _) = find_rule(&ctx.nb, id).await?;
+    transact(&ctx.nb, |tx| async move {
+        let (g, _) = find_rule(&ctx.nb, id).await?;
+        let mut g: SecurityGroup = tx_fetch(&tx, &g.id).await?;
         g.security_group_rules.retain(|r| r.id != *id);
-        put(&ctx.nb, g).await
+        stage(&tx, g);
+        commit_first::<SecurityGroup>(tx).await
     })
     .await?;
     Ok(no_content())

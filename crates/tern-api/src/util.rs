@@ -1,5 +1,5 @@
-//! Shared plumbing of the handlers: the server state, typed NB reads, the retry of
-//! read-modify-write operations that lost a race, JSON responses, and derived ids.
+//! Shared plumbing of the handlers: the server state, typed NB reads, operations as one NB
+//! transaction ([`transact`]) retried when they lose a race, JSON responses, and derived ids.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{Map, Value};
-use tern_model::{Kind, Resource};
-use tern_store::nb::Nb;
+use tern_model::Resource;
+use tern_store::nb::{Committed, Nb, Tx};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -20,24 +20,75 @@ pub(crate) struct Ctx {
 
 pub(crate) type State = axum::extract::State<Arc<Ctx>>;
 
-/// How many times a read-modify-write that lost a race with another writer is tried in all.
-const ATTEMPTS: usize = 8;
+/// How many times an operation that lost a race with another writer is tried in all (then the
+/// last conflict is the answer, a 409).
+const ATTEMPTS: usize = 16;
 
-/// Runs `op` again while it fails with a retryable error (a concurrent write won the race, or a
-/// value the server picked was taken meanwhile). Every attempt re-reads what it needs, so an
-/// `If-Match` precondition is re-checked against the newer object (and then fails with 412).
-pub(crate) async fn retry<T, F, Fut>(mut op: F) -> ApiResult<T>
+/// Runs `op` as one NB transaction: `op` reads through the [`Tx`] it is given (each object read
+/// is guarded), stages its writes and commits; the whole of it runs again, on a new `Tx`, while
+/// it fails with a retryable error (the commit lost a race: something it read changed).
+pub(crate) async fn transact<T, F, Fut>(nb: &Nb, mut op: F) -> ApiResult<T>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(Tx) -> Fut,
     Fut: Future<Output = ApiResult<T>>,
 {
     let mut attempt = 1;
     loop {
-        match op().await {
+        match op(nb.tx_attempt(attempt as u32)).await {
             Err(e) if e.retry && attempt < ATTEMPTS => attempt += 1,
             other => return other,
         }
     }
+}
+
+/// The object as `tx` reads it (guarded).
+pub(crate) async fn tx_get<T: Resource>(tx: &Tx, id: &str) -> ApiResult<Option<T>> {
+    Ok(tx.get(T::KIND, id).await?.and_then(|s| T::from_object(s.object)))
+}
+
+/// [`tx_get`], or Neutron's 404 for its kind.
+pub(crate) async fn tx_fetch<T: Resource>(tx: &Tx, id: &str) -> ApiResult<T> {
+    tx_get(tx, id).await?.ok_or_else(|| ApiError::not_found(T::KIND, id))
+}
+
+/// [`tx_fetch`] for a read-modify-write: 412 if `If-Match` names another revision.
+pub(crate) async fn tx_fetch_if_match<T: Resource>(tx: &Tx, id: &str, expected: Option<u64>) -> ApiResult<T> {
+    let cur: T = tx_fetch(tx, id).await?;
+    crate::input::check_if_match(expected, cur.revision_number())?;
+    Ok(cur)
+}
+
+/// Stages a put of `t` in `tx`; returns its id.
+pub(crate) fn stage<T: Resource>(tx: &Tx, t: T) -> String {
+    tx.put(t.into_object())
+}
+
+/// Stages the delete of a `T` found by a listing, read through `tx` first (so its vanishing
+/// meanwhile is a lost race, not a 404); one already gone is skipped.
+pub(crate) async fn stage_delete<T: Resource>(tx: &Tx, id: &str) -> ApiResult<()> {
+    if tx_get::<T>(tx, id).await?.is_some() {
+        tx.delete(T::KIND, id);
+    }
+    Ok(())
+}
+
+/// The `T` with `id` a committed transaction stored.
+pub(crate) fn committed<T: Resource>(c: &Committed, id: &str) -> ApiResult<T> {
+    c.objects
+        .iter()
+        .find(|s| s.object.kind() == T::KIND && s.object.id() == id)
+        .and_then(|s| T::from_object(s.object.clone()))
+        .ok_or_else(|| ApiError::internal(format!("the NB did not store {} {id}", T::KIND)))
+}
+
+/// Commits a transaction whose first put is a `T`, and returns it as stored.
+pub(crate) async fn commit_first<T: Resource>(tx: Tx) -> ApiResult<T> {
+    let c = tx.commit().await?;
+    c.objects
+        .into_iter()
+        .next()
+        .and_then(|s| T::from_object(s.object))
+        .ok_or_else(|| ApiError::internal("the NB returned another kind"))
 }
 
 pub(crate) async fn get<T: Resource>(nb: &Nb, id: &str) -> ApiResult<Option<T>> {
@@ -49,23 +100,18 @@ pub(crate) async fn fetch<T: Resource>(nb: &Nb, id: &str) -> ApiResult<T> {
     get(nb, id).await?.ok_or_else(|| ApiError::not_found(T::KIND, id))
 }
 
-/// The object for a read-modify-write: 404 if absent, 412 if `If-Match` names another revision.
-pub(crate) async fn fetch_if_match<T: Resource>(nb: &Nb, id: &str, expected: Option<u64>) -> ApiResult<T> {
-    let cur: T = fetch(nb, id).await?;
-    crate::input::check_if_match(expected, cur.revision_number())?;
-    Ok(cur)
-}
-
 /// `cur` with the request's attributes `m` applied, validated.
 pub(crate) fn patched<T: Resource>(cur: &T, m: &Map<String, Value>) -> ApiResult<T> {
     crate::input::build_valid(&json_map(cur), m)
 }
 
-/// A DELETE with nothing to check beyond `If-Match` (the NB refuses what is still in use).
+/// A DELETE with nothing to check beyond `If-Match` (the NB refuses what is still in use), as
+/// one transaction.
 pub(crate) async fn delete_if_match<T: Resource>(nb: &Nb, id: &str, expected: Option<u64>) -> ApiResult<()> {
-    retry(|| async move {
-        fetch_if_match::<T>(nb, id, expected).await?;
-        nb.delete(T::KIND, id).await?;
+    transact(nb, |tx| async move {
+        tx_fetch_if_match::<T>(&tx, id, expected).await?;
+        tx.delete(T::KIND, id);
+        tx.commit().await?;
         Ok(())
     })
     .await
@@ -101,16 +147,17 @@ pub(crate) async fn show_answer<T: Resource>(
 }
 
 /// A PUT of the plain kind: `T` as stored (`If-Match` checked) with the request's attributes `m`
-/// applied, validated and stored, retried on a concurrent write.
+/// applied, validated and stored, as one transaction (retried on a concurrent write).
 pub(crate) async fn update_plain<T: Resource>(
     nb: &Nb,
     id: &str,
     expected: Option<u64>,
     m: &Map<String, Value>,
 ) -> ApiResult<T> {
-    retry(|| async move {
-        let cur: T = fetch_if_match(nb, id, expected).await?;
-        put(nb, patched(&cur, m)?).await
+    transact(nb, |tx| async move {
+        let cur: T = tx_fetch_if_match(&tx, id, expected).await?;
+        stage(&tx, patched(&cur, m)?);
+        commit_first(tx).await
     })
     .await
 }
@@ -130,14 +177,6 @@ pub(crate) async fn put<T: Resource>(nb: &Nb, t: T) -> ApiResult<T> {
 /// Nanoseconds since the Unix epoch (the Migration records' timestamps).
 pub(crate) fn now_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// Deletes; an object already gone is fine (idempotent cleanup steps).
-pub(crate) async fn delete_if_present(nb: &Nb, kind: Kind, id: &str) -> ApiResult<()> {
-    match nb.delete(kind, id).await {
-        Ok(_) | Err(tern_store::nb::NbError::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// `{"<singular>": view}` with a status.

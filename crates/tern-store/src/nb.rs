@@ -2,21 +2,48 @@
 //! other objects), store-generated ids, store-allocated unique keys, Neutron's `revision_number`
 //! with optimistic concurrency, timestamps, and a watch that speaks in objects.
 //!
-//! Every write of an object is one compare-and-swap on its key: a refused write changes nothing.
+//! Every write is one store transaction that also guards what it was decided from, so a refused
+//! write changes nothing and two writes that contradict each other cannot both commit:
+//!
+//! * the object's key is compared with the revision it was read at;
+//! * values unique within a network (a port's IPs and MAC) and a fixed IP's floating IP are
+//!   claimed under `/tern/index/`, compared and written with the object;
+//! * an object that starts referring to another (a port to its network, subnets and security
+//!   groups, a subnet to its network, a router to its interfaces' subnets and ports and its
+//!   gateway network, a floating IP to its network, port and router, a binding or migration to its
+//!   port, a rule to its remote group) compares the target's key (it still exists, unchanged) and
+//!   bumps the target's *referrers key* `/tern/index/ref/<kind>/<id>`. A delete compares that key
+//!   as it was before it looked for referrers, so "delete X" and "start referring to X" cannot
+//!   both win;
+//! * a subnet create compares and bumps its network's subnet-set key `/tern/index/subnets/<net>`
+//!   before it looks for overlaps, so two overlapping subnets cannot both be created.
+//!
+//! [`Tx`] runs a whole operation (several reads, several objects written or deleted) as one such
+//! transaction; [`Nb::put`] and [`Nb::delete`] are transactions of one write.
 
-use crate::{Revision, Store, StoreError, Txn, Watch, WatchEvent};
-use std::collections::{BTreeMap, HashSet};
+use crate::{Revision, Store, StoreError, Txn, TxnOp, Watch, WatchEvent};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tern_model::{Kind, ModelError, Object};
 
-/// Where unique values (a port's IPs and MAC within its network) are claimed; outside every kind's
-/// prefix, so NB watches do not see them.
-const INDEX_PREFIX: &str = "/tern/index/";
+/// Where unique values (a port's IPs and MAC within its network, a fixed IP's floating IP) are
+/// claimed, and where the guard keys live; outside every kind's prefix, so NB watches do not see
+/// them.
+pub const INDEX_PREFIX: &str = "/tern/index/";
+/// Referrers keys: `<prefix><kind>/<id>`, bumped whenever an object starts referring to that one.
+const REF_PREFIX: &str = "/tern/index/ref/";
+/// Subnet-set keys: `<prefix><network id>`, bumped by every subnet created on the network.
+const SUBNETS_PREFIX: &str = "/tern/index/subnets/";
+/// Floating IP claims: `<prefix><port id>/<fixed ip>` holds the floating IP's id.
+const FLOATINGIP_PREFIX: &str = "/tern/index/floatingip/";
 /// Where per-kind unique-key counters live (outside every kind's prefix).
 const UNIQUE_KEY_PREFIX: &str = "/tern/meta/unique_key/";
 /// Unique keys are 24-bit: they become Geneve VNIs (networks) and register values.
 const MAX_UNIQUE_KEY: u32 = 0x00ff_ffff;
+/// How many times one transaction is prepared again after losing a race on a key the NB itself
+/// chose to guard (a claim, a referenced object, a referrers key).
+const PREPARE_ATTEMPTS: u32 = 64;
 
 /// Why an NB operation failed. [`NbError::is_bad_input`] separates the caller's mistakes from
 /// failures of the system.
@@ -99,6 +126,165 @@ pub enum NbEvent {
     },
 }
 
+/// What a committed [`Tx`] wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Committed {
+    /// The store revision of the transaction (the current one if it wrote nothing).
+    pub revision: Revision,
+    /// Every object put, as stored, in the order of the [`Tx::put`] calls.
+    pub objects: Vec<Stored>,
+}
+
+/// One NB operation: what it read (each object read through it is guarded), what it writes
+/// (objects put and deleted, each with the same checks as [`Nb::put`] and [`Nb::delete`]), all
+/// committed as one store transaction by [`Tx::commit`].
+///
+/// Listings ([`Tx::list`]) are not guarded: an operation that decides from the *absence* of
+/// referrers guards them with [`Tx::guard_referrers`] before it lists. A commit that loses a
+/// race against a write to something the operation read fails with [`NbError::Conflict`]: run
+/// the whole operation again on a new `Tx` (reading afresh).
+pub struct Tx {
+    nb: Nb,
+    attempt: u32,
+    state: Mutex<TxState>,
+}
+
+#[derive(Default)]
+struct TxState {
+    /// Key -> mod revision the operation saw (0: absent); each becomes a compare.
+    reads: BTreeMap<String, Revision>,
+    writes: Vec<WriteOp>,
+    /// Claim values [`Tx::fill_defaults`] chose before the commit (a race for them is a conflict
+    /// of the whole operation, which may have used them).
+    early: HashSet<String>,
+    /// Referrers keys to bump ([`Tx::bump_referrers`]).
+    bumps: std::collections::BTreeSet<String>,
+}
+
+#[derive(Clone, Debug)]
+// Puts are the common case; boxing them would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum WriteOp {
+    Put(Object),
+    Delete(Kind, String),
+}
+
+impl WriteOp {
+    fn target(&self) -> (Kind, &str) {
+        match self {
+            WriteOp::Put(o) => (o.kind(), o.id()),
+            WriteOp::Delete(k, id) => (*k, id),
+        }
+    }
+}
+
+/// What a [`Tx`] adds to its writes.
+#[derive(Clone, Copy, Default)]
+struct Extra<'a> {
+    early: Option<&'a HashSet<String>>,
+    bumps: Option<&'a std::collections::BTreeSet<String>>,
+}
+
+/// A write of a commit, with the caller's condition on the stored object.
+struct Pending<'g> {
+    op: WriteOp,
+    guard: Option<&'g Guard>,
+}
+
+impl Tx {
+    pub fn nb(&self) -> &Nb {
+        &self.nb
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, TxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that the operation depends on `key` being at `revision`.
+    fn record(&self, key: &str, revision: Revision) {
+        self.state().reads.entry(key.to_owned()).or_insert(revision);
+    }
+
+    /// The object, if any; the commit fails if it changes (or appears) meanwhile.
+    pub async fn get(&self, kind: Kind, id: &str) -> NbResult<Option<Stored>> {
+        let key = tern_model::key(kind, id);
+        let kv = self.nb.store.get(&key).await?;
+        self.record(&key, kv.as_ref().map_or(0, |kv| kv.mod_revision));
+        match kv {
+            Some(kv) => {
+                Ok(Some(Stored { object: decode(&kv.key, &kv.value)?, mod_revision: kv.mod_revision }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Tx::get`], but a missing object is [`NbError::NotFound`].
+    pub async fn fetch(&self, kind: Kind, id: &str) -> NbResult<Stored> {
+        self.get(kind, id).await?.ok_or_else(|| NbError::NotFound { kind, id: id.to_owned() })
+    }
+
+    /// Every object of `kind` (not guarded: see the type's documentation).
+    pub async fn list(&self, kind: Kind) -> NbResult<Vec<Stored>> {
+        Ok(self.nb.list(kind).await?.0)
+    }
+
+    /// Makes the commit fail if any object starts referring to `kind`/`id` from now on. Call it
+    /// before looking for the object's referrers when deciding from their absence.
+    pub async fn guard_referrers(&self, kind: Kind, id: &str) -> NbResult<()> {
+        let key = referrers_key(kind, id);
+        let revision = self.nb.store.get(&key).await?.map_or(0, |kv| kv.mod_revision);
+        self.record(&key, revision);
+        Ok(())
+    }
+
+    /// Makes the commit bump the referrers key of `kind`/`id`: for an operation that starts to
+    /// depend on that object in a way its reference fields do not show (a floating IP associated
+    /// through a router's interface), so whoever guarded that object's referrers fails.
+    pub fn bump_referrers(&self, kind: Kind, id: &str) {
+        self.state().bumps.insert(referrers_key(kind, id));
+    }
+
+    /// Fills now what the commit would fill (id, MAC, fixed IP addresses, ...), for an operation
+    /// that needs those values before it commits (a floating IP's address is its port's).
+    pub async fn fill_defaults(&self, object: &mut Object) -> NbResult<()> {
+        if object.id().is_empty() {
+            object.set_id(object.default_id().unwrap_or_else(tern_model::generate_id));
+        }
+        let chosen = self.nb.fill_defaults(object, self.attempt).await?;
+        self.state().early.extend(chosen);
+        Ok(())
+    }
+
+    /// Creates or replaces `object` at commit, as [`Nb::put`] would. An empty id is given now.
+    pub fn put(&self, mut object: Object) -> String {
+        if object.id().is_empty() {
+            object.set_id(object.default_id().unwrap_or_else(tern_model::generate_id));
+        }
+        let id = object.id().to_owned();
+        self.state().writes.push(WriteOp::Put(object));
+        id
+    }
+
+    /// Deletes the object at commit, as [`Nb::delete`] would (its claims and cascades included).
+    pub fn delete(&self, kind: Kind, id: &str) {
+        self.state().writes.push(WriteOp::Delete(kind, id.to_owned()));
+    }
+
+    /// Whether nothing is to be written.
+    pub fn is_empty(&self) -> bool {
+        self.state().writes.is_empty()
+    }
+
+    /// Checks and writes everything as one store transaction.
+    pub async fn commit(self) -> NbResult<Committed> {
+        let state = self.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        let writes: Vec<Pending<'_>> =
+            state.writes.into_iter().map(|op| Pending { op, guard: None }).collect();
+        let extra = Extra { early: Some(&state.early), bumps: Some(&state.bumps) };
+        self.nb.commit_writes(&state.reads, &writes, extra, self.attempt).await
+    }
+}
+
 /// The NB over a store.
 #[derive(Clone)]
 pub struct Nb {
@@ -112,6 +298,17 @@ impl Nb {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// A new operation (see [`Tx`]).
+    pub fn tx(&self) -> Tx {
+        self.tx_attempt(1)
+    }
+
+    /// A new operation that is the `attempt`-th try of the same request: after a lost race,
+    /// addresses the NB picks are spread over the lowest free ones instead of taking the lowest.
+    pub fn tx_attempt(&self, attempt: u32) -> Tx {
+        Tx { nb: self.clone(), attempt: attempt.max(1), state: Mutex::default() }
     }
 
     /// Parses, validates and stores an object of `kind` given as JSON (create or replace).
@@ -141,28 +338,192 @@ impl Nb {
             let id = object.default_id().unwrap_or_else(tern_model::generate_id);
             object.set_id(id);
         }
-        // Concurrent writers may claim the same automatically chosen IP address; the loser of the
-        // race chooses again.
-        let mut attempts = 0;
+        let writes = [Pending { op: WriteOp::Put(object), guard }];
+        let committed = self.commit_writes(&BTreeMap::new(), &writes, Extra::default(), 1).await?;
+        committed
+            .objects
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Backend("a put stored nothing".into()).into())
+    }
+
+    pub async fn get(&self, kind: Kind, id: &str) -> NbResult<Option<Stored>> {
+        let key = tern_model::key(kind, id);
+        match self.store.get(&key).await? {
+            Some(kv) => {
+                Ok(Some(Stored { object: decode(&kv.key, &kv.value)?, mod_revision: kv.mod_revision }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Nb::get`], but a missing object is [`NbError::NotFound`].
+    pub async fn fetch(&self, kind: Kind, id: &str) -> NbResult<Stored> {
+        self.get(kind, id).await?.ok_or_else(|| NbError::NotFound { kind, id: id.to_owned() })
+    }
+
+    /// Every object of `kind`, sorted by id, and the store revision the listing reflects.
+    pub async fn list(&self, kind: Kind) -> NbResult<(Vec<Stored>, Revision)> {
+        let listing = self.store.list(&tern_model::kind_prefix(kind)).await?;
+        let mut objects = Vec::with_capacity(listing.items.len());
+        for kv in &listing.items {
+            objects.push(Stored { object: decode(&kv.key, &kv.value)?, mod_revision: kv.mod_revision });
+        }
+        Ok((objects, listing.revision))
+    }
+
+    /// Every NB object of every kind, grouped by kind, at one revision.
+    pub async fn dump(&self) -> NbResult<(BTreeMap<Kind, Vec<Object>>, Revision)> {
+        let listing = self.store.list(tern_model::ROOT_PREFIX).await?;
+        let mut all: BTreeMap<Kind, Vec<Object>> = BTreeMap::new();
+        for kv in &listing.items {
+            let object = decode(&kv.key, &kv.value)?;
+            all.entry(object.kind()).or_default().push(object);
+        }
+        Ok((all, listing.revision))
+    }
+
+    /// Deletes an object; [`NbError::NotFound`] if there is none, [`NbError::InUse`] if other
+    /// objects still refer to it (a network with ports, a subnet ports or routers use, a security
+    /// group ports or other groups' rules use, a port floating IPs or routers use, a router
+    /// floating IPs use). A network goes with its subnets, a port with its claims, bindings and
+    /// migration record, in one transaction.
+    pub async fn delete(&self, kind: Kind, id: &str) -> NbResult<Revision> {
+        self.delete_checked(kind, id, None).await
+    }
+
+    /// [`Nb::delete`] only if `guard` accepts the stored object, checked atomically with the
+    /// delete ([`NbError::Conflict`] otherwise): the delete half of a read-modify-write.
+    pub async fn delete_if(&self, kind: Kind, id: &str, guard: &Guard) -> NbResult<Revision> {
+        self.delete_checked(kind, id, Some(guard)).await
+    }
+
+    async fn delete_checked(&self, kind: Kind, id: &str, guard: Option<&Guard>) -> NbResult<Revision> {
+        let writes = [Pending { op: WriteOp::Delete(kind, id.to_owned()), guard }];
+        Ok(self.commit_writes(&BTreeMap::new(), &writes, Extra::default(), 1).await?.revision)
+    }
+
+    /// NB events with revision >= `from` (0: from now on), across every kind.
+    pub async fn watch(&self, from: Revision) -> NbResult<NbWatch> {
+        Ok(NbWatch { inner: self.store.watch(tern_model::ROOT_PREFIX, from).await? })
+    }
+
+    // --- the write path ---
+
+    /// Prepares every write (checks, claims, guards) and commits them as one store transaction
+    /// that also compares `reads`. A race lost on a key the NB chose to guard prepares again;
+    /// one lost on a key the caller read, or on a written object itself, is [`NbError::Conflict`].
+    async fn commit_writes(
+        &self,
+        reads: &BTreeMap<String, Revision>,
+        writes: &[Pending<'_>],
+        extra: Extra<'_>,
+        attempt: u32,
+    ) -> NbResult<Committed> {
+        let no_early = HashSet::new();
+        let early = extra.early.unwrap_or(&no_early);
+        let mut targets = HashSet::new();
+        for w in writes.iter() {
+            let (kind, id) = w.op.target();
+            if !targets.insert((kind, id.to_owned())) {
+                return Err(StoreError::Backend(format!(
+                    "{kind} {id:?} is written twice in one transaction"
+                ))
+                .into());
+            }
+        }
+        if writes.is_empty() {
+            return Ok(Committed { revision: self.store.revision().await?, objects: Vec::new() });
+        }
+        // Unique keys allocated for each write, kept across rounds (never allocated twice).
+        let mut allocated: Vec<Option<u32>> = vec![None; writes.len()];
+        let mut round = 0;
         loop {
-            attempts += 1;
-            match self.put_once(object.clone(), attempts, guard).await {
-                Err(PutFailure::Raced) if attempts < 64 => continue,
-                Err(PutFailure::Raced) => {
-                    return Err(NbError::Exhausted { what: "attempts at a conflict-free write".into() })
+            round += 1;
+            let mut b = Builder::default();
+            b.compares.extend(reads.iter().map(|(k, r)| (k.clone(), *r)));
+            for key in extra.bumps.into_iter().flatten() {
+                b.bump(key);
+            }
+            let mut objects = Vec::new();
+            let view = BatchView::new(reads, writes);
+            let mut prepared: Result<(), PutFailure> = Ok(());
+            for (w, slot) in writes.iter().zip(allocated.iter_mut()) {
+                let step = match &w.op {
+                    WriteOp::Put(o) => self
+                        .prepare_put(o, w.guard, attempt + round - 1, early, &view, &mut b, slot)
+                        .await
+                        .map(|stored| objects.push(stored)),
+                    WriteOp::Delete(kind, id) => self.prepare_delete(*kind, id, w.guard, &view, &mut b).await,
+                };
+                if let Err(e) = step {
+                    prepared = Err(e);
+                    break;
+                }
+            }
+            let lost = match prepared {
+                Ok(()) => match self.store.txn(b.into_txn()).await {
+                    Ok(revision) => {
+                        for o in &mut objects {
+                            o.mod_revision = revision;
+                        }
+                        return Ok(Committed { revision, objects });
+                    }
+                    Err(StoreError::Conflict { key, .. }) => Some(key),
+                    Err(e) => return Err(e.into()),
+                },
+                // A refusal decided on what the operation read is only the answer while that is
+                // still so; otherwise the operation lost a race and must decide again.
+                Err(PutFailure::Error(e)) if e.is_bad_input() && !reads.is_empty() => {
+                    return Err(match self.first_stale(reads).await? {
+                        Some(key) => conflict_on(&key, writes),
+                        None => e,
+                    });
                 }
                 Err(PutFailure::Error(e)) => return Err(e),
-                Ok(stored) => return Ok(stored),
+                Err(PutFailure::Raced) => None,
+                Err(PutFailure::Clash(key)) => Some(key),
+            };
+            if let Some(key) = lost {
+                let written = writes.iter().any(|w| {
+                    let (k, id) = w.op.target();
+                    tern_model::key(k, id) == key
+                });
+                if reads.contains_key(&key) || written {
+                    return Err(conflict_on(&key, writes));
+                }
+            }
+            if round >= PREPARE_ATTEMPTS {
+                return Err(NbError::Exhausted { what: "attempts at a conflict-free write".into() });
             }
         }
     }
 
-    async fn put_once(
+    /// The first key of `reads` no longer at the revision read.
+    async fn first_stale(&self, reads: &BTreeMap<String, Revision>) -> NbResult<Option<String>> {
+        for (key, revision) in reads {
+            let now = self.store.get(key).await?.map_or(0, |kv| kv.mod_revision);
+            if now != *revision {
+                return Ok(Some(key.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One put of a commit: the object filled, validated, its revision number and references
+    /// checked, its claims taken; adds its compares and writes to `b`.
+    #[allow(clippy::too_many_arguments)]
+    async fn prepare_put(
         &self,
-        mut object: Object,
-        attempt: u32,
+        pending: &Object,
         guard: Option<&Guard>,
+        attempt: u32,
+        early: &HashSet<String>,
+        view: &BatchView<'_>,
+        b: &mut Builder,
+        allocated: &mut Option<u32>,
     ) -> Result<Stored, PutFailure> {
+        let mut object = pending.clone();
         let auto_filled = self.fill_defaults(&mut object, attempt).await?;
         object.validate().map_err(ModelError::from)?;
         let kind = object.kind();
@@ -208,175 +569,242 @@ impl Nb {
                 object.set_revision_number(1);
             }
         }
-        self.check_references(&object).await?;
+        self.check_references(&object, previous.as_ref(), view, b).await?;
         let created_at = previous.as_ref().and_then(|o| timestamp(o, "created_at"));
         let mut object = set_timestamps(object, created_at.as_deref().unwrap_or(&now), &now)?;
         if object.unique_key() == Some(0) {
-            let key = self.allocate_unique_key(kind).await?;
-            object.set_unique_key(key);
+            let unique = match *allocated {
+                Some(k) => k,
+                None => self.allocate_unique_key(kind).await?,
+            };
+            *allocated = Some(unique);
+            object.set_unique_key(unique);
         }
         let object = with_derived_fields(object);
         let value = serde_json::to_vec(&object.to_json_value())
             .map_err(|e| NbError::Corrupt { key: key.clone(), message: e.to_string() })?;
 
-        // One transaction: the object (if still as read) and its claims on unique values.
-        let mut txn =
-            Txn::new().compare(&key, existing.as_ref().map_or(0, |kv| kv.mod_revision)).put(&key, value);
+        // The object (if still as read) and its claims on unique values.
+        b.compare(&key, existing.as_ref().map_or(0, |kv| kv.mod_revision))?;
+        b.put(&key, value)?;
         let new_claims = claims(&object);
         let old_claims = previous.as_ref().map(claims).unwrap_or_default();
         for claim in new_claims.iter().filter(|c| !old_claims.contains(c)) {
             match self.store.get(&claim.key).await? {
                 Some(kv) if kv.value != id.as_bytes() => {
-                    if auto_filled.contains(&claim.value) {
+                    let holder = String::from_utf8_lossy(&kv.value).into_owned();
+                    if view.deletes(kind, &holder) {
+                        // Its holder goes in this same transaction: the value moves over.
+                        b.compare(&claim.key, kv.mod_revision)?;
+                        b.put(&claim.key, id.as_bytes().to_vec())?;
+                    } else if auto_filled.contains(&claim.value) {
                         return Err(PutFailure::Raced);
+                    } else if early.contains(&claim.value) {
+                        // Chosen before the commit and maybe used since: the operation starts over.
+                        return Err(NbError::Conflict { kind, id, expected, actual: 0 }.into());
+                    } else {
+                        return Err(NbError::Duplicate {
+                            kind,
+                            id,
+                            field: claim.field.into(),
+                            value: claim.value.clone(),
+                            other: holder,
+                        }
+                        .into());
                     }
-                    return Err(NbError::Duplicate {
-                        kind,
-                        id,
-                        field: claim.field.into(),
-                        value: claim.value.clone(),
-                        other: String::from_utf8_lossy(&kv.value).into_owned(),
-                    }
-                    .into());
                 }
-                Some(kv) => txn = txn.compare(&claim.key, kv.mod_revision),
-                None => txn = txn.compare(&claim.key, 0).put(&claim.key, id.as_bytes().to_vec()),
+                Some(kv) => b.compare(&claim.key, kv.mod_revision)?,
+                None => {
+                    b.compare(&claim.key, 0)?;
+                    b.put(&claim.key, id.as_bytes().to_vec())?;
+                }
+            }
+        }
+        // Floating IP claims came after floating IPs: one an older release associated gets its
+        // claim at its next write (if the value is free; `tern db check` reports it otherwise).
+        for claim in
+            new_claims.iter().filter(|c| old_claims.contains(c) && c.key.starts_with(FLOATINGIP_PREFIX))
+        {
+            if self.store.get(&claim.key).await?.is_none() {
+                b.compare(&claim.key, 0)?;
+                b.put(&claim.key, id.as_bytes().to_vec())?;
             }
         }
         for claim in old_claims.iter().filter(|c| !new_claims.contains(c)) {
-            txn = txn.delete(&claim.key);
-        }
-        match self.store.txn(txn).await {
-            Ok(mod_revision) => Ok(Stored { object, mod_revision }),
-            // Someone else wrote the object between our read and our write.
-            Err(StoreError::Conflict { key: k, .. }) if k == key => Err(NbError::Conflict {
-                kind,
-                id,
-                expected: object.revision_number().saturating_sub(1),
-                actual: 0,
+            // Released only if it is ours (a store older releases left inconsistent may differ).
+            if let Some(kv) = self.store.get(&claim.key).await?.filter(|kv| kv.value == id.as_bytes()) {
+                b.compare(&claim.key, kv.mod_revision)?;
+                b.delete(&claim.key);
             }
-            .into()),
-            // Someone claimed one of our values meanwhile: read again and decide.
-            Err(StoreError::Conflict { .. }) => Err(PutFailure::Raced),
-            Err(e) => Err(NbError::from(e).into()),
         }
+        Ok(Stored { object, mod_revision: 0 })
     }
 
-    pub async fn get(&self, kind: Kind, id: &str) -> NbResult<Option<Stored>> {
-        let key = tern_model::key(kind, id);
-        match self.store.get(&key).await? {
-            Some(kv) => {
-                Ok(Some(Stored { object: decode(&kv.key, &kv.value)?, mod_revision: kv.mod_revision }))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Like [`Nb::get`], but a missing object is [`NbError::NotFound`].
-    pub async fn fetch(&self, kind: Kind, id: &str) -> NbResult<Stored> {
-        self.get(kind, id).await?.ok_or_else(|| NbError::NotFound { kind, id: id.to_owned() })
-    }
-
-    /// Every object of `kind`, sorted by id, and the store revision the listing reflects.
-    pub async fn list(&self, kind: Kind) -> NbResult<(Vec<Stored>, Revision)> {
-        let listing = self.store.list(&tern_model::kind_prefix(kind)).await?;
-        let mut objects = Vec::with_capacity(listing.items.len());
-        for kv in &listing.items {
-            objects.push(Stored { object: decode(&kv.key, &kv.value)?, mod_revision: kv.mod_revision });
-        }
-        Ok((objects, listing.revision))
-    }
-
-    /// Every NB object of every kind, grouped by kind, at one revision.
-    pub async fn dump(&self) -> NbResult<(BTreeMap<Kind, Vec<Object>>, Revision)> {
-        let listing = self.store.list(tern_model::ROOT_PREFIX).await?;
-        let mut all: BTreeMap<Kind, Vec<Object>> = BTreeMap::new();
-        for kv in &listing.items {
-            let object = decode(&kv.key, &kv.value)?;
-            all.entry(object.kind()).or_default().push(object);
-        }
-        Ok((all, listing.revision))
-    }
-
-    /// Deletes an object; [`NbError::NotFound`] if there is none, [`NbError::InUse`] if other
-    /// objects still need it (a network with ports, a subnet or security group ports use). A
-    /// network goes with its subnets, a port with its claims, in one transaction.
-    pub async fn delete(&self, kind: Kind, id: &str) -> NbResult<Revision> {
-        self.delete_checked(kind, id, None).await
-    }
-
-    /// [`Nb::delete`] only if `guard` accepts the stored object, checked atomically with the
-    /// delete ([`NbError::Conflict`] otherwise): the delete half of a read-modify-write.
-    pub async fn delete_if(&self, kind: Kind, id: &str, guard: &Guard) -> NbResult<Revision> {
-        self.delete_checked(kind, id, Some(guard)).await
-    }
-
-    async fn delete_checked(&self, kind: Kind, id: &str, guard: Option<&Guard>) -> NbResult<Revision> {
+    /// One delete of a commit: refused while other objects (outside this commit) refer to the
+    /// object; its claims, referrers key and cascaded objects go with it.
+    async fn prepare_delete(
+        &self,
+        kind: Kind,
+        id: &str,
+        guard: Option<&Guard>,
+        view: &BatchView<'_>,
+        b: &mut Builder,
+    ) -> Result<(), PutFailure> {
         let key = tern_model::key(kind, id);
         let Some(kv) = self.store.get(&key).await? else {
-            return Err(NbError::NotFound { kind, id: id.to_owned() });
+            return Err(NbError::NotFound { kind, id: id.to_owned() }.into());
         };
         let object = decode(&kv.key, &kv.value)?;
         if guard.is_some_and(|g| !g(Some(&object))) {
             let actual = object.revision_number();
-            return Err(NbError::Conflict { kind, id: id.to_owned(), expected: actual, actual });
+            return Err(NbError::Conflict { kind, id: id.to_owned(), expected: actual, actual }.into());
         }
-        let in_use = |by_kind, by_id: String| NbError::InUse { kind, id: id.to_owned(), by_kind, by_id };
-        let mut txn = Txn::new().compare(&key, kv.mod_revision).delete(&key);
-        match &object {
-            Object::Port(_) => {
-                for claim in claims(&object) {
-                    match self.store.get(&claim.key).await? {
-                        Some(c) if c.value == id.as_bytes() => {
-                            txn = txn.compare(&claim.key, c.mod_revision).delete(&claim.key)
-                        }
-                        _ => {}
-                    }
+        let in_use = |by_kind, by_id: &str| -> PutFailure {
+            NbError::InUse { kind, id: id.to_owned(), by_kind, by_id: by_id.to_owned() }.into()
+        };
+        b.compare(&key, kv.mod_revision)?;
+        b.delete(&key);
+        // Before looking for referrers: whoever starts referring to it from now on bumps this.
+        self.drop_referrers_key(kind, id, view, b).await?;
+        for claim in claims(&object) {
+            if let Some(c) = self.store.get(&claim.key).await? {
+                if c.value == id.as_bytes() {
+                    b.compare(&claim.key, c.mod_revision)?;
+                    b.delete(&claim.key);
                 }
             }
+        }
+        match &object {
             Object::Network(_) => {
-                let users = self.store.list(&network_index(id)).await?;
-                if let Some(claim) = users.items.first() {
-                    return Err(in_use(Kind::Port, String::from_utf8_lossy(&claim.value).into_owned()));
-                }
-                for s in self.list(Kind::Subnet).await?.0 {
-                    if matches!(&s.object, Object::Subnet(sub) if sub.network_id == id) {
-                        txn = txn
-                            .compare(tern_model::key(Kind::Subnet, s.object.id()), s.mod_revision)
-                            .delete(tern_model::key(Kind::Subnet, s.object.id()));
+                for claim in self.store.list(&network_index(id)).await?.items {
+                    let holder = String::from_utf8_lossy(&claim.value).into_owned();
+                    if !view.deletes(Kind::Port, &holder) {
+                        return Err(in_use(Kind::Port, &holder));
                     }
                 }
+                for s in self.list(Kind::Subnet).await?.0 {
+                    let Object::Subnet(sub) = &s.object else { continue };
+                    if sub.network_id == id && view.get(Kind::Subnet, &sub.id).is_none() {
+                        let skey = tern_model::key(Kind::Subnet, &sub.id);
+                        b.compare(&skey, s.mod_revision)?;
+                        b.delete(&skey);
+                        self.drop_referrers_key(Kind::Subnet, &sub.id, view, b).await?;
+                    }
+                }
+                b.delete(&subnet_set_key(id));
             }
             Object::Subnet(subnet) => {
                 let used = self.store.list(&format!("{}ip/", network_index(&subnet.network_id))).await?;
                 for claim in &used.items {
                     let ip = claim.key.rsplit('/').next().and_then(|ip| ip.parse::<IpAddr>().ok());
-                    if ip.is_some_and(|ip| subnet.cidr.contains(&ip)) {
-                        return Err(in_use(Kind::Port, String::from_utf8_lossy(&claim.value).into_owned()));
+                    let holder = String::from_utf8_lossy(&claim.value).into_owned();
+                    if ip.is_some_and(|ip| subnet.cidr.contains(&ip)) && !view.deletes(Kind::Port, &holder) {
+                        return Err(in_use(Kind::Port, &holder));
+                    }
+                }
+                for o in self.scan(Kind::Router, view).await? {
+                    if matches!(&o, Object::Router(r) if r.interfaces.iter().any(|i| i.subnet_id == id)) {
+                        return Err(in_use(Kind::Router, o.id()));
                     }
                 }
             }
             Object::SecurityGroup(_) => {
-                for p in self.list(Kind::Port).await?.0 {
-                    if matches!(&p.object, Object::Port(port) if port.security_groups.iter().any(|g| g == id))
-                    {
-                        return Err(in_use(Kind::Port, p.object.id().to_owned()));
+                for o in self.scan(Kind::Port, view).await? {
+                    if matches!(&o, Object::Port(p) if p.security_groups.iter().any(|g| g == id)) {
+                        return Err(in_use(Kind::Port, o.id()));
+                    }
+                }
+                for o in self.scan(Kind::SecurityGroup, view).await? {
+                    let remote = |g: &tern_model::SecurityGroup| {
+                        g.id != id
+                            && g.security_group_rules.iter().any(|r| r.remote_group_id.as_deref() == Some(id))
+                    };
+                    if matches!(&o, Object::SecurityGroup(g) if remote(g)) {
+                        return Err(in_use(Kind::SecurityGroup, o.id()));
+                    }
+                }
+            }
+            Object::Port(_) => {
+                for o in self.scan(Kind::FloatingIp, view).await? {
+                    if matches!(&o, Object::FloatingIp(f) if f.port_id.as_deref() == Some(id)) {
+                        return Err(in_use(Kind::FloatingIp, o.id()));
+                    }
+                }
+                for o in self.scan(Kind::Router, view).await? {
+                    if matches!(&o, Object::Router(r) if r.interfaces.iter().any(|i| i.port_id == id)) {
+                        return Err(in_use(Kind::Router, o.id()));
+                    }
+                }
+                // Its bindings and migration record go with it.
+                let prefix = tern_model::key(Kind::PortBinding, &format!("{id}@"));
+                for kv in self.store.list(&prefix).await?.items {
+                    let binding = decode(&kv.key, &kv.value)?;
+                    let bound_here = matches!(&binding, Object::PortBinding(pb) if pb.port_id == id);
+                    if bound_here && view.get(Kind::PortBinding, binding.id()).is_none() {
+                        b.compare(&kv.key, kv.mod_revision)?;
+                        b.delete(&kv.key);
+                    }
+                }
+                let mkey = tern_model::key(Kind::Migration, id);
+                if let Some(m) = self.store.get(&mkey).await? {
+                    if view.get(Kind::Migration, id).is_none() {
+                        b.compare(&mkey, m.mod_revision)?;
+                        b.delete(&mkey);
+                    }
+                }
+            }
+            Object::Router(_) => {
+                for o in self.scan(Kind::FloatingIp, view).await? {
+                    if matches!(&o, Object::FloatingIp(f) if f.router_id.as_deref() == Some(id)) {
+                        return Err(in_use(Kind::FloatingIp, o.id()));
                     }
                 }
             }
             _ => {}
         }
-        self.store.txn(txn).await.map_err(|e| match e {
-            StoreError::Conflict { .. } => {
-                NbError::Conflict { kind, id: id.to_owned(), expected: 0, actual: 0 }
-            }
-            e => e.into(),
-        })
+        Ok(())
     }
 
-    /// NB events with revision >= `from` (0: from now on), across every kind.
-    pub async fn watch(&self, from: Revision) -> NbResult<NbWatch> {
-        Ok(NbWatch { inner: self.store.watch(tern_model::ROOT_PREFIX, from).await? })
+    /// Guards and deletes the referrers key of an object being deleted, at the revision the
+    /// operation saw it (if it guarded it) or now.
+    async fn drop_referrers_key(
+        &self,
+        kind: Kind,
+        id: &str,
+        view: &BatchView<'_>,
+        b: &mut Builder,
+    ) -> Result<(), PutFailure> {
+        if !referable(kind) {
+            return Ok(());
+        }
+        let key = referrers_key(kind, id);
+        let revision = match view.reads.get(&key) {
+            Some(r) => *r,
+            None => self.store.get(&key).await?.map_or(0, |kv| kv.mod_revision),
+        };
+        b.compare(&key, revision)?;
+        b.delete(&key);
+        Ok(())
+    }
+
+    /// Every object of `kind` as it will be once this commit's writes are applied.
+    async fn scan(&self, kind: Kind, view: &BatchView<'_>) -> NbResult<Vec<Object>> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for s in self.list(kind).await?.0 {
+            match view.get(kind, s.object.id()) {
+                Some(Some(o)) => out.push(o.clone()),
+                Some(None) => {}
+                None => out.push(s.object.clone()),
+            }
+            seen.insert(s.object.id().to_owned());
+        }
+        for ((k, id), o) in &view.overlay {
+            if *k == kind && !seen.contains(id) {
+                out.extend(o.cloned());
+            }
+        }
+        Ok(out)
     }
 
     // --- helpers of put ---
@@ -446,26 +874,65 @@ impl Nb {
         Ok(chosen)
     }
 
-    /// Checks that the objects `object` refers to exist (and fit, for subnets and fixed IPs).
-    async fn check_references(&self, object: &Object) -> NbResult<()> {
+    /// Checks that the objects `object` refers to exist (and fit, for subnets and fixed IPs), and
+    /// guards the references it starts to hold (see the module documentation).
+    async fn check_references(
+        &self,
+        object: &Object,
+        previous: Option<&Object>,
+        view: &BatchView<'_>,
+        b: &mut Builder,
+    ) -> Result<(), PutFailure> {
         let kind = object.kind();
         let id = object.id();
-        let must_exist = |field: &str, target: Kind, target_id: &str| {
-            let field = field.to_owned();
-            let target_id = target_id.to_owned();
-            async move {
-                match self.get(target, &target_id).await? {
-                    Some(s) => Ok(s.object),
-                    None => {
-                        Err(NbError::MissingReference { kind, id: id.to_owned(), field, target, target_id })
+        // A new subnet: guard its network's subnet set before looking for overlaps.
+        if let (Object::Subnet(subnet), None) = (object, previous) {
+            let key = subnet_set_key(&subnet.network_id);
+            let revision = self.store.get(&key).await?.map_or(0, |kv| kv.mod_revision);
+            b.compare(&key, revision)?;
+            b.bump(&key);
+        }
+        let held: HashSet<(Kind, String)> =
+            previous.map(references).unwrap_or_default().into_iter().map(|r| (r.kind, r.id)).collect();
+        let mut targets: HashMap<(Kind, String), Object> = HashMap::new();
+        for r in references(object) {
+            if targets.contains_key(&(r.kind, r.id.clone())) {
+                continue;
+            }
+            let target = match view.get(r.kind, &r.id) {
+                // Written by this same transaction.
+                Some(o) => o.cloned(),
+                None => {
+                    let key = tern_model::key(r.kind, &r.id);
+                    match self.store.get(&key).await? {
+                        Some(kv) => {
+                            if !held.contains(&(r.kind, r.id.clone())) {
+                                b.compare(&key, kv.mod_revision)?;
+                                b.bump(&referrers_key(r.kind, &r.id));
+                            }
+                            Some(decode(&kv.key, &kv.value)?)
+                        }
+                        None => None,
                     }
                 }
-            }
-        };
+            };
+            let Some(target) = target else {
+                return Err(NbError::MissingReference {
+                    kind,
+                    id: id.to_owned(),
+                    field: r.field,
+                    target: r.kind,
+                    target_id: r.id,
+                }
+                .into());
+            };
+            targets.insert((r.kind, r.id), target);
+        }
+        let target = |k: Kind, id: &str| targets.get(&(k, id.to_owned()));
         match object {
             Object::Subnet(subnet) => {
-                for other in self.list(Kind::Subnet).await?.0 {
-                    if let Object::Subnet(o) = &other.object {
+                for other in self.scan(Kind::Subnet, view).await? {
+                    if let Object::Subnet(o) = &other {
                         let overlaps = o.cidr.contains(&subnet.cidr.network())
                             || subnet.cidr.contains(&o.cidr.network());
                         if o.id != subnet.id && o.network_id == subnet.network_id && overlaps {
@@ -475,54 +942,25 @@ impl Nb {
                                 field: "cidr".into(),
                                 value: subnet.cidr.to_string(),
                                 other: o.id.clone(),
-                            });
+                            }
+                            .into());
                         }
                     }
                 }
-                if let Object::Network(network) =
-                    must_exist("network_id", Kind::Network, &subnet.network_id).await?
-                {
-                    tern_model::check_subnet_network(subnet, &network).map_err(ModelError::from)?;
+                if let Some(Object::Network(network)) = target(Kind::Network, &subnet.network_id) {
+                    tern_model::check_subnet_network(subnet, network).map_err(ModelError::from)?;
                 }
             }
             Object::Port(port) => {
-                must_exist("network_id", Kind::Network, &port.network_id).await?;
-                let mut subnets = Vec::new();
-                for (i, fixed) in port.fixed_ips.iter().enumerate() {
-                    if let Object::Subnet(s) =
-                        must_exist(&format!("fixed_ips[{i}].subnet_id"), Kind::Subnet, &fixed.subnet_id)
-                            .await?
-                    {
-                        subnets.push(s);
-                    }
-                }
+                let subnets: Vec<tern_model::Subnet> = port
+                    .fixed_ips
+                    .iter()
+                    .filter_map(|f| match target(Kind::Subnet, &f.subnet_id) {
+                        Some(Object::Subnet(s)) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect();
                 tern_model::check_fixed_ips(port, &subnets).map_err(ModelError::from)?;
-                for (i, sg) in port.security_groups.iter().enumerate() {
-                    must_exist(&format!("security_groups[{i}]"), Kind::SecurityGroup, sg).await?;
-                }
-            }
-            Object::Router(router) => {
-                for (i, itf) in router.interfaces.iter().enumerate() {
-                    must_exist(&format!("interfaces[{i}].subnet_id"), Kind::Subnet, &itf.subnet_id).await?;
-                }
-                if let Some(gw) = &router.external_gateway_info {
-                    must_exist("external_gateway_info.network_id", Kind::Network, &gw.network_id).await?;
-                }
-            }
-            Object::FloatingIp(fip) => {
-                must_exist("floating_network_id", Kind::Network, &fip.floating_network_id).await?;
-                if let Some(port) = &fip.port_id {
-                    must_exist("port_id", Kind::Port, port).await?;
-                }
-                if let Some(router) = &fip.router_id {
-                    must_exist("router_id", Kind::Router, router).await?;
-                }
-            }
-            Object::PortBinding(b) => {
-                must_exist("port_id", Kind::Port, &b.port_id).await?;
-            }
-            Object::Migration(m) => {
-                must_exist("port_id", Kind::Port, &m.port_id).await?;
             }
             Object::Network(network) => {
                 if let Some(vni) = network.segmentation_id {
@@ -537,11 +975,12 @@ impl Nb {
                             field: "segmentation_id".into(),
                             value: vni.to_string(),
                             other: other.object.id().to_owned(),
-                        });
+                        }
+                        .into());
                     }
                 }
             }
-            Object::SecurityGroup(_) | Object::Chassis(_) => {}
+            _ => {}
         }
         Ok(())
     }
@@ -620,15 +1059,116 @@ impl NbWatch {
     }
 }
 
-/// Why one attempt at a put failed: for good, or because a concurrent writer won a race.
+/// Why one attempt at preparing a commit failed: for good, because a concurrent writer won a race
+/// the NB can retry on its own, or because two guards of the commit disagree on a key.
 enum PutFailure {
     Error(NbError),
     Raced,
+    Clash(String),
 }
 
 impl<E: Into<NbError>> From<E> for PutFailure {
     fn from(e: E) -> Self {
         PutFailure::Error(e.into())
+    }
+}
+
+/// What the writes of one commit see of each other.
+struct BatchView<'a> {
+    reads: &'a BTreeMap<String, Revision>,
+    /// The object each write puts (`None`: deletes), by kind and id.
+    overlay: HashMap<(Kind, String), Option<&'a Object>>,
+}
+
+impl<'a> BatchView<'a> {
+    fn new(reads: &'a BTreeMap<String, Revision>, writes: &'a [Pending<'_>]) -> Self {
+        let overlay = writes
+            .iter()
+            .map(|w| match &w.op {
+                WriteOp::Put(o) => ((o.kind(), o.id().to_owned()), Some(o)),
+                WriteOp::Delete(k, id) => ((*k, id.clone()), None),
+            })
+            .collect();
+        BatchView { reads, overlay }
+    }
+
+    /// `Some(object)` if this commit puts it, `Some(None)` if it deletes it, `None` if it does
+    /// not write it.
+    fn get(&self, kind: Kind, id: &str) -> Option<Option<&'a Object>> {
+        self.overlay.get(&(kind, id.to_owned())).copied()
+    }
+
+    fn deletes(&self, kind: Kind, id: &str) -> bool {
+        matches!(self.get(kind, id), Some(None))
+    }
+}
+
+/// The compares and writes of one store transaction, each key at most once.
+#[derive(Default)]
+struct Builder {
+    compares: BTreeMap<String, Revision>,
+    ops: Vec<TxnOp>,
+    index: HashMap<String, usize>,
+}
+
+impl Builder {
+    /// Requires `key` at `revision`; two different requirements on one key cannot both hold.
+    fn compare(&mut self, key: &str, revision: Revision) -> Result<(), PutFailure> {
+        match self.compares.get(key) {
+            Some(r) if *r != revision => Err(PutFailure::Clash(key.to_owned())),
+            Some(_) => Ok(()),
+            None => {
+                self.compares.insert(key.to_owned(), revision);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes `key` (replacing a delete of it: a claim handed over within the transaction).
+    fn put(&mut self, key: &str, value: Vec<u8>) -> Result<(), PutFailure> {
+        let op = TxnOp::Put { key: key.to_owned(), value, lease: None };
+        match self.index.get(key) {
+            Some(&i) => match &self.ops[i] {
+                TxnOp::Delete { .. } => {
+                    self.ops[i] = op;
+                    Ok(())
+                }
+                same if *same == op => Ok(()),
+                _ => Err(StoreError::Backend(format!("one transaction writes {key:?} twice")).into()),
+            },
+            None => {
+                self.index.insert(key.to_owned(), self.ops.len());
+                self.ops.push(op);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives a guard key a new mod revision (unless this transaction writes it anyway).
+    fn bump(&mut self, key: &str) {
+        if !self.index.contains_key(key) {
+            self.index.insert(key.to_owned(), self.ops.len());
+            self.ops.push(TxnOp::Put { key: key.to_owned(), value: Vec::new(), lease: None });
+        }
+    }
+
+    /// Deletes `key` (unless this transaction writes it: a put wins).
+    fn delete(&mut self, key: &str) {
+        if !self.index.contains_key(key) {
+            self.index.insert(key.to_owned(), self.ops.len());
+            self.ops.push(TxnOp::Delete { key: key.to_owned() });
+        }
+    }
+
+    fn into_txn(self) -> Txn {
+        Txn {
+            compares: self
+                .compares
+                .into_iter()
+                .map(|(key, mod_revision)| crate::Compare { key, mod_revision })
+                .collect(),
+            ops: self.ops,
+        }
     }
 }
 
@@ -638,29 +1178,155 @@ fn network_index(network_id: &str) -> String {
     format!("{INDEX_PREFIX}network/{network_id}/")
 }
 
-/// A value an object owns exclusively (e.g. a fixed IP within its network).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Claim {
-    key: String,
-    field: &'static str,
-    value: String,
+/// The referrers key of an object: bumped by every write that starts referring to it, compared
+/// (and deleted) by its delete.
+pub fn referrers_key(kind: Kind, id: &str) -> String {
+    format!("{REF_PREFIX}{}/{id}", kind.name())
 }
 
-/// The unique values an object claims: a port's fixed IPs and MAC, within its network.
-fn claims(object: &Object) -> Vec<Claim> {
-    let Object::Port(port) = object else { return Vec::new() };
-    let index = network_index(&port.network_id);
-    let mut claims: Vec<Claim> = port
-        .fixed_ips
-        .iter()
-        .filter_map(|f| f.ip_address)
-        .map(|ip| Claim { key: format!("{index}ip/{ip}"), field: "fixed_ips", value: ip.to_string() })
-        .collect();
-    if !port.mac_address.is_empty() {
-        let mac = port.mac_address.to_ascii_lowercase();
-        claims.push(Claim { key: format!("{index}mac/{mac}"), field: "mac_address", value: mac });
+/// The subnet-set key of a network: compared and bumped by every subnet created on it.
+pub fn subnet_set_key(network_id: &str) -> String {
+    format!("{SUBNETS_PREFIX}{network_id}")
+}
+
+/// The object a guard key (referrers or subnet-set key) or object key belongs to.
+pub fn guarded_object(key: &str) -> Option<(Kind, String)> {
+    if let Some((kind, id)) = tern_model::parse_key(key) {
+        return Some((kind, id.to_owned()));
     }
-    claims
+    if let Some(rest) = key.strip_prefix(REF_PREFIX) {
+        let (kind, id) = rest.split_once('/')?;
+        return Some((Kind::from_name(kind)?, id.to_owned()));
+    }
+    key.strip_prefix(SUBNETS_PREFIX).map(|id| (Kind::Network, id.to_owned()))
+}
+
+/// The conflict of a commit that lost a race on `key`: about the object the key guards (the
+/// first write's when it guards none), with the revision number the write expected.
+fn conflict_on(key: &str, writes: &[Pending<'_>]) -> NbError {
+    let first = writes.first().map(|w| (w.op.target().0, w.op.target().1.to_owned()));
+    let (kind, id) = match guarded_object(key).or(first) {
+        Some(target) => target,
+        None => {
+            return StoreError::Backend(format!("a transaction of no write lost a race on {key:?}")).into()
+        }
+    };
+    let expected = writes
+        .iter()
+        .find_map(|w| match &w.op {
+            WriteOp::Put(o) if o.kind() == kind && o.id() == id => Some(o.revision_number()),
+            _ => None,
+        })
+        .unwrap_or(0);
+    NbError::Conflict { kind, id, expected, actual: 0 }
+}
+
+/// Whether `key` is a claim (see [`claims`]) rather than a guard key.
+pub fn is_claim_key(key: &str) -> bool {
+    key.starts_with(&format!("{INDEX_PREFIX}network/")) || key.starts_with(FLOATINGIP_PREFIX)
+}
+
+/// Kinds other objects refer to (and whose deletes look for referrers).
+fn referable(kind: Kind) -> bool {
+    matches!(kind, Kind::Network | Kind::Subnet | Kind::Port | Kind::Router | Kind::SecurityGroup)
+}
+
+/// A value an object owns exclusively (e.g. a fixed IP within its network): the key claiming it
+/// holds the owner's id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub key: String,
+    pub field: &'static str,
+    pub value: String,
+}
+
+/// The unique values an object claims: a port's fixed IPs and MAC within its network; a floating
+/// IP's fixed IP (port and address: one floating IP per fixed IP).
+pub fn claims(object: &Object) -> Vec<Claim> {
+    match object {
+        Object::Port(port) => {
+            let index = network_index(&port.network_id);
+            let mut claims: Vec<Claim> = port
+                .fixed_ips
+                .iter()
+                .filter_map(|f| f.ip_address)
+                .map(|ip| Claim { key: format!("{index}ip/{ip}"), field: "fixed_ips", value: ip.to_string() })
+                .collect();
+            if !port.mac_address.is_empty() {
+                let mac = port.mac_address.to_ascii_lowercase();
+                claims.push(Claim { key: format!("{index}mac/{mac}"), field: "mac_address", value: mac });
+            }
+            claims
+        }
+        Object::FloatingIp(f) => match (&f.port_id, f.fixed_ip_address) {
+            (Some(port), Some(ip)) => vec![Claim {
+                key: format!("{FLOATINGIP_PREFIX}{port}/{ip}"),
+                field: "fixed_ip_address",
+                value: ip.to_string(),
+            }],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// One reference of an object to another: the field holding it and the object it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    pub field: String,
+    pub kind: Kind,
+    pub id: String,
+}
+
+/// Every reference `object` holds, in field order (a rule's reference to its own group is none).
+pub fn references(object: &Object) -> Vec<Reference> {
+    let r = |field: String, kind: Kind, id: &str| Reference { field, kind, id: id.to_owned() };
+    let mut out = Vec::new();
+    match object {
+        Object::Subnet(s) => out.push(r("network_id".into(), Kind::Network, &s.network_id)),
+        Object::Port(p) => {
+            out.push(r("network_id".into(), Kind::Network, &p.network_id));
+            for (i, f) in p.fixed_ips.iter().enumerate() {
+                out.push(r(format!("fixed_ips[{i}].subnet_id"), Kind::Subnet, &f.subnet_id));
+            }
+            for (i, g) in p.security_groups.iter().enumerate() {
+                out.push(r(format!("security_groups[{i}]"), Kind::SecurityGroup, g));
+            }
+        }
+        Object::Router(rt) => {
+            for (i, itf) in rt.interfaces.iter().enumerate() {
+                out.push(r(format!("interfaces[{i}].subnet_id"), Kind::Subnet, &itf.subnet_id));
+                out.push(r(format!("interfaces[{i}].port_id"), Kind::Port, &itf.port_id));
+            }
+            if let Some(gw) = &rt.external_gateway_info {
+                out.push(r("external_gateway_info.network_id".into(), Kind::Network, &gw.network_id));
+            }
+        }
+        Object::FloatingIp(f) => {
+            out.push(r("floating_network_id".into(), Kind::Network, &f.floating_network_id));
+            if let Some(p) = &f.port_id {
+                out.push(r("port_id".into(), Kind::Port, p));
+            }
+            if let Some(rt) = &f.router_id {
+                out.push(r("router_id".into(), Kind::Router, rt));
+            }
+        }
+        Object::SecurityGroup(g) => {
+            for (i, rule) in g.security_group_rules.iter().enumerate() {
+                if let Some(remote) = rule.remote_group_id.as_deref().filter(|remote| *remote != g.id) {
+                    out.push(r(
+                        format!("security_group_rules[{i}].remote_group_id"),
+                        Kind::SecurityGroup,
+                        remote,
+                    ));
+                }
+            }
+        }
+        Object::PortBinding(b) => out.push(r("port_id".into(), Kind::Port, &b.port_id)),
+        Object::Migration(m) => out.push(r("port_id".into(), Kind::Port, &m.port_id)),
+        Object::Network(_) | Object::Chassis(_) => {}
+    }
+    out
 }
 
 /// Fields that default to another one: a network's VNI is its unique key unless given.

@@ -154,3 +154,91 @@ async fn etcd_uniqueness_and_integrity_across_clients() {
         }
     }
 }
+
+/// Writers that contradict each other never both win, on every backend: each write guards what
+/// it was decided from (see `nb`'s module documentation). Rounds of two racing writers each.
+async fn contradicting_writers_never_both_win(store: Arc<dyn Store>) {
+    let nb = Nb::new(store);
+    let spawn = |f: std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>| tokio::spawn(f);
+    for round in 0..15 {
+        // A port created while its network is deleted.
+        let (net, _) = network_and_subnet(&nb, "10.0.0.0/24").await;
+        let (a, b) = (nb.clone(), nb.clone());
+        let port = format!(r#"{{"network_id":"{net}"}}"#);
+        let n = net.clone();
+        let created = spawn(Box::pin(async move { a.put_json(Kind::Port, &port).await.is_ok() }));
+        let deleted = spawn(Box::pin(async move { b.delete(Kind::Network, &n).await.is_ok() }));
+        let (created, deleted) = (created.await.unwrap(), deleted.await.unwrap());
+        assert!(!(created && deleted), "round {round}: a port was created on a network deleted at once");
+        if created {
+            for p in nb.list(Kind::Port).await.unwrap().0 {
+                nb.delete(Kind::Port, p.object.id()).await.unwrap();
+            }
+            nb.delete(Kind::Network, &net).await.unwrap();
+        }
+
+        // Two overlapping subnets on one network.
+        let net = nb.put_json(Kind::Network, r#"{"name":"n"}"#).await.unwrap().object.id().to_owned();
+        let subnet = |cidr: &str| {
+            let (nb, json) =
+                (nb.clone(), format!(r#"{{"network_id":"{net}","ip_version":4,"cidr":"{cidr}"}}"#));
+            spawn(Box::pin(async move { nb.put_json(Kind::Subnet, &json).await.is_ok() }))
+        };
+        let (a, b) = (subnet("10.7.0.0/24"), subnet("10.7.0.0/16"));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(a != b, "round {round}: exactly one of two overlapping subnets is created ({a}, {b})");
+        nb.delete(Kind::Network, &net).await.unwrap();
+
+        // A port starting to use a security group deleted at once.
+        let (net, _) = network_and_subnet(&nb, "10.0.0.0/24").await;
+        let g = nb.put_json(Kind::SecurityGroup, r#"{"name":"g"}"#).await.unwrap().object.id().to_owned();
+        let p = nb.put_json(Kind::Port, &format!(r#"{{"network_id":"{net}"}}"#)).await.unwrap().object;
+        let mut with_group = match p.clone() {
+            Object::Port(p) => p,
+            _ => unreachable!(),
+        };
+        with_group.security_groups = vec![g.clone()];
+        let (a, b, gid) = (nb.clone(), nb.clone(), g.clone());
+        let updated = spawn(Box::pin(async move { a.put(Object::Port(with_group)).await.is_ok() }));
+        let deleted = spawn(Box::pin(async move { b.delete(Kind::SecurityGroup, &gid).await.is_ok() }));
+        let (updated, deleted) = (updated.await.unwrap(), deleted.await.unwrap());
+        assert!(!(updated && deleted), "round {round}: a port took a group deleted at once");
+        assert!(updated || deleted, "round {round}: one of them wins");
+        nb.delete(Kind::Port, p.id()).await.unwrap();
+        nb.delete(Kind::Network, &net).await.unwrap();
+        if updated {
+            nb.delete(Kind::SecurityGroup, &g).await.unwrap();
+        }
+    }
+    // A transaction's reads are guarded: a commit after what it read changed is a conflict.
+    let net = nb.put_json(Kind::Network, r#"{"name":"n"}"#).await.unwrap().object;
+    let tx = nb.tx();
+    let seen = tx.fetch(Kind::Network, net.id()).await.unwrap();
+    nb.put(net.clone()).await.unwrap(); // someone else writes it
+    tx.put(Object::Network(match seen.object {
+        Object::Network(mut n) => {
+            n.name = "stale".into();
+            n
+        }
+        _ => unreachable!(),
+    }));
+    let err = tx.commit().await.unwrap_err();
+    assert!(matches!(err, NbError::Conflict { kind: Kind::Network, .. }), "{err}");
+    let name = match nb.fetch(Kind::Network, net.id()).await.unwrap().object {
+        Object::Network(n) => n.name,
+        _ => unreachable!(),
+    };
+    assert_eq!(name, "n", "the stale write changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_contradicting_writers_never_both_win() {
+    contradicting_writers_never_both_win(Arc::new(LocalStore::memory().unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_contradicting_writers_never_both_win() {
+    let etcd = tokio::task::spawn_blocking(EtcdServer::start).await.unwrap().unwrap();
+    let store = tern_store::etcd::EtcdStore::connect(&[etcd.endpoint()]).await.unwrap();
+    contradicting_writers_never_both_win(Arc::new(store)).await;
+}

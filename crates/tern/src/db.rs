@@ -5,6 +5,7 @@ use crate::exit::Exit;
 use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 use std::io::{BufRead, Write};
+use tern_api::invariants;
 use tern_model::Kind;
 use tern_store::nb::{Nb, NbError, NbEvent};
 use tern_store::{Dsn, StoreError};
@@ -56,6 +57,20 @@ enum DbCommand {
     Revision,
     /// Forget the change history before REV (watches from earlier revisions must relist).
     Compact { revision: u64 },
+    /// Check the NB's invariants on one snapshot: every reference resolves, every claim has its
+    /// owner, routers and their interface ports agree, every floating IP address port has its
+    /// floating IP, no overlapping subnets, one floating IP per fixed IP. Prints each violation,
+    /// one per line (with the repair --repair would make); exit status 1 if there is any.
+    Check {
+        /// Print {"revision", "violations": [...]} (and "repaired" with --repair) as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Fix what is unambiguous (orphan floating IP address ports, router interfaces whose
+        /// port is gone, dangling security group references, orphan claims and guard keys, ...),
+        /// print what was done, then check again.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 fn kind(name: &str) -> Result<Kind, Exit> {
@@ -148,6 +163,48 @@ pub async fn run(args: DbArgs) -> Result<(), Exit> {
             println!("compacted history before revision {revision}");
             Ok(())
         }
+        DbCommand::Check { json, repair } => check(&nb, json, repair).await,
+    }
+}
+
+/// `tern db check [--repair] [--json]`.
+async fn check(nb: &Nb, json: bool, repair: bool) -> Result<(), Exit> {
+    let mut report = invariants::check(nb).await.map_err(nb_exit)?;
+    let mut repaired = Vec::new();
+    // A repair can uncover another (an interface dropped leaves its port's guard key): a few
+    // passes, while they make progress.
+    for _ in 0..3 {
+        if !repair || !report.violations.iter().any(|v| v.repair.is_some()) {
+            break;
+        }
+        let done = invariants::repair(nb, &report.violations).await;
+        let progress = done.iter().any(|d| d.error.is_none());
+        repaired.extend(done);
+        report = invariants::check(nb).await.map_err(nb_exit)?;
+        if !progress {
+            break;
+        }
+    }
+    if json {
+        let mut out = serde_json::json!({ "revision": report.revision, "violations": report.violations });
+        if repair {
+            out["repaired"] = serde_json::to_value(&repaired).map_err(Exit::failure)?;
+        }
+        print_json(&out)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for line in
+            repaired.iter().map(ToString::to_string).chain(report.violations.iter().map(ToString::to_string))
+        {
+            writeln!(out, "{line}").map_err(Exit::failure)?;
+        }
+    }
+    match report.violations.len() {
+        0 => Ok(()),
+        n => Err(Exit::failure(anyhow!(
+            "{n} violation(s) of the NB's invariants{}",
+            if repair { " left" } else { " (tern db check --repair fixes the unambiguous ones)" }
+        ))),
     }
 }
 

@@ -242,3 +242,123 @@ fn bad_input_is_refused_with_a_clear_message_and_nothing_written() {
     assert_eq!((renamed["name"].as_str(), renamed["revision_number"].as_u64()), (Some("m"), Some(2)));
     assert_eq!(renamed["unique_key"], net["unique_key"]);
 }
+
+/// Writes a redb NB the way old releases' races and crashes left some: a port naming a deleted
+/// security group, a router listing an interface whose port is gone (its claims left behind), and
+/// a floating IP address port whose floating IP is gone. Returns (port, router, address port).
+fn broken_store(path: &std::path::Path) -> (String, String, String) {
+    use std::sync::Arc;
+    use tern_model::Kind;
+    use tern_store::nb::Nb;
+    use tern_store::{LocalStore, Store};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ids = rt.block_on(async {
+        let store: Arc<dyn Store> = Arc::new(LocalStore::open_redb(path).unwrap());
+        let nb = Nb::new(store.clone());
+        let put = |kind: Kind, json: String| {
+            let nb = nb.clone();
+            async move { nb.put_json(kind, &json).await.unwrap().object.id().to_owned() }
+        };
+        let net = put(Kind::Network, r#"{"name":"n"}"#.into()).await;
+        let sub =
+            put(Kind::Subnet, format!(r#"{{"network_id":"{net}","cidr":"10.0.0.0/24","ip_version":4}}"#))
+                .await;
+        let g = put(Kind::SecurityGroup, r#"{"name":"g"}"#.into()).await;
+        let port = put(
+            Kind::Port,
+            format!(
+                r#"{{"network_id":"{net}","security_groups":["{g}"],"fixed_ips":[{{"subnet_id":"{sub}"}}]}}"#
+            ),
+        )
+        .await;
+        let router = put(Kind::Router, r#"{"name":"r"}"#.into()).await;
+        let itf = put(
+            Kind::Port,
+            format!(
+                r#"{{"network_id":"{net}","device_owner":"network:router_interface","device_id":"{router}",
+                    "fixed_ips":[{{"subnet_id":"{sub}","ip_address":"10.0.0.254"}}]}}"#
+            ),
+        )
+        .await;
+        put(
+            Kind::Router,
+            format!(
+                r#"{{"id":"{router}","name":"r","interfaces":[{{"subnet_id":"{sub}","port_id":"{itf}"}}]}}"#
+            ),
+        )
+        .await;
+        let address = put(
+            Kind::Port,
+            format!(
+                r#"{{"network_id":"{net}","device_owner":"network:floatingip","device_id":"gone-floatingip",
+                    "fixed_ips":[{{"subnet_id":"{sub}"}}]}}"#
+            ),
+        )
+        .await;
+        // What the races and kill -9 did: deletes behind the references' backs.
+        store.delete(&tern_model::key(Kind::SecurityGroup, &g)).await.unwrap();
+        store.delete(&tern_model::key(Kind::Port, &itf)).await.unwrap();
+        (port, router, address)
+    });
+    drop(rt);
+    ids
+}
+
+#[test]
+fn check_reports_violations_and_repair_fixes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nb.redb");
+    let dsn = format!("redb:{}", path.display());
+    let (port, router, address) = broken_store(&path);
+
+    let out = tern(&dsn, &["check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "violations: exit status 1; stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        format!("dangling-reference port/{port}: security_groups[0]"),
+        format!("dangling-reference router/{router}: interfaces[0].port_id"),
+        format!("orphan-floatingip-port port/{address}"),
+        "orphan-claim /tern/index/network/".to_string(),
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&expected)),
+            "expected a line starting {expected:?} in:\n{text}"
+        );
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--repair"), "the message points at --repair");
+
+    let out = tern(&dsn, &["check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&String::from_utf8(out.stdout).unwrap());
+    let violations = report["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), text.lines().count(), "one line per violation");
+    assert!(report["revision"].as_u64().unwrap() > 0);
+    let dangling = violations.iter().find(|v| v["subject"] == format!("port/{port}")).unwrap();
+    assert_eq!(dangling["rule"], "dangling-reference");
+    assert_eq!(dangling["repair"]["action"], "drop_port_security_group");
+
+    let fixed = ok(&dsn, &["check", "--repair"]);
+    for expected in [
+        "repaired: drop security group".to_string(),
+        format!("repaired: drop the interface of router {router}"),
+        format!("repaired: delete port {address}"),
+        "repaired: delete index key /tern/index/network/".to_string(),
+    ] {
+        assert!(fixed.lines().any(|l| l.starts_with(&expected)), "expected {expected:?} in:\n{fixed}");
+    }
+    assert!(!fixed.lines().any(|l| !l.starts_with("repaired: ")), "nothing left:\n{fixed}");
+    assert_eq!(ok(&dsn, &["check"]), "", "a repaired store checks clean");
+    let report = json(&ok(&dsn, &["check", "--json", "--repair"]));
+    assert_eq!(report["violations"], serde_json::json!([]));
+    assert_eq!(report["repaired"], serde_json::json!([]));
+    let p = json(&ok(&dsn, &["get", "port", &port]));
+    assert_eq!(p["security_groups"], serde_json::json!([]));
+    let r = json(&ok(&dsn, &["get", "router", &router]));
+    assert_eq!(r["interfaces"], serde_json::json!([]));
+    bad(&dsn, &["get", "port", &address]);
+}

@@ -31,7 +31,8 @@ macro_rules! conformance_cases {
             concurrent_writers_are_totally_ordered,
             slow_watcher_misses_nothing,
             txn_applies_everything_at_one_revision,
-            txn_is_all_or_nothing
+            txn_is_all_or_nothing,
+            txn_guards_keys_it_only_reads
         );
     };
 }
@@ -424,4 +425,58 @@ pub async fn txn_is_all_or_nothing(s: Arc<dyn Store>) {
     assert_eq!(s.revision().await.unwrap(), before, "a refused transaction writes nothing");
     let too_big = (0..=crate::MAX_TXN_OPS).fold(Txn::new(), |t, i| t.put(format!("/ty/{i}"), vec![]));
     assert!(matches!(s.txn(too_big).await, Err(StoreError::TxnTooLarge(_))));
+}
+
+/// A compare guards a key the transaction does not write: the multi-key guard the NB builds on
+/// (an object write that also compares what it was decided from). Two transactions decided from
+/// the same reads of two keys, each writing a different one of them, never both commit, however
+/// they race; nor do two that each require a third key to be absent while creating it.
+pub async fn txn_guards_keys_it_only_reads(s: Arc<dyn Store>) {
+    let r_g = s.put("/tg/guard", b"1".to_vec(), None).await.unwrap();
+    let r_g2 = s.put("/tg/guard", b"2".to_vec(), None).await.unwrap();
+    match s.txn(Txn::new().compare("/tg/guard", r_g).put("/tg/x", b"x".to_vec())).await {
+        Err(StoreError::Conflict { key, expected, actual }) => {
+            assert_eq!((key.as_str(), expected, actual), ("/tg/guard", r_g, r_g2))
+        }
+        other => panic!("expected Conflict on the guard, got {other:?}"),
+    }
+    assert_eq!(s.get("/tg/x").await.unwrap(), None);
+    s.txn(Txn::new().compare("/tg/guard", r_g2).put("/tg/x", b"x".to_vec())).await.unwrap();
+    assert_eq!(s.get("/tg/guard").await.unwrap().unwrap().mod_revision, r_g2, "a guard is not written");
+
+    for round in 0..20 {
+        let (a, b) = (format!("/tg/{round}/a"), format!("/tg/{round}/b"));
+        let ra = s.put(&a, b"0".to_vec(), None).await.unwrap();
+        let rb = s.put(&b, b"0".to_vec(), None).await.unwrap();
+        // Write skew: each side writes one key, guarding both.
+        let side = |own: &str, flag: String| {
+            let (s, txn) = (
+                s.clone(),
+                Txn::new().compare(&a, ra).compare(&b, rb).put(own, b"1".to_vec()).put(flag, vec![]),
+            );
+            tokio::spawn(async move { s.txn(txn).await })
+        };
+        let t1 = side(&a, format!("/tg/{round}/won-a"));
+        let t2 = side(&b, format!("/tg/{round}/won-b"));
+        let results = [t1.await.unwrap(), t2.await.unwrap()];
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(won, 1, "round {round}: exactly one side commits: {results:?}");
+        assert!(results.iter().any(|r| matches!(r, Err(StoreError::Conflict { .. }))), "{results:?}");
+        let flags = s.list(&format!("/tg/{round}/won-")).await.unwrap().items.len();
+        assert_eq!(flags, 1, "round {round}: the loser wrote nothing");
+        // Claims: both require /claim absent while creating it, each also writing its own key.
+        let claim = format!("/tg/{round}/claim");
+        let claimer = |who: &'static str| {
+            let txn = Txn::new()
+                .compare(&claim, 0)
+                .put(&claim, who.as_bytes().to_vec())
+                .put(format!("/tg/{round}/by-{who}"), vec![]);
+            let s = s.clone();
+            tokio::spawn(async move { s.txn(txn).await })
+        };
+        let (c1, c2) = (claimer("one"), claimer("two"));
+        let results = [c1.await.unwrap(), c2.await.unwrap()];
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "round {round}: {results:?}");
+        assert_eq!(s.list(&format!("/tg/{round}/by-")).await.unwrap().items.len(), 1);
+    }
 }
