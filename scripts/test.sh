@@ -45,7 +45,7 @@ PURE=(
   tern-api/basics tern-api/bindings_agents tern-api/concurrency tern-api/liveness
   tern-api/networks_subnets tern-api/persistence tern-api/ports tern-api/routers_floatingips
   tern-api/security_groups tern-api/races tern-api/one_commit tern-api/invariants
-  tern/status_cli
+  tern/status_cli tern/api_crash
 )
 for t in "${PURE[@]}"; do STAGE_OF[$t]=pure; done
 
