@@ -20,6 +20,7 @@ CARGO="${CARGO:-cargo}"
 declare -A STAGE_OF=(
   [tern-store/conformance]=etcd
   [tern-store/nb]=etcd
+  [tern-store/nb_index]=etcd
   [tern-store/etcd_smoke]=etcd
   [tern-store/etcd_cluster]=etcd
   [tern/db_cli]=etcd
@@ -44,7 +45,8 @@ PURE=(
   tern-controller/simulation tern-controller/core_simulation
   tern-api/basics tern-api/bindings_agents tern-api/concurrency tern-api/liveness
   tern-api/networks_subnets tern-api/persistence tern-api/ports tern-api/routers_floatingips
-  tern-api/security_groups tern-api/races tern-api/one_commit tern-api/invariants
+  tern-api/security_groups tern-api/races tern-api/one_commit tern-api/invariants tern-api/limits_quotas
+  tern-api/port_queries
   tern/status_cli tern/api_crash
 )
 for t in "${PURE[@]}"; do STAGE_OF[$t]=pure; done

@@ -70,6 +70,18 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "HTTPNotFound", "The resource could not be found.")
     }
 
+    /// 413: the request body is larger than the API reads.
+    pub fn too_large() -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "HTTPRequestEntityTooLarge",
+            format!(
+                "Request is too large: the body exceeds {} bytes (max_request_body_size).",
+                tern_model::limits::MAX_REQUEST_BODY
+            ),
+        )
+    }
+
     pub fn unauthorized() -> Self {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -173,6 +185,8 @@ impl From<NbError> for ApiError {
                 format!("no free {what} left"),
             ),
             NbError::InUse { kind, id, .. } => in_use(kind, &id),
+            e @ NbError::OverQuota { .. } => ApiError::conflict("OverQuota", e.to_string()),
+            e @ NbError::QuotaBelowUsage { .. } => ApiError::bad_request(e.to_string()),
             e @ (NbError::Corrupt { .. } | NbError::Store(_)) => {
                 if e.is_bad_input() {
                     ApiError::bad_request(e.to_string())

@@ -229,6 +229,7 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
         let (ips, subnet_id, port_id, project, description) =
             (ips.clone(), subnet_id.clone(), port_id.clone(), project.clone(), description.clone());
         async move {
+            tx.enforce_quota(tern_model::QuotaResource::FloatingIp);
             let net: Network = tx_fetch(&tx, net_id).await?;
             if !net.router_external {
                 return Err(bad_fip(format!("Network {net_id} is not a valid external network")));

@@ -12,7 +12,13 @@
 //!   a port of that router; every gateway port belongs to a router with a gateway there;
 //! * every `network:floatingip` port belongs to the floating IP that holds its address, and every
 //!   floating IP has one;
-//! * no two subnets of a network overlap; no fixed IP has two floating IPs.
+//! * no two subnets of a network overlap; no fixed IP has two floating IPs;
+//! * every usage counter (`/tern/index/usage/<resource>/<project>`) equals what the project's
+//!   objects hold (a missing counter is fine: the NB counts it on first use);
+//! * every object passes its own validation (an object stored before a limit existed may not);
+//! * the port index (`/tern/index/by/port/<field>/<value>/<port>`) holds exactly one entry per
+//!   port and indexed field (its network, its device), and nothing else; every allocation cursor
+//!   (`/tern/index/ipam/<subnet>`) belongs to a subnet.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -64,6 +70,11 @@ pub enum Repair {
     DeleteIndexKey { key: String, mod_revision: u64 },
     /// Write a claim its owner lacks (the value is free).
     WriteClaim { key: String, owner: String },
+    /// Write a port index entry its port lacks (if the port still wants it).
+    WriteIndexEntry { key: String, port: String },
+    /// Set a usage counter to what the objects hold (if it is still at the revision the check
+    /// saw).
+    SetUsage { key: String, value: u64, mod_revision: u64 },
 }
 
 impl std::fmt::Display for Repair {
@@ -84,6 +95,8 @@ impl std::fmt::Display for Repair {
             }
             Repair::DeleteIndexKey { key, .. } => write!(f, "delete index key {key}"),
             Repair::WriteClaim { key, owner } => write!(f, "write claim {key} = {owner}"),
+            Repair::WriteIndexEntry { key, port } => write!(f, "write index entry {key} of port {port}"),
+            Repair::SetUsage { key, value, .. } => write!(f, "set usage counter {key} to {value}"),
         }
     }
 }
@@ -132,6 +145,13 @@ pub fn check_snapshot(objects: &[Object], index: &[KeyValue]) -> Vec<Violation> 
         of(Kind::FloatingIp).filter_map(|o| FloatingIp::from_object_ref(o)).collect();
     let subnets: Vec<&Subnet> = of(Kind::Subnet).filter_map(|o| Subnet::from_object_ref(o)).collect();
 
+    // Every object is valid on its own.
+    for o in objects {
+        if let Err(e) = o.validate() {
+            v("invalid-object", subject(o.kind(), o.id()), e.to_string(), None);
+        }
+    }
+
     // Every reference resolves.
     for o in objects {
         let (kind, id) = (o.kind(), o.id());
@@ -174,10 +194,28 @@ pub fn check_snapshot(objects: &[Object], index: &[KeyValue]) -> Vec<Violation> 
         }
     }
     let held: HashMap<&str, &KeyValue> = index.iter().map(|kv| (kv.key.as_str(), kv)).collect();
+    // The port index entries every port must have: key -> port id.
+    let entries: BTreeMap<String, &str> =
+        ports.iter().flat_map(|p| nb::port_index_keys(p).into_iter().map(|k| (k, p.id.as_str()))).collect();
     for kv in index {
         let key = kv.key.as_str();
         let holder = String::from_utf8_lossy(&kv.value);
-        if nb::is_claim_key(key) {
+        if let Some((resource, project)) = nb::parse_usage_key(key) {
+            let counted = tern_model::quota::count(objects, project, resource);
+            let stored = holder.parse::<u64>().ok();
+            if stored != Some(counted) {
+                v(
+                    "usage-mismatch",
+                    key.to_owned(),
+                    format!("counts {holder:?}; project {project:?} has {counted} {resource}"),
+                    Some(Repair::SetUsage {
+                        key: key.to_owned(),
+                        value: counted,
+                        mod_revision: kv.mod_revision,
+                    }),
+                );
+            }
+        } else if nb::is_claim_key(key) {
             let owners = wanted.get(key).map(Vec::as_slice).unwrap_or_default();
             if !owners.iter().any(|(_, id)| *id == holder) {
                 v(
@@ -196,8 +234,45 @@ pub fn check_snapshot(objects: &[Object], index: &[KeyValue]) -> Vec<Violation> 
                     Some(Repair::DeleteIndexKey { key: key.to_owned(), mod_revision: kv.mod_revision }),
                 );
             }
+        } else if nb::is_port_index_key(key) {
+            if !entries.contains_key(key) {
+                let why = match nb::parse_port_index_key(key) {
+                    None => "is not a well-formed port index entry".to_string(),
+                    Some((field, value, id)) => match ports.iter().find(|p| p.id == id) {
+                        None => format!("names port {id}, which does not exist"),
+                        Some(p) => {
+                            format!("says port {id} has {} {value:?}; it has {:?}", field.name(), field.of(p))
+                        }
+                    },
+                };
+                v(
+                    "stale-index-entry",
+                    key.to_owned(),
+                    why,
+                    Some(Repair::DeleteIndexKey { key: key.to_owned(), mod_revision: kv.mod_revision }),
+                );
+            }
+        } else if nb::is_cursor_key(key) {
+            if !nb::cursor_subnet(key).is_some_and(|id| exists(Kind::Subnet, id)) {
+                v(
+                    "orphan-ipam-cursor",
+                    key.to_owned(),
+                    "the allocation cursor of a subnet that does not exist".into(),
+                    Some(Repair::DeleteIndexKey { key: key.to_owned(), mod_revision: kv.mod_revision }),
+                );
+            }
         } else {
             v("unknown-index-key", key.to_owned(), "not a claim nor a guard key".into(), None);
+        }
+    }
+    for (key, id) in &entries {
+        if !held.contains_key(key.as_str()) {
+            v(
+                "missing-index-entry",
+                subject(Kind::Port, id),
+                format!("its index entry {key} is not written"),
+                Some(Repair::WriteIndexEntry { key: key.clone(), port: id.to_string() }),
+            );
         }
     }
     for (key, owners) in &wanted {
@@ -377,7 +452,10 @@ pub async fn repair(nb: &Nb, violations: &[Violation]) -> Vec<Repaired> {
         | Repair::DropRemoteGroupRules { .. }
         | Repair::DisassociateFloatingIp { .. } => 0,
         Repair::DeleteObject { .. } => 1,
-        Repair::DeleteIndexKey { .. } | Repair::WriteClaim { .. } => 2,
+        Repair::DeleteIndexKey { .. }
+        | Repair::WriteClaim { .. }
+        | Repair::SetUsage { .. }
+        | Repair::WriteIndexEntry { .. } => 2,
     };
     repairs.sort_by_key(order);
     let mut out = Vec::new();
@@ -420,6 +498,37 @@ async fn apply(nb: &Nb, r: &Repair) -> NbResult<()> {
                 Ok(_) => Ok(()),
                 // Gone already, or written since the check: not this repair's to decide.
                 Err(StoreError::Conflict { actual: 0, .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Repair::SetUsage { key, value, mod_revision } => {
+            let txn = Txn::new().compare(key, *mod_revision).put(key, value.to_string().into_bytes());
+            match nb.store().txn(txn).await {
+                Ok(_) => Ok(()),
+                Err(StoreError::Conflict { .. }) => {
+                    Err(NbError::Store(StoreError::Backend(format!("{key} was written meanwhile"))))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Repair::WriteIndexEntry { key, port } => {
+            // Only while the port still wants it: guarded by the port as read now.
+            let port_key = tern_model::key(Kind::Port, port);
+            let Some(kv) = nb.store().get(&port_key).await? else { return Ok(()) };
+            let text = String::from_utf8_lossy(&kv.value);
+            let wants = match Object::from_json(Kind::Port, &text) {
+                Ok(Object::Port(p)) => nb::port_index_keys(&p).contains(key),
+                _ => false,
+            };
+            if !wants {
+                return Ok(());
+            }
+            let txn = Txn::new().compare(&port_key, kv.mod_revision).put(key, Vec::new());
+            match nb.store().txn(txn).await {
+                Ok(_) => Ok(()),
+                Err(StoreError::Conflict { .. }) => {
+                    Err(NbError::Store(StoreError::Backend(format!("port {port} was written meanwhile"))))
+                }
                 Err(e) => Err(e.into()),
             }
         }

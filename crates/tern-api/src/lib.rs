@@ -19,8 +19,10 @@ mod meta;
 mod metrics;
 mod migrations;
 mod networks;
+mod port_lists;
 mod ports;
 mod query;
+mod quotas;
 mod routers;
 mod security_groups;
 mod subnets;
@@ -48,6 +50,9 @@ pub struct ApiConfig {
     /// When set, every request but `GET /` must carry `X-Auth-Token: <token>`. Required to listen
     /// on a non-loopback address.
     pub token: Option<String>,
+    /// The MTU of the network the tunnels cross (Neutron's `global_physnet_mtu`): networks are
+    /// refused an MTU above what it leaves them, and get that maximum when they ask for none.
+    pub underlay_mtu: u32,
 }
 
 /// What the API serves from.
@@ -55,11 +60,17 @@ pub struct ApiConfig {
 pub struct ApiState {
     pub nb: Nb,
     pub token: Option<String>,
+    /// See [`ApiConfig::underlay_mtu`] ([`DEFAULT_UNDERLAY_MTU`] unless configured).
+    pub underlay_mtu: u32,
 }
+
+pub use tern_model::limits::DEFAULT_UNDERLAY_MTU;
+/// The smallest underlay MTU `tern server` accepts (IPv4's smallest datagram every host takes).
+pub const MIN_UNDERLAY_MTU: u32 = 576;
 
 /// The whole API as an axum router (tests serve it in-process).
 pub fn router(state: ApiState) -> axum::Router {
-    let ctx = Arc::new(util::Ctx { nb: state.nb });
+    let ctx = Arc::new(util::Ctx { nb: state.nb, underlay_mtu: state.underlay_mtu });
     let token = Arc::new(state.token);
     axum::Router::new()
         .merge(meta::routes())
@@ -72,8 +83,10 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(security_groups::routes())
         .merge(agents::routes())
         .merge(migrations::routes())
+        .merge(quotas::routes())
         .fallback(|| async { ApiError::no_such_resource() })
         .with_state(ctx)
+        .layer(axum::extract::DefaultBodyLimit::max(tern_model::limits::MAX_REQUEST_BODY))
         .layer(axum::middleware::from_fn(neutron_shaped))
         .layer(axum::middleware::from_fn_with_state(token, authenticate))
         .layer(axum::middleware::from_fn(metrics::record))
@@ -99,13 +112,33 @@ pub async fn serve_with_shutdown(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     check_exposure(config.listen, config.token.as_deref())?;
+    if config.underlay_mtu < MIN_UNDERLAY_MTU {
+        anyhow::bail!("the underlay MTU {} is below {MIN_UNDERLAY_MTU}", config.underlay_mtu);
+    }
+    prepare_store(&config.nb).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!("listening on {addr}");
-    let app = router(ApiState { nb: config.nb, token: config.token });
+    let app = router(ApiState { nb: config.nb, token: config.token, underlay_mtu: config.underlay_mtu });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("API server failed")?;
+    Ok(())
+}
+
+/// Readies a store for the API: builds the port index if the store predates it (see
+/// `tern_store::nb::PortField`; until then listings scan every port). Whoever serves
+/// [`router`] runs it first; [`serve_with_shutdown`] does.
+pub async fn prepare_store(nb: &Nb) -> anyhow::Result<()> {
+    let build = nb.ensure_port_index().await.context("cannot build the port index")?;
+    if build.built {
+        tracing::info!(
+            ports = build.ports,
+            written = build.written,
+            deleted = build.deleted,
+            "built the port index"
+        );
+    }
     Ok(())
 }
 

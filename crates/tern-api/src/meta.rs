@@ -38,6 +38,8 @@ pub(crate) const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("port-security", "Port Security", "Provides port security"),
     ("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."),
     ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks (geneve only)"),
+    ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"),
+    ("quotas", "Quota management support", "Expose functions for quotas management per project"),
     ("revision-if-match", "If-Match constraints based on revision_number", "Extension indicating that If-Match based on revision_number is supported."),
     ("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."),
     ("security-group", "security-group", "The security groups extension."),
@@ -58,6 +60,7 @@ const RESOURCES: &[(&str, &str)] = &[
     ("security_group", "security-groups"),
     ("security_group_rule", "security-group-rules"),
     ("agent", "agents"),
+    ("quota", "quotas"),
     ("extension", "extensions"),
 ];
 

@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use tern_model::{Network, Subnet};
+use tern_model::{Network, QuotaResource, Subnet};
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{
@@ -19,7 +19,8 @@ use crate::input::{
 };
 use crate::query::ListQuery;
 use crate::util::{
-    add_project, delete_if_match, fetch, host, list, no_content, put, respond, update_plain, Ctx, State,
+    add_project, commit_first, delete_if_match, fetch, host, list, no_content, patched, respond, stage,
+    transact, tx_fetch_if_match, Ctx, State,
 };
 
 /// Network attributes. Ignored: `availability_zone_hints`, `dns_domain`, `qos_policy_id`,
@@ -206,8 +207,20 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
     if let Some(p) = project {
         m.insert("project_id".into(), Value::String(p));
     }
+    // No MTU asked for: the largest the underlay leaves (Neutron's default).
+    if matches!(m.get("mtu"), None | Some(Value::Null)) {
+        let flat = m.contains_key("physical_network");
+        m.insert("mtu".into(), json!(tern_model::max_network_mtu(ctx.underlay_mtu, flat)));
+    }
     let n: Network = build_valid(&Map::new(), &m)?;
-    let n = put(&ctx.nb, n).await?;
+    check_mtu(&ctx, &n)?;
+    let n = &n;
+    let n = transact(&ctx.nb, |tx| async move {
+        tx.enforce_quota(QuotaResource::Network);
+        stage(&tx, n.clone());
+        commit_first::<Network>(tx).await
+    })
+    .await?;
     Ok(respond(StatusCode::CREATED, "network", view(&n, vec![])))
 }
 
@@ -221,9 +234,25 @@ async fn update(
     let mut m = envelope(body, "network")?;
     ATTRS.check(&mut m, Op::Update)?;
     normalize(&mut m)?;
-    let n: Network = update_plain(&ctx.nb, &id, expected, &m).await?;
+    let (ctx_ref, m, id_ref) = (&ctx, &m, &id);
+    let n: Network = transact(&ctx.nb, |tx| async move {
+        let cur: Network = tx_fetch_if_match(&tx, id_ref, expected).await?;
+        let n: Network = patched(&cur, m)?;
+        // A network stored with a larger MTU (before the underlay shrank) keeps it.
+        if n.mtu != cur.mtu {
+            check_mtu(ctx_ref, &n)?;
+        }
+        stage(&tx, n);
+        commit_first(tx).await
+    })
+    .await?;
     let subnets = subnet_ids(&ctx, &id).await?;
     Ok(respond(StatusCode::OK, "network", view(&n, subnets)))
+}
+
+/// Neutron's "Requested MTU is too big" for an MTU the underlay cannot carry.
+fn check_mtu(ctx: &Ctx, n: &Network) -> ApiResult<()> {
+    tern_model::check_network_mtu(n, ctx.underlay_mtu).map_err(|e| crate::error::validation(&e))
 }
 
 /// The NB deletes the network with its subnets in one transaction, and refuses (409 NetworkInUse)

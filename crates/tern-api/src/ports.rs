@@ -167,7 +167,7 @@ pub(crate) fn view(p: &Port) -> Map<String, Value> {
 }
 
 /// `view` with the status liveness gives it: DOWN on a registered chassis that is not alive.
-fn live_view(p: &Port, live: &Liveness) -> Map<String, Value> {
+pub(crate) fn live_view(p: &Port, live: &Liveness) -> Map<String, Value> {
     let mut v = view(p);
     if live.dead_chassis(&p.binding_host_id).is_some() {
         v.insert("status".into(), json!(Status::Down));
@@ -189,8 +189,8 @@ async fn list_ports(
     QueryPairs(q): QueryPairs,
 ) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(q)?;
-    let live = Liveness::read(&ctx.nb).await?;
-    let items = list::<Port>(&ctx.nb).await?.iter().map(|p| live_view(p, &live)).collect();
+    // From the port index when the query allows (see `port_lists`); respond() does the rest.
+    let items = crate::port_lists::port_views(&ctx, &q).await?;
     let known = view(&Port::new(""));
     Ok(Json(q.respond(items, &known, "ports", "/v2.0/ports", &host(&headers))?))
 }
@@ -307,6 +307,7 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
         let (requested_ips, project, network_id) =
             (requested_ips.clone(), project.clone(), network_id.clone());
         async move {
+            tx.enforce_quota(tern_model::QuotaResource::Port);
             let network: Network = tx_fetch(&tx, &network_id).await?;
             let mut changes = m.clone();
             if !changes.contains_key("port_security_enabled") {
@@ -504,12 +505,11 @@ pub(crate) async fn stage_service_port(
     Ok(p)
 }
 
-/// Ports owned by `device_id` with `owner` (found by scanning: the cleanup of an interrupted
-/// multi-object operation must find them even if the owner does not list them).
+/// Ports owned by `device_id` with `owner` (found by their device, from the port index: the
+/// cleanup of an interrupted multi-object operation must find them even if the owner does not
+/// list them).
 pub(crate) async fn owned_ports(ctx: &Ctx, owner: &str, device_id: &str) -> ApiResult<Vec<Port>> {
-    Ok(list::<Port>(&ctx.nb)
-        .await?
-        .into_iter()
-        .filter(|p| p.device_owner == owner && p.device_id == device_id)
-        .collect())
+    let mut ports = crate::port_lists::device_ports(ctx, device_id).await?;
+    ports.retain(|p| p.device_owner == owner);
+    Ok(ports)
 }

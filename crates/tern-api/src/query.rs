@@ -25,6 +25,15 @@ pub(crate) struct ListQuery {
     keep: Vec<(String, String)>,
 }
 
+/// A page in id order ([`ListQuery::id_page`]): the first `limit` items after `marker`, or (when
+/// `reverse`) the last `limit` items before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IdPage<'a> {
+    pub limit: usize,
+    pub marker: Option<&'a str>,
+    pub reverse: bool,
+}
+
 impl ListQuery {
     pub(crate) fn parse(pairs: Vec<(String, String)>) -> ApiResult<ListQuery> {
         let mut q = ListQuery::default();
@@ -74,6 +83,23 @@ impl ListQuery {
             q.sort[i].1 = asc;
         }
         Ok(q)
+    }
+
+    /// The values of the filter on `key` (an item matches any of them), if the query has one.
+    pub(crate) fn filter_values(&self, key: &str) -> Option<&[String]> {
+        self.filters.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
+    }
+
+    /// `limit`, `marker` and `page_reverse`, when the query asks for a page in the default order
+    /// (by id): a page a ranged read of ids can serve. `None` without a limit, or with a
+    /// `sort_key` (then [`ListQuery::respond`] must see every item to sort them).
+    pub(crate) fn id_page(&self) -> Option<IdPage<'_>> {
+        let limit = self.limit?;
+        self.sort.is_empty().then_some(IdPage {
+            limit,
+            marker: self.marker.as_deref(),
+            reverse: self.page_reverse,
+        })
     }
 
     /// Only `fields=` (for GET of one object).
@@ -167,7 +193,8 @@ impl ListQuery {
         Ok(Value::Object(out))
     }
 
-    fn matches(&self, item: &Map<String, Value>) -> bool {
+    /// Whether `item` passes every filter.
+    pub(crate) fn matches(&self, item: &Map<String, Value>) -> bool {
         self.filters.iter().all(|(key, wanted)| {
             if key == "fixed_ips" {
                 return match_fixed_ips(item.get(key), wanted);

@@ -219,6 +219,7 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
     let r = transact(&ctx.nb, |tx| {
         let gateway = gateway.clone();
         async move {
+            tx.enforce_quota(tern_model::QuotaResource::Router);
             let plan = plan_gateway(&tx, gateway, None).await?;
             stage_with_gateway(ctx, &tx, r.clone(), plan).await?;
             committed::<Router>(&tx.commit().await?, &r.id)

@@ -18,7 +18,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use tern_model::{Direction, EtherType, Kind, Port, SecurityGroup, SecurityGroupRule};
+use tern_model::{Direction, EtherType, Kind, Port, QuotaResource, SecurityGroup, SecurityGroupRule};
 use tern_store::nb::{Nb, NbError, Tx};
 
 use crate::error::{in_use, ApiError, ApiResult};
@@ -29,7 +29,7 @@ use crate::input::{
 use crate::query::ListQuery;
 use crate::util::{
     add_project, commit_first, derived_uuid, get as nb_get, host, json_map, list, list_answer, no_content,
-    patched, put, respond, show_answer, stage, transact, tx_fetch, tx_fetch_if_match, tx_get, Ctx, State,
+    patched, respond, show_answer, stage, transact, tx_fetch, tx_fetch_if_match, tx_get, Ctx, State,
 };
 
 /// Group attributes. Ignored: `tags`.
@@ -226,6 +226,7 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
     if g.name == "default" {
         let (ctx, m, project) = (&ctx, &m, &project);
         let g = transact(&ctx.nb, |tx| async move {
+            tx.enforce_quota(QuotaResource::SecurityGroup);
             if tx_get::<SecurityGroup>(&tx, &default_id(project)).await?.is_some() {
                 return Err(ApiError::conflict(
                     "SecurityGroupDefaultAlreadyExists",
@@ -251,7 +252,14 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
         r.id = tern_model::generate_id();
         r.security_group_id = g.id.clone();
     }
-    let g = put(&ctx.nb, g).await?;
+    // Its default rules count for the project's rule quota, unchecked (as Neutron's).
+    let g = &g;
+    let g = transact(&ctx.nb, |tx| async move {
+        tx.enforce_quota(QuotaResource::SecurityGroup);
+        stage(&tx, g.clone());
+        commit_first::<SecurityGroup>(tx).await
+    })
+    .await?;
     Ok(respond(StatusCode::CREATED, "security_group", view(&g)))
 }
 
@@ -445,6 +453,7 @@ async fn create_rule(axum::extract::State(ctx): State, JsonBody(body): JsonBody)
     rule.id = tern_model::generate_id();
     let (ctx, rule) = (&ctx, &rule);
     let (g, r) = transact(&ctx.nb, |tx| async move {
+        tx.enforce_quota(QuotaResource::SecurityGroupRule);
         let mut g: SecurityGroup = tx_fetch(&tx, &rule.security_group_id).await?;
         if let Some(remote) = rule.remote_group_id.as_deref().filter(|r| *r != g.id) {
             let _: SecurityGroup = tx_fetch(&tx, remote).await?;

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use ipnet::IpNet;
 use serde_json::{json, Map, Value};
-use tern_model::Subnet;
+use tern_model::{QuotaResource, Subnet};
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{
@@ -19,8 +19,8 @@ use crate::input::{
     Op, PathParam, QueryPairs,
 };
 use crate::util::{
-    add_project, delete_if_match, list, list_answer, no_content, put, respond, show_answer, update_plain,
-    Ctx, State,
+    add_project, commit_first, delete_if_match, list, list_answer, no_content, respond, show_answer, stage,
+    transact, update_plain, Ctx, State,
 };
 
 /// Subnet attributes. Ignored: `ipv6_ra_mode`, `ipv6_address_mode`, `subnetpool_id`, `prefixlen`,
@@ -234,9 +234,15 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
         m.insert("project_id".into(), Value::String(p));
     }
     let s: Subnet = build_valid(&Map::new(), &m)?;
-    // The NB refuses a missing network (404) and an overlap with another subnet of the network
-    // (409) in the same write.
-    let s = put(&ctx.nb, s).await?;
+    // The NB refuses a missing network (404), an overlap with another subnet of the network
+    // (409) and one subnet too many for the project's quota (409) in the same write.
+    let s = &s;
+    let s = transact(&ctx.nb, |tx| async move {
+        tx.enforce_quota(QuotaResource::Subnet);
+        stage(&tx, s.clone());
+        commit_first::<Subnet>(tx).await
+    })
+    .await?;
     Ok(respond(StatusCode::CREATED, "subnet", view(&s)))
 }
 

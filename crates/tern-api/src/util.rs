@@ -16,6 +16,8 @@ use crate::error::{ApiError, ApiResult};
 /// What every handler gets.
 pub(crate) struct Ctx {
     pub nb: Nb,
+    /// See [`crate::ApiConfig::underlay_mtu`].
+    pub underlay_mtu: u32,
 }
 
 pub(crate) type State = axum::extract::State<Arc<Ctx>>;
@@ -166,12 +168,6 @@ pub(crate) async fn update_plain<T: Resource>(
 pub(crate) async fn list<T: Resource>(nb: &Nb) -> ApiResult<Vec<T>> {
     let (items, _) = nb.list(T::KIND).await?;
     Ok(items.into_iter().filter_map(|s| T::from_object(s.object)).collect())
-}
-
-/// Stores `t` (create, or replace when `t.revision_number` is the stored one).
-pub(crate) async fn put<T: Resource>(nb: &Nb, t: T) -> ApiResult<T> {
-    let stored = nb.put(t.into_object()).await?;
-    T::from_object(stored.object).ok_or_else(|| ApiError::internal("the NB returned another kind"))
 }
 
 /// Nanoseconds since the Unix epoch (the Migration records' timestamps).

@@ -173,6 +173,8 @@ mod tests {
         unparsable::<Chassis>(r#"{"id":"c"}"#, "{}", "tunnel_ip");
         unparsable::<Chassis>(MIN, r#"{"tunnel_ip": "compute-1"}"#, "\"compute-1\"");
         invalid::<Chassis>(MIN, r#"{"id": ""}"#, "id", "");
+        invalid::<Chassis>(MIN, r#"{"hostname": "h\u0000"}"#, "hostname", "h\\0");
+        invalid::<Chassis>(MIN, r#"{"version": "\u0000"}"#, "version", "\\0");
         invalid::<Chassis>(MIN, r#"{"tunnel_ip": "0.0.0.0"}"#, "tunnel_ip", "0.0.0.0");
         invalid::<Chassis>(MIN, r#"{"tunnel_ip": "224.0.0.1"}"#, "tunnel_ip", "224.0.0.1");
         invalid::<Chassis>(MIN, r#"{"external_ip": "::"}"#, "external_ip", "::");

@@ -150,6 +150,7 @@ mod tests {
             "fixed_ip_address",
             "fd00::5",
         );
+        invalid::<FloatingIp>(MIN, r#"{"description": "x\u0000"}"#, "description", "x\\0");
         unparsable::<FloatingIp>(MIN, r#"{"status": "BUILD"}"#, "BUILD");
         unparsable::<FloatingIp>(MIN, r#"{"floating_ip_address": "1.2.3"}"#, "\"1.2.3\"");
     }

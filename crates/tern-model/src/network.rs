@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use crate::common::{default_true, Status};
 use crate::error::ValidationError;
 use crate::kind::Kind;
+use crate::limits::{
+    max_network_mtu, DEFAULT_MTU, GENEVE_MAX_HEADER_SIZE, MAX_MTU, MIN_MTU, OVERLAY_IP_HEADER_LEN,
+};
 use crate::resource::impl_resource;
 use crate::validate::{common_text, own_id, ref_ids};
 
-pub const DEFAULT_MTU: u32 = 1442;
-pub const MIN_MTU: u32 = 68;
-pub const MAX_MTU: u32 = 9000;
 /// Largest Geneve VNI (24 bits).
 pub const MAX_SEGMENTATION_ID: u32 = (1 << 24) - 1;
 
@@ -151,6 +151,28 @@ fn validate(n: &Network) -> Result<(), ValidationError> {
 
 impl_resource!(Network, Network, unique_key, validate);
 
+/// The network's MTU fits an underlay of `underlay_mtu` bytes (see [`max_network_mtu`]): Neutron's
+/// "Requested MTU is too big" as a validation error on `mtu`.
+pub fn check_network_mtu(n: &Network, underlay_mtu: u32) -> Result<(), ValidationError> {
+    let max = max_network_mtu(underlay_mtu, n.is_flat());
+    if n.mtu <= max {
+        return Ok(());
+    }
+    let how = if n.is_flat() {
+        format!("a flat network on a {underlay_mtu}-byte underlay")
+    } else {
+        format!(
+            "a geneve network on a {underlay_mtu}-byte underlay: {underlay_mtu} - {OVERLAY_IP_HEADER_LEN} (IPv4) - {GENEVE_MAX_HEADER_SIZE} (Geneve header)"
+        )
+    };
+    Err(ValidationError::new(
+        Kind::Network,
+        "mtu",
+        n.mtu,
+        format!("Requested MTU is too big, maximum is {max} ({how})"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +219,14 @@ mod tests {
         invalid::<Network>(MIN, r#"{"subnets": [""]}"#, "subnets[0]", "");
         let long = "x".repeat(256);
         invalid::<Network>(MIN, &format!(r#"{{"name": "{long}"}}"#), "name", &long);
+        valid::<Network>(&format!(
+            r#"{{"name": "{}", "description": "{}"}}"#,
+            "x".repeat(255),
+            "y".repeat(255)
+        ));
+        invalid::<Network>(MIN, r#"{"name": "a\u0000b"}"#, "name", "a\\0b");
+        invalid::<Network>(MIN, r#"{"description": "\u0000"}"#, "description", "\\0");
+        invalid::<Network>(MIN, r#"{"project_id": "p\u0000"}"#, "project_id", "p\\0");
         unparsable::<Network>(MIN, r#"{"status": "SLEEPY"}"#, "SLEEPY");
         unparsable::<Network>(MIN, r#"{"mtu": "big"}"#, "line 1");
         valid::<Network>(r#"{"physical_network": "physnet1"}"#);
@@ -208,6 +238,20 @@ mod tests {
             "segmentation_id",
             "5",
         );
+    }
+
+    #[test]
+    fn mtu_against_the_underlay() {
+        let geneve = Network { mtu: 1442, ..Network::default() };
+        check_network_mtu(&geneve, 1500).unwrap();
+        let e = check_network_mtu(&Network { mtu: 1443, ..geneve.clone() }, 1500).unwrap_err();
+        assert_eq!((e.field.as_str(), e.value.as_str()), ("mtu", "1443"));
+        assert!(e.reason.contains("maximum is 1442"), "{e}");
+        check_network_mtu(&Network { mtu: 8942, ..geneve.clone() }, 9000).unwrap();
+        let flat = Network { mtu: 1500, physical_network: Some("physnet1".into()), ..Network::default() };
+        check_network_mtu(&flat, 1500).unwrap();
+        let e = check_network_mtu(&Network { mtu: 1501, ..flat }, 1500).unwrap_err();
+        assert!(e.reason.contains("maximum is 1500") && e.reason.contains("flat"), "{e}");
     }
 
     #[test]

@@ -9,9 +9,10 @@ use serde_json::{Map, Value};
 use crate::common::{check_fixed_ip_list, default_true, FixedIp, Status, VnicType};
 use crate::error::ValidationError;
 use crate::kind::Kind;
+use crate::limits::{MAX_ALLOWED_ADDRESS_PAIRS, MAX_BINDING_PROFILE_LEN};
 use crate::mac::validate_mac;
 use crate::resource::impl_resource;
-use crate::validate::{common_text, network_cidr, own_id, parse_ip_or_cidr, ref_id, ref_ids, text};
+use crate::validate::{at_most, common_text, network_cidr, own_id, parse_ip_or_cidr, ref_id, ref_ids, text};
 
 /// Neutron's `binding:vif_type` of a port that is not bound.
 pub const VIF_TYPE_UNBOUND: &str = "unbound";
@@ -127,7 +128,15 @@ fn validate(p: &Port) -> Result<(), ValidationError> {
     text(k, "device_owner", &p.device_owner)?;
     text(k, "binding:host_id", &p.binding_host_id)?;
     text(k, "binding:vif_type", &p.binding_vif_type)?;
+    binding_profile(k, "binding:profile", &p.binding_profile)?;
     ref_ids(k, "security_groups", &p.security_groups)?;
+    at_most(
+        k,
+        "allowed_address_pairs",
+        p.allowed_address_pairs.len(),
+        MAX_ALLOWED_ADDRESS_PAIRS,
+        format!("Exceeded maximum amount of allowed address pairs {MAX_ALLOWED_ADDRESS_PAIRS}"),
+    )?;
 
     let mut seen = HashSet::new();
     for (i, pair) in p.allowed_address_pairs.iter().enumerate() {
@@ -167,6 +176,24 @@ fn validate(p: &Port) -> Result<(), ValidationError> {
 }
 
 impl_resource!(Port, Port, unique_key, validate);
+
+/// A binding profile of at most [`MAX_BINDING_PROFILE_LEN`] bytes as compact JSON.
+pub(crate) fn binding_profile(
+    k: Kind,
+    field: &str,
+    profile: &Map<String, Value>,
+) -> Result<(), ValidationError> {
+    let len = serde_json::to_vec(profile).map_or(usize::MAX, |v| v.len());
+    if len > MAX_BINDING_PROFILE_LEN {
+        return Err(ValidationError::new(
+            k,
+            field,
+            format!("{len} bytes of JSON"),
+            format!("longer than {MAX_BINDING_PROFILE_LEN} bytes of JSON"),
+        ));
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
@@ -276,5 +303,25 @@ mod tests {
         valid::<Port>(&with(MIN, r#"{"port_security_enabled": false}"#));
         let long = "d".repeat(256);
         invalid::<Port>(MIN, &format!(r#"{{"device_id": "{long}"}}"#), "device_id", &long);
+        for field in ["name", "description", "device_id", "device_owner", "binding:host_id"] {
+            invalid::<Port>(MIN, &format!(r#"{{"{field}": "x\u0000"}}"#), field, "x\\0");
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let pairs = |n: usize| {
+            let v: Vec<String> = (0..n).map(|i| format!(r#"{{"ip_address": "10.0.1.{i}"}}"#)).collect();
+            format!(r#"{{"allowed_address_pairs": [{}]}}"#, v.join(","))
+        };
+        valid::<Port>(&with(MIN, &pairs(10)));
+        let e = Port::from_json(&with(MIN, &pairs(11))).unwrap().validate().unwrap_err();
+        assert_eq!((e.field.as_str(), e.value.as_str()), ("allowed_address_pairs", "11 entries"));
+        assert_eq!(e.reason, "Exceeded maximum amount of allowed address pairs 10");
+
+        // Compact JSON {"k":"..."} is 8 bytes plus the value.
+        let profile = |n: usize| format!(r#"{{"binding:profile": {{"k": "{}"}}}}"#, "x".repeat(n));
+        valid::<Port>(&with(MIN, &profile(4095 - 8)));
+        invalid::<Port>(MIN, &profile(4096 - 8), "binding:profile", "4096 bytes of JSON");
     }
 }

@@ -86,7 +86,8 @@ fn validate(b: &PortBinding) -> Result<(), ValidationError> {
     if !b.id.is_empty() && b.id != derived {
         return Err(ValidationError::new(k, "id", &b.id, format!("must be <port_id>@<host> = {derived:?}")));
     }
-    text(k, "vif_type", &b.vif_type)
+    text(k, "vif_type", &b.vif_type)?;
+    crate::port::binding_profile(k, "profile", &b.profile)
 }
 
 impl_resource!(PortBinding, PortBinding, validate, default_id = derived_id);
@@ -135,5 +136,8 @@ mod tests {
         invalid::<PortBinding>(MIN, r#"{"id": "p1@compute-3"}"#, "id", "p1@compute-3");
         let long = "h".repeat(255);
         invalid::<PortBinding>(MIN, &format!(r#"{{"host": "{long}"}}"#), "id", &format!("p1@{long}"));
+        let big = format!(r#"{{"profile": {{"k": "{}"}}}}"#, "x".repeat(4096));
+        invalid::<PortBinding>(MIN, &big, "profile", "4104 bytes of JSON");
+        invalid::<PortBinding>(MIN, r#"{"vif_type": "o\u0000vs"}"#, "vif_type", "o\\0vs");
     }
 }

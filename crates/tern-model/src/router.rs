@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::common::{check_fixed_ip_list, check_routes, default_true, FixedIp, Route, Status};
 use crate::error::ValidationError;
 use crate::kind::Kind;
+use crate::limits::MAX_ROUTER_ROUTES;
 use crate::resource::impl_resource;
-use crate::validate::{common_text, own_id, ref_id};
+use crate::validate::{at_most, common_text, own_id, ref_id};
 
 /// Neutron's `external_gateway_info`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +92,13 @@ fn validate(r: &Router) -> Result<(), ValidationError> {
         ref_id(k, "external_gateway_info.network_id", &gw.network_id)?;
         check_fixed_ip_list(k, "external_gateway_info.external_fixed_ips", &gw.external_fixed_ips)?;
     }
+    at_most(
+        k,
+        "routes",
+        r.routes.len(),
+        MAX_ROUTER_ROUTES,
+        format!("The number of routes exceeds the maximum {MAX_ROUTER_ROUTES}"),
+    )?;
     check_routes(k, "routes", &r.routes)?;
     let mut subnets = HashSet::new();
     let mut ports = HashSet::new();
@@ -153,6 +161,19 @@ mod tests {
     fn unknown_field_rejected() {
         rejects_unknown_field::<Router>(MIN);
         unparsable::<Router>(MIN, r#"{"external_gateway_info": {"network_id": "e", "qos": 1}}"#, "`qos`");
+    }
+
+    #[test]
+    fn route_limit() {
+        let routes = |n: usize| {
+            let v: Vec<String> = (0..n)
+                .map(|i| format!(r#"{{"destination": "10.{i}.0.0/16", "nexthop": "192.168.0.1"}}"#))
+                .collect();
+            format!(r#"{{"routes": [{}]}}"#, v.join(","))
+        };
+        valid::<Router>(&with(MIN, &routes(30)));
+        invalid::<Router>(MIN, &routes(31), "routes", "31 entries");
+        invalid::<Router>(MIN, r#"{"description": "\u0000"}"#, "description", "\\0");
     }
 
     #[test]

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::common::default_true;
 use crate::error::ValidationError;
 use crate::kind::Kind;
+use crate::limits::MAX_SECURITY_GROUP_RULES;
 use crate::resource::impl_resource;
-use crate::validate::{common_text, net_family, network_cidr, own_id, text, validate_id};
+use crate::validate::{at_most, common_text, net_family, network_cidr, own_id, text, validate_id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -305,6 +306,13 @@ fn validate(g: &SecurityGroup) -> Result<(), ValidationError> {
     let k = Kind::SecurityGroup;
     own_id(k, &g.id)?;
     common_text(k, &g.name, &g.description, &g.project_id)?;
+    at_most(
+        k,
+        "security_group_rules",
+        g.security_group_rules.len(),
+        MAX_SECURITY_GROUP_RULES,
+        format!("A security group has at most {MAX_SECURITY_GROUP_RULES} rules"),
+    )?;
     let mut ids = HashSet::new();
     let mut matches = HashSet::new();
     for (i, rule) in g.security_group_rules.iter().enumerate() {
@@ -443,6 +451,26 @@ mod tests {
         let standalone: SecurityGroupRule =
             serde_json::from_str(r#"{"direction":"ingress","protocol":"tcp","port_range_min":0}"#).unwrap();
         assert_eq!(standalone.validate().unwrap_err().field, "port_range_min");
+    }
+
+    #[test]
+    fn rule_limit() {
+        let rules = |n: usize| {
+            let v: Vec<String> = (0..n)
+                .map(|i| {
+                    format!(r#"{{"direction": "ingress", "protocol": "tcp", "port_range_min": {}}}"#, i + 1)
+                })
+                .collect();
+            format!(r#"{{"security_group_rules": [{}]}}"#, v.join(","))
+        };
+        valid::<SecurityGroup>(&rules(MAX_SECURITY_GROUP_RULES));
+        invalid::<SecurityGroup>(
+            &rules(MAX_SECURITY_GROUP_RULES + 1),
+            "{}",
+            "security_group_rules",
+            "1001 entries",
+        );
+        bad_rule(r#"{"description": "\u0000"}"#, "description", "\\0");
     }
 
     #[test]

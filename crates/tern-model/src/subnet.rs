@@ -11,9 +11,10 @@ use crate::common::{check_routes, default_true, Route};
 use crate::error::ValidationError;
 use crate::ipam::ip_to_u128;
 use crate::kind::Kind;
+use crate::limits::{MAX_DNS_NAMESERVERS, MAX_SUBNET_HOST_ROUTES};
 use crate::resource::impl_resource;
 use crate::validate::{
-    common_text, family, net_family, network_cidr, own_id, ref_id, reserved_reason, same_family,
+    at_most, common_text, family, net_family, network_cidr, own_id, ref_id, reserved_reason, same_family,
 };
 
 /// An inclusive range of addresses the subnet hands out.
@@ -155,6 +156,20 @@ fn validate(s: &Subnet) -> Result<(), ValidationError> {
         }
     }
 
+    at_most(
+        k,
+        "dns_nameservers",
+        s.dns_nameservers.len(),
+        MAX_DNS_NAMESERVERS,
+        format!("The number of DNS nameservers exceeds the limit {MAX_DNS_NAMESERVERS}"),
+    )?;
+    at_most(
+        k,
+        "host_routes",
+        s.host_routes.len(),
+        MAX_SUBNET_HOST_ROUTES,
+        format!("The number of host routes exceeds the limit {MAX_SUBNET_HOST_ROUTES}"),
+    )?;
     let mut seen = HashSet::new();
     for (i, ns) in s.dns_nameservers.iter().enumerate() {
         if !seen.insert(ns) {
@@ -293,5 +308,26 @@ mod tests {
             r#"{"host_routes": [{"destination": "192.168.0.0/16", "nexthop": "10.0.0.1", "x": 1}]}"#,
             "`x`",
         );
+        invalid::<Subnet>(MIN, r#"{"name": "\u0000"}"#, "name", "\\0");
+    }
+
+    #[test]
+    fn limits() {
+        let dns = |n: usize| {
+            let v: Vec<String> = (0..n).map(|i| format!(r#""10.9.9.{i}""#)).collect();
+            format!(r#"{{"dns_nameservers": [{}]}}"#, v.join(","))
+        };
+        valid::<Subnet>(&with(MIN, &dns(5)));
+        invalid::<Subnet>(MIN, &dns(6), "dns_nameservers", "6 entries");
+        let routes = |n: usize| {
+            let v: Vec<String> = (0..n)
+                .map(|i| format!(r#"{{"destination": "192.168.{i}.0/24", "nexthop": "10.0.0.9"}}"#))
+                .collect();
+            format!(r#"{{"host_routes": [{}]}}"#, v.join(","))
+        };
+        valid::<Subnet>(&with(MIN, &routes(20)));
+        let e = Subnet::from_json(&with(MIN, &routes(21))).unwrap().validate().unwrap_err();
+        assert_eq!((e.field.as_str(), e.value.as_str()), ("host_routes", "21 entries"));
+        assert_eq!(e.reason, "The number of host routes exceeds the limit 20");
     }
 }

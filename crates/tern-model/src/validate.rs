@@ -8,10 +8,7 @@ use ipnet::IpNet;
 use crate::error::ValidationError;
 use crate::kind::Kind;
 
-/// Longest id accepted, in characters.
-pub const MAX_ID_LEN: usize = 255;
-/// Longest `name` / `description` / other free text accepted, in characters (Neutron's limit).
-pub const MAX_TEXT_LEN: usize = 255;
+use crate::limits::{MAX_ID_LEN, MAX_TEXT_LEN};
 
 /// Checks an id: non-empty, at most [`MAX_ID_LEN`] characters, no `/` (it is a key segment) and no
 /// control characters.
@@ -67,10 +64,28 @@ pub(crate) fn ref_ids(kind: Kind, field: &str, ids: &[String]) -> Result<(), Val
     Ok(())
 }
 
-/// Free text no longer than [`MAX_TEXT_LEN`] characters.
+/// Free text no longer than [`MAX_TEXT_LEN`] characters, without NUL characters.
 pub(crate) fn text(kind: Kind, field: &str, s: &str) -> Result<(), ValidationError> {
     if s.chars().count() > MAX_TEXT_LEN {
         return Err(ValidationError::new(kind, field, s, format!("longer than {MAX_TEXT_LEN} characters")));
+    }
+    if s.contains('\0') {
+        return Err(ValidationError::new(kind, field, s.escape_debug(), "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
+/// A list of at most `max` entries; `what` is Neutron's reason ("The number of host routes
+/// exceeds the limit 20", ...). The value shown is the count.
+pub(crate) fn at_most(
+    kind: Kind,
+    field: &str,
+    len: usize,
+    max: usize,
+    what: String,
+) -> Result<(), ValidationError> {
+    if len > max {
+        return Err(ValidationError::new(kind, field, format!("{len} entries"), what));
     }
     Ok(())
 }

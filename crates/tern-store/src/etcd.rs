@@ -143,12 +143,21 @@ impl EtcdStore {
         Ok(lo)
     }
 
-    /// One page of a listing: keys in `[from, end)` at `revision` (0: current).
-    async fn list_page(&self, prefix: &str, from: &[u8], end: &[u8], revision: i64) -> Result<GetResponse> {
+    /// One page of a listing: at most `page` keys in `[from, end)` at `revision` (0: current),
+    /// the first ones (or the last ones, in descending order, when `descend`).
+    async fn list_page(
+        &self,
+        prefix: &str,
+        (from, end): (&[u8], &[u8]),
+        revision: i64,
+        page: i64,
+        descend: bool,
+    ) -> Result<GetResponse> {
+        let order = if descend { SortOrder::Descend } else { SortOrder::Ascend };
         let options = GetOptions::new()
             .with_range(end.to_vec())
-            .with_sort(SortTarget::Key, SortOrder::Ascend)
-            .with_limit(LIST_PAGE)
+            .with_sort(SortTarget::Key, order)
+            .with_limit(page)
             .with_revision(revision);
         self.range(from, options).await.map_err(|failed| match failed {
             Failed::Refused { error, .. } if has_message(&error, COMPACTED) => {
@@ -159,31 +168,70 @@ impl EtcdStore {
         })
     }
 
-    async fn list_once(&self, prefix: &str) -> Result<Listing> {
-        let end = prefix_end(prefix.as_bytes());
-        let mut from = prefix.as_bytes().to_vec();
+    /// Keys in `[from, end)` at one revision, in pages: all of them (`limit` 0), or the first
+    /// `limit` (the last `limit` when `descend`), returned in key order.
+    async fn list_once(
+        &self,
+        prefix: &str,
+        (mut from, mut end): (Vec<u8>, Vec<u8>),
+        limit: usize,
+        descend: bool,
+    ) -> Result<Listing> {
         if from.is_empty() {
             from = vec![0];
         }
         let mut items = Vec::new();
         let mut revision = 0i64;
         loop {
-            let resp = self.list_page(prefix, &from, &end, revision).await?;
+            let want = if limit == 0 { LIST_PAGE } else { LIST_PAGE.min((limit - items.len()) as i64) };
+            let resp = self.list_page(prefix, (&from, &end), revision, want, descend).await?;
             if revision == 0 {
                 revision = to_i64(header_revision(resp.header())?)?;
             }
             for kv in resp.kvs() {
                 items.push(convert_kv(kv)?);
             }
+            let full = limit > 0 && items.len() >= limit;
             match resp.kvs().last() {
-                Some(last) if resp.more() => {
-                    from = last.key().to_vec();
-                    from.push(0);
+                Some(last) if resp.more() && !full => {
+                    if descend {
+                        end = last.key().to_vec();
+                    } else {
+                        from = last.key().to_vec();
+                        from.push(0);
+                    }
                 }
                 _ => break,
             }
         }
+        if descend {
+            items.reverse();
+        }
         Ok(Listing { items, revision: u64::try_from(revision).unwrap_or(0) })
+    }
+
+    /// [`EtcdStore::list_once`], started over (a few times) when a compaction removes the
+    /// revision of its first page while it reads the others.
+    async fn list_range(
+        &self,
+        prefix: &str,
+        range: (Vec<u8>, Vec<u8>),
+        limit: usize,
+        descend: bool,
+    ) -> Result<Listing> {
+        let mut attempts = 0;
+        loop {
+            match self.list_once(prefix, range.clone(), limit, descend).await {
+                Err(StoreError::Compacted { .. }) if attempts < 3 => attempts += 1,
+                Err(StoreError::Compacted { requested, .. }) => {
+                    return Err(StoreError::Backend(format!(
+                        "etcd list of prefix {prefix:?}: revision {requested} kept being compacted \
+                         while listing"
+                    )))
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -572,21 +620,62 @@ impl Store for EtcdStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Listing> {
-        // Pages after the first read at the first page's revision; if a compaction removes that
-        // revision mid-listing, start over (a few times).
-        let mut attempts = 0;
-        loop {
-            match self.list_once(prefix).await {
-                Err(StoreError::Compacted { .. }) if attempts < 3 => attempts += 1,
-                Err(StoreError::Compacted { requested, .. }) => {
-                    return Err(StoreError::Backend(format!(
-                        "etcd list of prefix {prefix:?}: revision {requested} kept being compacted \
-                         while listing"
-                    )))
+        let range = (prefix.as_bytes().to_vec(), prefix_end(prefix.as_bytes()));
+        self.list_range(prefix, range, 0, false).await
+    }
+
+    async fn list_from(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Listing> {
+        let from = match start_after {
+            Some(after) if after >= prefix => {
+                let mut from = after.as_bytes().to_vec();
+                from.push(0);
+                from
+            }
+            _ => prefix.as_bytes().to_vec(),
+        };
+        self.list_range(prefix, (from, prefix_end(prefix.as_bytes())), limit, false).await
+    }
+
+    async fn list_before(&self, prefix: &str, end_before: Option<&str>, limit: usize) -> Result<Listing> {
+        let prefix_end = prefix_end(prefix.as_bytes());
+        let end = match end_before {
+            Some(before) if before <= prefix => {
+                let revision = self.revision().await?;
+                return Ok(Listing { items: Vec::new(), revision });
+            }
+            // [0] means "no end" to etcd: the prefix end applies unless it is that.
+            Some(before) if prefix_end == [0] || before.as_bytes() < prefix_end.as_slice() => {
+                before.as_bytes().to_vec()
+            }
+            _ => prefix_end,
+        };
+        self.list_range(prefix, (prefix.as_bytes().to_vec(), end), limit, true).await
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<KeyValue>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(store::MAX_TXN_OPS) {
+            // A transaction of reads only: one snapshot, no new revision; safe to send again.
+            let txn =
+                Txn::new().and_then(chunk.iter().map(|k| TxnOp::get(k.as_str(), None)).collect::<Vec<_>>());
+            let done = self
+                .send_txn(txn)
+                .await
+                .map_err(|failed| self.error(&format!("get of {} keys", chunk.len()), failed))?;
+            let responses = op_responses(&done.value)?;
+            if responses.len() != chunk.len() {
+                return Err(StoreError::Backend("etcd answered a batch of gets with another count".into()));
+            }
+            for op in responses {
+                match op {
+                    TxnOpResponse::Get(get) => out.push(get.kvs().first().map(convert_kv).transpose()?),
+                    _ => {
+                        return Err(StoreError::Backend("etcd answered a get with another operation".into()))
+                    }
                 }
-                other => return other,
             }
         }
+        Ok(out)
     }
 
     async fn watch(&self, prefix: &str, from: Revision) -> Result<Watch> {

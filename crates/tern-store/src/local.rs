@@ -16,6 +16,7 @@ use redb::{
     TableDefinition,
 };
 use std::collections::{HashMap, VecDeque};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -565,6 +566,32 @@ async fn expire_leases(store: Weak<Inner>) {
     }
 }
 
+/// A stored row as a [`KeyValue`].
+fn row_to_kv(key: &str, row: (u64, u64, u64, i64, &[u8])) -> KeyValue {
+    let (create_revision, mod_revision, version, lease, value) = row;
+    KeyValue {
+        key: key.to_owned(),
+        value: value.to_vec(),
+        create_revision,
+        mod_revision,
+        version,
+        lease: (lease != 0).then_some(lease),
+    }
+}
+
+/// The first string after every string starting with `prefix` (its last character incremented),
+/// if there is one.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 // === impl Store for LocalStore ===
 
 #[async_trait]
@@ -681,6 +708,67 @@ impl Store for LocalStore {
             });
         }
         Ok(Listing { items, revision })
+    }
+
+    async fn list_from(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Listing> {
+        let txn = self.inner.db.begin_read().map_err(StoreError::backend)?;
+        let meta = txn.open_table(META).map_err(StoreError::backend)?;
+        let revision = meta.get("revision").map_err(StoreError::backend)?.map_or(1, |v| v.value());
+        let kv = txn.open_table(KV).map_err(StoreError::backend)?;
+        let start = match start_after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let mut items = Vec::new();
+        for entry in kv.range::<&str>((start, Bound::Unbounded)).map_err(StoreError::backend)? {
+            let (k, v) = entry.map_err(StoreError::backend)?;
+            if !k.value().starts_with(prefix) || (limit > 0 && items.len() == limit) {
+                break;
+            }
+            items.push(row_to_kv(k.value(), v.value()));
+        }
+        Ok(Listing { items, revision })
+    }
+
+    async fn list_before(&self, prefix: &str, end_before: Option<&str>, limit: usize) -> Result<Listing> {
+        let txn = self.inner.db.begin_read().map_err(StoreError::backend)?;
+        let meta = txn.open_table(META).map_err(StoreError::backend)?;
+        let revision = meta.get("revision").map_err(StoreError::backend)?.map_or(1, |v| v.value());
+        let kv = txn.open_table(KV).map_err(StoreError::backend)?;
+        let prefix_end = prefix_end(prefix);
+        // The upper bound: the key asked for or the end of the prefix, whichever comes first.
+        let end = match (end_before, prefix_end.as_deref()) {
+            (Some(before), Some(pe)) if pe <= before => Bound::Excluded(pe),
+            (Some(before), _) => Bound::Excluded(before),
+            (None, Some(pe)) => Bound::Excluded(pe),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut items = Vec::new();
+        if end_before.is_some_and(|before| before <= prefix) {
+            return Ok(Listing { items, revision });
+        }
+        for entry in kv.range::<&str>((Bound::Included(prefix), end)).map_err(StoreError::backend)?.rev() {
+            let (k, v) = entry.map_err(StoreError::backend)?;
+            if limit > 0 && items.len() == limit {
+                break;
+            }
+            // Only without a computable prefix end can keys beyond the prefix come up here.
+            if k.value().starts_with(prefix) {
+                items.push(row_to_kv(k.value(), v.value()));
+            }
+        }
+        items.reverse();
+        Ok(Listing { items, revision })
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<KeyValue>>> {
+        let txn = self.inner.db.begin_read().map_err(StoreError::backend)?;
+        let kv = txn.open_table(KV).map_err(StoreError::backend)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(kv.get(key.as_str()).map_err(StoreError::backend)?.map(|v| row_to_kv(key, v.value())));
+        }
+        Ok(out)
     }
 
     async fn watch(&self, prefix: &str, from: Revision) -> Result<Watch> {

@@ -16,7 +16,20 @@
 //!   as it was before it looked for referrers, so "delete X" and "start referring to X" cannot
 //!   both win;
 //! * a subnet create compares and bumps its network's subnet-set key `/tern/index/subnets/<net>`
-//!   before it looks for overlaps, so two overlapping subnets cannot both be created.
+//!   before it looks for overlaps, so two overlapping subnets cannot both be created;
+//! * every write that changes what a project uses (an object of a project created, deleted,
+//!   cascaded away, moved to another project, a group's rules added or removed) compares and
+//!   rewrites the project's usage counters `/tern/index/usage/<resource>/<project>`, so they
+//!   always equal the objects. A transaction that asked for quotas ([`Tx::enforce_quota`])
+//!   fails with [`NbError::OverQuota`] when a counter would pass the project's limit (under
+//!   `/tern/quota/<project>`), and since the counter is compared, two creates at the edge cannot
+//!   both commit. A counter that does not exist yet (a store from before counters) is counted
+//!   once from the objects, guarded by its absence.
+//!
+//! Written with the objects too, but guarding nothing: a port's index entries (by network, by
+//! device: `index`, what `GET /v2.0/ports?network_id=|device_id=` and pages read) and the
+//! allocation cursor of a subnet an address was picked from (`ipam`: creating a port reads a
+//! few claim keys, never the network's list of claims).
 //!
 //! [`Tx`] runs a whole operation (several reads, several objects written or deleted) as one such
 //! transaction; [`Nb::put`] and [`Nb::delete`] are transactions of one write.
@@ -25,7 +38,18 @@ use crate::{Revision, Store, StoreError, Txn, TxnOp, Watch, WatchEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use tern_model::quota::{self, QuotaLimits, QuotaResource};
 use tern_model::{Kind, ModelError, Object};
+
+mod index;
+mod ipam;
+
+pub use index::{
+    escape_segment, is_port_index_key, parse_port_index_key, port_index_keys, port_index_prefix,
+    unescape_segment, IndexBuild, PortField, PortPage, PortSource, PORT_INDEX_MARKER, PORT_INDEX_PREFIX,
+    PORT_INDEX_VERSION,
+};
+pub use ipam::{cursor_key, cursor_subnet, is_cursor_key, CURSOR_PREFIX};
 
 /// Where unique values (a port's IPs and MAC within its network, a fixed IP's floating IP) are
 /// claimed, and where the guard keys live; outside every kind's prefix, so NB watches do not see
@@ -35,8 +59,17 @@ pub const INDEX_PREFIX: &str = "/tern/index/";
 const REF_PREFIX: &str = "/tern/index/ref/";
 /// Subnet-set keys: `<prefix><network id>`, bumped by every subnet created on the network.
 const SUBNETS_PREFIX: &str = "/tern/index/subnets/";
+/// VNI claims: `<prefix><vni>` holds the id of the network whose traffic carries that VNI on the
+/// wire (its `segmentation_id`, or its unique key), so two networks can never share one.
+const VNI_PREFIX: &str = "/tern/index/vni/";
 /// Floating IP claims: `<prefix><port id>/<fixed ip>` holds the floating IP's id.
 const FLOATINGIP_PREFIX: &str = "/tern/index/floatingip/";
+/// Usage counters: `<prefix><resource>/<project>` holds how many of the resource the project's
+/// objects hold, as decimal text (the resource first: a project id may contain `/`).
+pub const USAGE_PREFIX: &str = "/tern/index/usage/";
+/// A project's own quota limits: `<prefix><project>` holds its [`QuotaLimits`] as JSON (no key:
+/// Neutron's defaults).
+pub const QUOTA_PREFIX: &str = "/tern/quota/";
 /// Where per-kind unique-key counters live (outside every kind's prefix).
 const UNIQUE_KEY_PREFIX: &str = "/tern/meta/unique_key/";
 /// Unique keys are 24-bit: they become Geneve VNIs (networks) and register values.
@@ -67,6 +100,13 @@ pub enum NbError {
     InUse { kind: Kind, id: String, by_kind: Kind, by_id: String },
     #[error("no free {what} left")]
     Exhausted { what: String },
+    /// Neutron's `OverQuota`: the transaction would take `project` past its limit of each of
+    /// `resources`.
+    #[error("Quota exceeded for resources: [{}].", resources.iter().map(|r| format!("'{r}'")).collect::<Vec<_>>().join(", "))]
+    OverQuota { project: String, resources: Vec<QuotaResource> },
+    /// A quota limit set below what the project already uses (without `force`).
+    #[error("Quota limit {limit} for {resource} must be greater than or equal to already used {used}")]
+    QuotaBelowUsage { project: String, resource: QuotaResource, limit: i64, used: u64 },
     #[error("stored object at {key:?} is unreadable: {message}")]
     Corrupt { key: String, message: String },
     #[error(transparent)]
@@ -83,7 +123,9 @@ impl NbError {
             | NbError::Conflict { .. }
             | NbError::Duplicate { .. }
             | NbError::Immutable { .. }
-            | NbError::InUse { .. } => true,
+            | NbError::InUse { .. }
+            | NbError::OverQuota { .. }
+            | NbError::QuotaBelowUsage { .. } => true,
             NbError::Store(e) => matches!(
                 e,
                 StoreError::InvalidDsn { .. }
@@ -159,6 +201,10 @@ struct TxState {
     early: HashSet<String>,
     /// Referrers keys to bump ([`Tx::bump_referrers`]).
     bumps: std::collections::BTreeSet<String>,
+    /// Resources whose quota the commit enforces ([`Tx::enforce_quota`]).
+    quotas: std::collections::BTreeSet<QuotaResource>,
+    /// Allocation cursors [`Tx::fill_defaults`] moved (key -> value, written at commit).
+    cursors: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug)]
@@ -183,6 +229,8 @@ impl WriteOp {
 struct Extra<'a> {
     early: Option<&'a HashSet<String>>,
     bumps: Option<&'a std::collections::BTreeSet<String>>,
+    quotas: Option<&'a std::collections::BTreeSet<QuotaResource>>,
+    cursors: Option<&'a BTreeMap<String, String>>,
 }
 
 /// A write of a commit, with the caller's condition on the stored object.
@@ -244,14 +292,27 @@ impl Tx {
         self.state().bumps.insert(referrers_key(kind, id));
     }
 
+    /// Makes the commit fail with [`NbError::OverQuota`] if it would take a project's usage of
+    /// `resource` past the project's limit (Neutron checks the quota of the resource a request
+    /// creates; what the operation creates on the side, like a project's default security group,
+    /// counts but is not checked). The usage counters are compared at commit, so concurrent
+    /// operations never pass a limit together.
+    pub fn enforce_quota(&self, resource: QuotaResource) {
+        self.state().quotas.insert(resource);
+    }
+
     /// Fills now what the commit would fill (id, MAC, fixed IP addresses, ...), for an operation
     /// that needs those values before it commits (a floating IP's address is its port's).
     pub async fn fill_defaults(&self, object: &mut Object) -> NbResult<()> {
         if object.id().is_empty() {
             object.set_id(object.default_id().unwrap_or_else(tern_model::generate_id));
         }
-        let chosen = self.nb.fill_defaults(object, self.attempt).await?;
-        self.state().early.extend(chosen);
+        // Addresses chosen early for other writes of this operation are taken (in any network).
+        let taken: HashSet<IpAddr> = self.state().early.iter().filter_map(|v| v.parse().ok()).collect();
+        let filled = self.nb.fill_defaults(object, self.attempt - 1, &taken).await?;
+        let mut state = self.state();
+        state.early.extend(filled.chosen);
+        state.cursors.extend(filled.cursors);
         Ok(())
     }
 
@@ -280,7 +341,12 @@ impl Tx {
         let state = self.state.into_inner().unwrap_or_else(|e| e.into_inner());
         let writes: Vec<Pending<'_>> =
             state.writes.into_iter().map(|op| Pending { op, guard: None }).collect();
-        let extra = Extra { early: Some(&state.early), bumps: Some(&state.bumps) };
+        let extra = Extra {
+            early: Some(&state.early),
+            bumps: Some(&state.bumps),
+            quotas: Some(&state.quotas),
+            cursors: Some(&state.cursors),
+        };
         self.nb.commit_writes(&state.reads, &writes, extra, self.attempt).await
     }
 }
@@ -289,11 +355,13 @@ impl Tx {
 #[derive(Clone)]
 pub struct Nb {
     store: Arc<dyn Store>,
+    /// Set once the port index was seen built (it stays built: see `index`).
+    port_index_ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Nb {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Nb { store }
+        Nb { store, port_index_ready: Arc::default() }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -438,6 +506,9 @@ impl Nb {
         // Unique keys allocated for each write, kept across rounds (never allocated twice).
         let mut allocated: Vec<Option<u32>> = vec![None; writes.len()];
         let mut round = 0;
+        // Races for an address lost so far (by the operation's earlier attempts too): addresses
+        // picked after one are spread out (see `ipam`).
+        let mut address_races = attempt.saturating_sub(1);
         loop {
             round += 1;
             let mut b = Builder::default();
@@ -445,13 +516,16 @@ impl Nb {
             for key in extra.bumps.into_iter().flatten() {
                 b.bump(key);
             }
+            for (key, value) in extra.cursors.into_iter().flatten() {
+                b.put_hint(key, value);
+            }
             let mut objects = Vec::new();
             let view = BatchView::new(reads, writes);
             let mut prepared: Result<(), PutFailure> = Ok(());
             for (w, slot) in writes.iter().zip(allocated.iter_mut()) {
                 let step = match &w.op {
                     WriteOp::Put(o) => self
-                        .prepare_put(o, w.guard, attempt + round - 1, early, &view, &mut b, slot)
+                        .prepare_put(o, w.guard, address_races, early, &view, &mut b, slot)
                         .await
                         .map(|stored| objects.push(stored)),
                     WriteOp::Delete(kind, id) => self.prepare_delete(*kind, id, w.guard, &view, &mut b).await,
@@ -460,6 +534,9 @@ impl Nb {
                     prepared = Err(e);
                     break;
                 }
+            }
+            if prepared.is_ok() {
+                prepared = self.prepare_usage(&mut b, extra.quotas).await;
             }
             let lost = match prepared {
                 Ok(()) => match self.store.txn(b.into_txn()).await {
@@ -481,10 +558,16 @@ impl Nb {
                     });
                 }
                 Err(PutFailure::Error(e)) => return Err(e),
-                Err(PutFailure::Raced) => None,
+                Err(PutFailure::Raced) => {
+                    address_races += 1;
+                    None
+                }
                 Err(PutFailure::Clash(key)) => Some(key),
             };
             if let Some(key) = lost {
+                if is_address_claim(&key) {
+                    address_races += 1;
+                }
                 let written = writes.iter().any(|w| {
                     let (k, id) = w.op.target();
                     tern_model::key(k, id) == key
@@ -517,14 +600,22 @@ impl Nb {
         &self,
         pending: &Object,
         guard: Option<&Guard>,
-        attempt: u32,
+        address_races: u32,
         early: &HashSet<String>,
         view: &BatchView<'_>,
         b: &mut Builder,
         allocated: &mut Option<u32>,
     ) -> Result<Stored, PutFailure> {
         let mut object = pending.clone();
-        let auto_filled = self.fill_defaults(&mut object, attempt).await?;
+        let taken = match &object {
+            Object::Port(p) => b.claimed_ips(&p.network_id),
+            _ => HashSet::new(),
+        };
+        let filled = self.fill_defaults(&mut object, address_races, &taken).await?;
+        for (key, value) in &filled.cursors {
+            b.put_hint(key, value);
+        }
+        let auto_filled = filled.chosen;
         object.validate().map_err(ModelError::from)?;
         let kind = object.kind();
         let id = object.id().to_owned();
@@ -583,6 +674,10 @@ impl Nb {
         let object = with_derived_fields(object);
         let value = serde_json::to_vec(&object.to_json_value())
             .map_err(|e| NbError::Corrupt { key: key.clone(), message: e.to_string() })?;
+        if let Some(old) = &previous {
+            b.count(old, -1);
+        }
+        b.count(&object, 1);
 
         // The object (if still as read) and its claims on unique values.
         b.compare(&key, existing.as_ref().map_or(0, |kv| kv.mod_revision))?;
@@ -598,6 +693,13 @@ impl Nb {
                         b.compare(&claim.key, kv.mod_revision)?;
                         b.put(&claim.key, id.as_bytes().to_vec())?;
                     } else if auto_filled.contains(&claim.value) {
+                        return Err(PutFailure::Raced);
+                    } else if claim.field == "segmentation_id"
+                        && allocated.is_some_and(|k| k.to_string() == claim.value)
+                    {
+                        // A network given the VNI explicitly took the unique key just allocated
+                        // here: allocate another.
+                        *allocated = None;
                         return Err(PutFailure::Raced);
                     } else if early.contains(&claim.value) {
                         // Chosen before the commit and maybe used since: the operation starts over.
@@ -620,11 +722,12 @@ impl Nb {
                 }
             }
         }
-        // Floating IP claims came after floating IPs: one an older release associated gets its
-        // claim at its next write (if the value is free; `tern db check` reports it otherwise).
-        for claim in
-            new_claims.iter().filter(|c| old_claims.contains(c) && c.key.starts_with(FLOATINGIP_PREFIX))
-        {
+        // Floating IP and VNI claims came after floating IPs and networks: an object an older
+        // release wrote gets its claim at its next write (if the value is free; `tern db check`
+        // reports it otherwise).
+        for claim in new_claims.iter().filter(|c| {
+            old_claims.contains(c) && (c.key.starts_with(FLOATINGIP_PREFIX) || c.key.starts_with(VNI_PREFIX))
+        }) {
             if self.store.get(&claim.key).await?.is_none() {
                 b.compare(&claim.key, 0)?;
                 b.put(&claim.key, id.as_bytes().to_vec())?;
@@ -635,6 +738,17 @@ impl Nb {
             if let Some(kv) = self.store.get(&claim.key).await?.filter(|kv| kv.value == id.as_bytes()) {
                 b.compare(&claim.key, kv.mod_revision)?;
                 b.delete(&claim.key);
+            }
+        }
+        // Its index entries (see `index`): all it needs, written again each time (so a port of a
+        // store from before the index gets them at its next write), and none it no longer needs.
+        let entries = index::index_keys(&object);
+        for key in &entries {
+            b.put(key, Vec::new())?;
+        }
+        for key in previous.as_ref().map(index::index_keys).unwrap_or_default() {
+            if !entries.contains(&key) {
+                b.delete(&key);
             }
         }
         Ok(Stored { object, mod_revision: 0 })
@@ -664,6 +778,7 @@ impl Nb {
         };
         b.compare(&key, kv.mod_revision)?;
         b.delete(&key);
+        b.count(&object, -1);
         // Before looking for referrers: whoever starts referring to it from now on bumps this.
         self.drop_referrers_key(kind, id, view, b).await?;
         for claim in claims(&object) {
@@ -673,6 +788,9 @@ impl Nb {
                     b.delete(&claim.key);
                 }
             }
+        }
+        for key in index::index_keys(&object) {
+            b.delete(&key);
         }
         match &object {
             Object::Network(_) => {
@@ -688,12 +806,15 @@ impl Nb {
                         let skey = tern_model::key(Kind::Subnet, &sub.id);
                         b.compare(&skey, s.mod_revision)?;
                         b.delete(&skey);
+                        b.count(&s.object, -1);
                         self.drop_referrers_key(Kind::Subnet, &sub.id, view, b).await?;
+                        b.delete(&ipam::cursor_key(&sub.id));
                     }
                 }
                 b.delete(&subnet_set_key(id));
             }
             Object::Subnet(subnet) => {
+                b.delete(&ipam::cursor_key(id));
                 let used = self.store.list(&format!("{}ip/", network_index(&subnet.network_id))).await?;
                 for claim in &used.items {
                     let ip = claim.key.rsplit('/').next().and_then(|ip| ip.parse::<IpAddr>().ok());
@@ -807,13 +928,159 @@ impl Nb {
         Ok(out)
     }
 
+    // --- usage and quotas ---
+
+    /// Writes the usage changes of a commit's writes: each counter that changes is compared at
+    /// the revision read (absent: counted from the objects) and rewritten; a counter of an
+    /// enforced resource that would pass the project's limit fails the commit with
+    /// [`NbError::OverQuota`].
+    async fn prepare_usage(
+        &self,
+        b: &mut Builder,
+        enforced: Option<&std::collections::BTreeSet<QuotaResource>>,
+    ) -> Result<(), PutFailure> {
+        let changes = std::mem::take(&mut b.usage);
+        let mut limits: HashMap<String, QuotaLimits> = HashMap::new();
+        let mut over: BTreeMap<String, Vec<QuotaResource>> = BTreeMap::new();
+        for ((project, resource), delta) in changes {
+            if delta == 0 {
+                continue;
+            }
+            let key = usage_key(resource, &project);
+            let (used, revision) = self.read_usage(resource, &project).await?;
+            let now = used.saturating_add_signed(delta);
+            if delta > 0 && enforced.is_some_and(|e| e.contains(&resource)) {
+                if !limits.contains_key(&project) {
+                    limits.insert(project.clone(), self.quota_limits(&project).await?);
+                }
+                let allowed = limits.get(&project).is_none_or(|l| l.allows(resource, used, delta as u64));
+                if !allowed {
+                    over.entry(project.clone()).or_default().push(resource);
+                    continue;
+                }
+            }
+            b.compare(&key, revision)?;
+            b.put(&key, now.to_string().into_bytes())?;
+        }
+        if let Some((project, resources)) = over.into_iter().next() {
+            return Err(NbError::OverQuota { project, resources }.into());
+        }
+        Ok(())
+    }
+
+    /// A project's usage of `resource` and the revision of its counter (0: there is none yet; the
+    /// usage is then counted from the objects, and a commit comparing the counter's absence
+    /// guards that count, since every write that changes it creates the counter).
+    async fn read_usage(&self, resource: QuotaResource, project: &str) -> NbResult<(u64, Revision)> {
+        let key = usage_key(resource, project);
+        let kv = self.store.get(&key).await?;
+        if let Some(kv) = &kv {
+            if let Some(n) = std::str::from_utf8(&kv.value).ok().and_then(|t| t.parse().ok()) {
+                return Ok((n, kv.mod_revision));
+            }
+        }
+        // None yet, or unreadable (then rewritten from the count; `tern db check` reports it).
+        let (objects, _) = self.list(resource.kind()).await?;
+        let used = quota::count(objects.iter().map(|s| &s.object), project, resource);
+        Ok((used, kv.map_or(0, |kv| kv.mod_revision)))
+    }
+
+    /// A project's own limits (empty: Neutron's defaults everywhere).
+    pub async fn quota_limits(&self, project: &str) -> NbResult<QuotaLimits> {
+        Ok(self.read_quota_limits(project).await?.0)
+    }
+
+    async fn read_quota_limits(&self, project: &str) -> NbResult<(QuotaLimits, Revision)> {
+        let key = quota_key(project);
+        match self.store.get(&key).await? {
+            Some(kv) => {
+                let limits = serde_json::from_slice(&kv.value)
+                    .map_err(|e| NbError::Corrupt { key: key.clone(), message: e.to_string() })?;
+                Ok((limits, kv.mod_revision))
+            }
+            None => Ok((QuotaLimits::default(), 0)),
+        }
+    }
+
+    /// Every project with limits of its own, sorted by project.
+    pub async fn all_quota_limits(&self) -> NbResult<Vec<(String, QuotaLimits)>> {
+        let listing = self.store.list(QUOTA_PREFIX).await?;
+        let mut out = Vec::with_capacity(listing.items.len());
+        for kv in listing.items {
+            let Some(project) = kv.key.strip_prefix(QUOTA_PREFIX) else { continue };
+            let limits = serde_json::from_slice(&kv.value)
+                .map_err(|e| NbError::Corrupt { key: kv.key.clone(), message: e.to_string() })?;
+            out.push((project.to_owned(), limits));
+        }
+        Ok(out)
+    }
+
+    /// How much of each resource `project` uses.
+    pub async fn quota_usage(&self, project: &str) -> NbResult<BTreeMap<QuotaResource, u64>> {
+        let mut out = BTreeMap::new();
+        for r in QuotaResource::ALL {
+            out.insert(r, self.read_usage(r, project).await?.0);
+        }
+        Ok(out)
+    }
+
+    /// Sets some of `project`'s limits (the others stay as they are) and returns them all. Unless
+    /// `force`, a limit below what the project uses is refused ([`NbError::QuotaBelowUsage`]),
+    /// decided on usage counters the write compares.
+    pub async fn set_quota_limits(
+        &self,
+        project: &str,
+        changes: &BTreeMap<QuotaResource, i64>,
+        force: bool,
+    ) -> NbResult<QuotaLimits> {
+        let key = quota_key(project);
+        for _ in 0..PREPARE_ATTEMPTS {
+            let (mut limits, revision) = self.read_quota_limits(project).await?;
+            let mut txn = Txn::new().compare(&key, revision);
+            for (&resource, &limit) in changes {
+                if !force && limit >= 0 {
+                    let (used, counter) = self.read_usage(resource, project).await?;
+                    if used > limit as u64 {
+                        return Err(NbError::QuotaBelowUsage {
+                            project: project.to_owned(),
+                            resource,
+                            limit,
+                            used,
+                        });
+                    }
+                    txn = txn.compare(usage_key(resource, project), counter);
+                }
+                limits.0.insert(resource, limit);
+            }
+            let value = serde_json::to_vec(&limits).map_err(|e| StoreError::Backend(e.to_string()))?;
+            match self.store.txn(txn.put(&key, value)).await {
+                Ok(_) => return Ok(limits),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(NbError::Exhausted { what: "attempts at a conflict-free write".into() })
+    }
+
+    /// Deletes `project`'s own limits (back to the defaults); false if it had none.
+    pub async fn delete_quota_limits(&self, project: &str) -> NbResult<bool> {
+        Ok(self.store.delete(&quota_key(project)).await?.is_some())
+    }
+
     // --- helpers of put ---
 
     /// Fills what Neutron fills when a client leaves it out (port MACs and fixed IP addresses).
-    /// Returns the values it chose (as claim values), which a race may make it choose again.
-    /// The first attempt takes the lowest free address; after losing a race, a random one of the
-    /// lowest free ones, so that many concurrent writers spread out instead of colliding again.
-    async fn fill_defaults(&self, object: &mut Object, attempt: u32) -> NbResult<Vec<String>> {
+    /// Returns the values it chose (as claim values), which a race may make it choose again, and
+    /// the allocation cursors it moved (see `ipam`). `address_races`: how many races for an
+    /// address this write already lost (0: the first free address from the subnet's cursor;
+    /// more: one further on, at random, so concurrent writers spread out instead of colliding
+    /// again). `taken`: addresses the transaction's other writes claim.
+    async fn fill_defaults(
+        &self,
+        object: &mut Object,
+        address_races: u32,
+        taken: &HashSet<IpAddr>,
+    ) -> NbResult<Filled> {
         // A new migration's epoch: above the store's current revision, hence above the epoch of
         // every earlier record of the port (each at most the revision it was written at), even
         // of records already deleted that the writer never saw.
@@ -822,24 +1089,18 @@ impl Nb {
                 let key = tern_model::key(Kind::Migration, &m.port_id);
                 m.epoch = self.store.list(&key).await?.revision + 1;
             }
-            return Ok(Vec::new());
+            return Ok(Filled::default());
         }
-        let Object::Port(port) = object else { return Ok(Vec::new()) };
-        let mut chosen = Vec::new();
+        let Object::Port(port) = object else { return Ok(Filled::default()) };
+        let mut filled = Filled::default();
         if port.mac_address.is_empty() {
             port.mac_address = tern_model::random_mac();
-            chosen.push(port.mac_address.clone());
+            filled.chosen.push(port.mac_address.clone());
         }
         if port.fixed_ips.iter().all(|ip| ip.ip_address.is_some()) {
-            return Ok(chosen);
+            return Ok(filled);
         }
-        let claimed = self.store.list(&format!("{}ip/", network_index(&port.network_id))).await?;
-        let mut used: HashSet<IpAddr> = claimed
-            .items
-            .iter()
-            .filter(|c| c.value != port.id.as_bytes())
-            .filter_map(|c| c.key.rsplit('/').next().and_then(|ip| ip.parse().ok()))
-            .collect();
+        let mut used: HashSet<IpAddr> = taken.clone();
         used.extend(port.fixed_ips.iter().filter_map(|f| f.ip_address));
         for (i, fixed) in port.fixed_ips.iter_mut().enumerate() {
             if fixed.ip_address.is_some() {
@@ -856,22 +1117,13 @@ impl Nb {
                     target_id: fixed.subnet_id.clone(),
                 });
             };
-            let mut candidates = Vec::new();
-            let mut taken = used.clone();
-            while candidates.len() < if attempt > 1 { 32 } else { 1 } {
-                let Some(ip) = tern_model::allocate_ip(&subnet, &taken) else { break };
-                taken.insert(ip);
-                candidates.push(ip);
-            }
-            let pick = (uuid::Uuid::new_v4().as_u128() % candidates.len().max(1) as u128) as usize;
-            let ip = *candidates
-                .get(pick)
-                .ok_or_else(|| NbError::Exhausted { what: format!("IP address in subnet {}", subnet.id) })?;
-            used.insert(ip);
-            fixed.ip_address = Some(ip);
-            chosen.push(ip.to_string());
+            let picked = self.pick_address(&port.id, &port.network_id, &subnet, address_races, &used).await?;
+            used.insert(picked.ip);
+            fixed.ip_address = Some(picked.ip);
+            filled.chosen.push(picked.ip.to_string());
+            filled.cursors.extend(picked.cursor);
         }
-        Ok(chosen)
+        Ok(filled)
     }
 
     /// Checks that the objects `object` refers to exist (and fit, for subnets and fixed IPs), and
@@ -1109,9 +1361,20 @@ struct Builder {
     compares: BTreeMap<String, Revision>,
     ops: Vec<TxnOp>,
     index: HashMap<String, usize>,
+    /// How the writes change each project's usage of each resource.
+    usage: BTreeMap<(String, QuotaResource), i64>,
 }
 
 impl Builder {
+    /// Adds what `object` counts for to the usage changes, `sign` times (1: written, -1: gone).
+    fn count(&mut self, object: &Object, sign: i64) {
+        if let Some((project, counts)) = quota::usage(object) {
+            for (resource, n) in counts {
+                *self.usage.entry((project.to_owned(), resource)).or_default() += sign * n as i64;
+            }
+        }
+    }
+
     /// Requires `key` at `revision`; two different requirements on one key cannot both hold.
     fn compare(&mut self, key: &str, revision: Revision) -> Result<(), PutFailure> {
         match self.compares.get(key) {
@@ -1144,6 +1407,35 @@ impl Builder {
         }
     }
 
+    /// Writes a hint (an allocation cursor), compared with nothing: the last value given wins;
+    /// a delete of the key in this transaction stays (its subnet goes).
+    fn put_hint(&mut self, key: &str, value: &str) {
+        let op = TxnOp::Put { key: key.to_owned(), value: value.as_bytes().to_vec(), lease: None };
+        match self.index.get(key) {
+            Some(&i) => {
+                if matches!(self.ops[i], TxnOp::Put { .. }) {
+                    self.ops[i] = op;
+                }
+            }
+            None => {
+                self.index.insert(key.to_owned(), self.ops.len());
+                self.ops.push(op);
+            }
+        }
+    }
+
+    /// The addresses this transaction claims so far in a network.
+    fn claimed_ips(&self, network_id: &str) -> HashSet<IpAddr> {
+        let prefix = format!("{}ip/", network_index(network_id));
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                TxnOp::Put { key, .. } => key.strip_prefix(&prefix)?.parse().ok(),
+                TxnOp::Delete { .. } => None,
+            })
+            .collect()
+    }
+
     /// Gives a guard key a new mod revision (unless this transaction writes it anyway).
     fn bump(&mut self, key: &str) {
         if !self.index.contains_key(key) {
@@ -1172,6 +1464,22 @@ impl Builder {
     }
 }
 
+/// What [`Nb::fill_defaults`] chose.
+#[derive(Default)]
+struct Filled {
+    /// The values chosen, as claim values.
+    chosen: Vec<String>,
+    /// Allocation cursors moved: key -> value.
+    cursors: Vec<(String, String)>,
+}
+
+/// Whether `key` claims an address in a network (a race lost on it is a race for an address).
+fn is_address_claim(key: &str) -> bool {
+    key.strip_prefix(INDEX_PREFIX)
+        .and_then(|k| k.strip_prefix("network/"))
+        .is_some_and(|k| k.split('/').nth(1) == Some("ip"))
+}
+
 /// Where the values unique within a network are claimed: `<prefix>ip/<ip>` and `<prefix>mac/<mac>`,
 /// each holding the id of the port that owns it.
 fn network_index(network_id: &str) -> String {
@@ -1182,6 +1490,22 @@ fn network_index(network_id: &str) -> String {
 /// (and deleted) by its delete.
 pub fn referrers_key(kind: Kind, id: &str) -> String {
     format!("{REF_PREFIX}{}/{id}", kind.name())
+}
+
+/// The usage counter of `project`'s `resource` (see [`USAGE_PREFIX`]).
+pub fn usage_key(resource: QuotaResource, project: &str) -> String {
+    format!("{USAGE_PREFIX}{}/{project}", resource.name())
+}
+
+/// The resource and project of a usage counter key.
+pub fn parse_usage_key(key: &str) -> Option<(QuotaResource, &str)> {
+    let (resource, project) = key.strip_prefix(USAGE_PREFIX)?.split_once('/')?;
+    Some((QuotaResource::from_name(resource)?, project))
+}
+
+/// Where `project`'s own quota limits are (see [`QUOTA_PREFIX`]).
+pub fn quota_key(project: &str) -> String {
+    format!("{QUOTA_PREFIX}{project}")
 }
 
 /// The subnet-set key of a network: compared and bumped by every subnet created on it.
@@ -1223,7 +1547,9 @@ fn conflict_on(key: &str, writes: &[Pending<'_>]) -> NbError {
 
 /// Whether `key` is a claim (see [`claims`]) rather than a guard key.
 pub fn is_claim_key(key: &str) -> bool {
-    key.starts_with(&format!("{INDEX_PREFIX}network/")) || key.starts_with(FLOATINGIP_PREFIX)
+    key.starts_with(&format!("{INDEX_PREFIX}network/"))
+        || key.starts_with(FLOATINGIP_PREFIX)
+        || key.starts_with(VNI_PREFIX)
 }
 
 /// Kinds other objects refer to (and whose deletes look for referrers).
@@ -1258,6 +1584,16 @@ pub fn claims(object: &Object) -> Vec<Claim> {
             }
             claims
         }
+        Object::Network(n) => match n.vni() {
+            Some(vni) => {
+                vec![Claim {
+                    key: format!("{VNI_PREFIX}{vni}"),
+                    field: "segmentation_id",
+                    value: vni.to_string(),
+                }]
+            }
+            None => Vec::new(),
+        },
         Object::FloatingIp(f) => match (&f.port_id, f.fixed_ip_address) {
             (Some(port), Some(ip)) => vec![Claim {
                 key: format!("{FLOATINGIP_PREFIX}{port}/{ip}"),

@@ -221,6 +221,42 @@ pub trait Store: Send + Sync + 'static {
     /// Every key under `prefix`, sorted by key, and the revision the snapshot reflects.
     async fn list(&self, prefix: &str) -> Result<Listing>;
 
+    /// A page of [`Store::list`]: the first `limit` keys (0: no limit) under `prefix` that sort
+    /// strictly after `start_after` (from the first key when `None`), in key order, at one
+    /// revision. The backends read about `limit` keys, however many the prefix holds; this
+    /// default (for wrappers) lists the whole prefix.
+    async fn list_from(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Listing> {
+        let mut listing = self.list(prefix).await?;
+        listing.items.retain(|kv| start_after.is_none_or(|after| kv.key.as_str() > after));
+        if limit > 0 {
+            listing.items.truncate(limit);
+        }
+        Ok(listing)
+    }
+
+    /// The page before a key: the last `limit` keys (0: no limit) under `prefix` that sort
+    /// strictly before `end_before` (up to the last key when `None`), in key order, at one
+    /// revision. Reads about `limit` keys, like [`Store::list_from`].
+    async fn list_before(&self, prefix: &str, end_before: Option<&str>, limit: usize) -> Result<Listing> {
+        let mut listing = self.list(prefix).await?;
+        listing.items.retain(|kv| end_before.is_none_or(|before| kv.key.as_str() < before));
+        if limit > 0 && listing.items.len() > limit {
+            listing.items.drain(..listing.items.len() - limit);
+        }
+        Ok(listing)
+    }
+
+    /// The current value of each key (`None`: absent), in the order asked: one request per
+    /// [`MAX_TXN_OPS`] keys on etcd, one read on the local store. Each batch is one snapshot;
+    /// the whole is not (a key may change between batches). This default gets them one by one.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<KeyValue>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(key).await?);
+        }
+        Ok(out)
+    }
+
     /// Events for keys under `prefix` with revision >= `from`, in revision order, then live ones.
     /// `from == 0` means "from now on". If history before `from` is compacted, the first event is
     /// [`WatchEvent::Relist`].

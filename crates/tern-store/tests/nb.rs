@@ -209,6 +209,35 @@ async fn contradicting_writers_never_both_win(store: Arc<dyn Store>) {
         if updated {
             nb.delete(Kind::SecurityGroup, &g).await.unwrap();
         }
+
+        // A network asking for a VNI while another is given the next unique key (the same
+        // number): never two networks on one VNI.
+        let next = nb.put_json(Kind::Network, r#"{"name":"probe"}"#).await.unwrap().object;
+        let vni = next.unique_key().unwrap() + 1;
+        nb.delete(Kind::Network, next.id()).await.unwrap();
+        let network = |json: String| {
+            let nb = nb.clone();
+            spawn(Box::pin(async move { nb.put_json(Kind::Network, &json).await.is_ok() }))
+        };
+        let (a, b) = (network(format!(r#"{{"segmentation_id":{vni}}}"#)), network(r#"{}"#.into()));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(b, "round {round}: a network without a VNI asked for is always created");
+        let vnis: Vec<u32> = nb
+            .list(Kind::Network)
+            .await
+            .unwrap()
+            .0
+            .iter()
+            .filter_map(|s| match &s.object {
+                Object::Network(n) => n.vni(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(vnis.len(), 1 + usize::from(a), "round {round}");
+        assert!(vnis.len() < 2 || vnis[0] != vnis[1], "round {round}: two networks on VNI {}", vnis[0]);
+        for n in nb.list(Kind::Network).await.unwrap().0 {
+            nb.delete(Kind::Network, n.object.id()).await.unwrap();
+        }
     }
     // A transaction's reads are guarded: a commit after what it read changed is a conflict.
     let net = nb.put_json(Kind::Network, r#"{"name":"n"}"#).await.unwrap().object;

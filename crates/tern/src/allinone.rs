@@ -38,6 +38,10 @@ pub struct AllinoneArgs {
     /// Serve Prometheus metrics (the API's and the controller's) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// The MTU of the network between the chassis (see `tern server --underlay-mtu`).
+    #[arg(long, value_name = "BYTES", default_value_t = tern_api::DEFAULT_UNDERLAY_MTU,
+          value_parser = clap::value_parser!(u32).range(tern_api::MIN_UNDERLAY_MTU as i64..=65535))]
+    underlay_mtu: u32,
 }
 
 pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
@@ -71,7 +75,12 @@ pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let mut api = tokio::spawn(tern_api::serve_with_shutdown(
-        tern_api::ApiConfig { listen: args.listen, nb: nb.clone(), token: args.token },
+        tern_api::ApiConfig {
+            listen: args.listen,
+            nb: nb.clone(),
+            token: args.token,
+            underlay_mtu: args.underlay_mtu,
+        },
         stopped(stop_rx.clone()),
     ));
     let mut agent = tokio::spawn(agent::run(controller, nb, None, stopped(stop_rx)));

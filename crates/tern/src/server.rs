@@ -21,6 +21,12 @@ pub struct ServerArgs {
     /// Serve Prometheus metrics (request latency by route and status) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// The MTU of the network between the chassis (Neutron's global_physnet_mtu): a geneve
+    /// network's MTU is at most this minus 58 (IPv4 and Geneve headers), a flat network's at most
+    /// this; a network created without an MTU gets that maximum.
+    #[arg(long, value_name = "BYTES", default_value_t = tern_api::DEFAULT_UNDERLAY_MTU,
+          value_parser = clap::value_parser!(u32).range(tern_api::MIN_UNDERLAY_MTU as i64..=65535))]
+    underlay_mtu: u32,
 }
 
 pub async fn run(args: ServerArgs) -> Result<(), Exit> {
@@ -40,6 +46,11 @@ pub async fn run(args: ServerArgs) -> Result<(), Exit> {
     let store = tern_store::open(&dsn.to_string())
         .await
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
-    let config = tern_api::ApiConfig { listen: args.listen, nb: Nb::new(store), token: args.token };
+    let config = tern_api::ApiConfig {
+        listen: args.listen,
+        nb: Nb::new(store),
+        token: args.token,
+        underlay_mtu: args.underlay_mtu,
+    };
     tern_api::serve_with_shutdown(config, crate::signals::terminated()).await.map_err(Exit::failure)
 }

@@ -45,10 +45,21 @@ pub async fn start() -> Server {
     start_with(memory_nb(), None).await
 }
 
+/// The API on `nb`, the store readied first as `tern server` does (`tern_api::prepare_store`).
 pub async fn start_with(nb: Nb, token: Option<&str>) -> Server {
+    tern_api::prepare_store(&nb).await.expect("prepare the store");
+    serve_as_is(nb, token).await
+}
+
+/// The API on `nb` with the store as it is (a store from before the port index stays unindexed).
+pub async fn serve_as_is(nb: Nb, token: Option<&str>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = router(ApiState { nb: nb.clone(), token: token.map(str::to_string) });
+    let app = router(ApiState {
+        nb: nb.clone(),
+        token: token.map(str::to_string),
+        underlay_mtu: tern_api::DEFAULT_UNDERLAY_MTU,
+    });
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)

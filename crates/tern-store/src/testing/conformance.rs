@@ -20,6 +20,8 @@ macro_rules! conformance_cases {
             update_is_compare_and_swap,
             delete_and_delete_if,
             list_by_prefix_at_revision,
+            list_from_and_before_read_pages_by_key,
+            get_many_reads_keys_in_order_and_writes_nothing,
             watch_replays_from_revision,
             watch_live_with_prefix_filter,
             watch_from_future_revision_is_refused,
@@ -147,6 +149,77 @@ pub async fn list_by_prefix_at_revision(s: Arc<dyn Store>) {
     assert_eq!(listing.revision, s.revision().await.unwrap());
     assert!(s.list("/nothing/").await.unwrap().items.is_empty());
     assert_eq!(s.list("/").await.unwrap().items.len(), 5);
+}
+
+fn keys(listing: &crate::Listing) -> Vec<&str> {
+    listing.items.iter().map(|kv| kv.key.as_str()).collect()
+}
+
+/// Pages of a prefix: `list_from` after a key and `list_before` a key, each at most `limit` keys,
+/// never beyond the prefix, also across the etcd backend's internal pages of 1,000 keys.
+pub async fn list_from_and_before_read_pages_by_key(s: Arc<dyn Store>) {
+    for k in ["/p/a", "/p/b", "/p/c", "/p/d", "/p/e", "/p0", "/o", "/p/f"] {
+        s.put(k, k.as_bytes().to_vec(), None).await.unwrap();
+    }
+    let p = "/p/";
+    let page = s.list_from(p, None, 2).await.unwrap();
+    assert_eq!(keys(&page), ["/p/a", "/p/b"]);
+    assert_eq!(page.items[0].value, b"/p/a");
+    assert_eq!(page.revision, s.revision().await.unwrap());
+    assert_eq!(keys(&s.list_from(p, Some("/p/b"), 3).await.unwrap()), ["/p/c", "/p/d", "/p/e"]);
+    assert_eq!(keys(&s.list_from(p, Some("/p/bb"), 1).await.unwrap()), ["/p/c"], "after a missing key");
+    assert_eq!(keys(&s.list_from(p, Some("/p/e"), 5).await.unwrap()), ["/p/f"], "never beyond the prefix");
+    assert!(s.list_from(p, Some("/p/f"), 0).await.unwrap().items.is_empty());
+    assert!(s.list_from(p, Some("/q"), 0).await.unwrap().items.is_empty());
+    assert_eq!(s.list_from(p, Some("/a"), 0).await.unwrap().items.len(), 6, "a key before the prefix");
+    assert_eq!(s.list_from(p, None, 0).await.unwrap().items.len(), 6, "0: no limit");
+    assert_eq!(keys(&s.list_before(p, None, 2).await.unwrap()), ["/p/e", "/p/f"]);
+    assert_eq!(keys(&s.list_before(p, Some("/p/d"), 2).await.unwrap()), ["/p/b", "/p/c"]);
+    assert_eq!(keys(&s.list_before(p, Some("/p/b"), 5).await.unwrap()), ["/p/a"]);
+    assert_eq!(keys(&s.list_before(p, Some("/p/bb"), 1).await.unwrap()), ["/p/b"]);
+    assert!(s.list_before(p, Some("/p/a"), 0).await.unwrap().items.is_empty());
+    assert!(s.list_before(p, Some("/a"), 0).await.unwrap().items.is_empty());
+    assert_eq!(s.list_before(p, Some("/q"), 0).await.unwrap().items.len(), 6, "a key after the prefix");
+    let all = s.list_before(p, None, 0).await.unwrap();
+    assert_eq!(keys(&all), keys(&s.list(p).await.unwrap()));
+    assert_eq!(all.revision, s.revision().await.unwrap());
+    assert!(s.list_before("/none/", None, 3).await.unwrap().items.is_empty());
+
+    // 1,100 keys: pages that span the etcd backend's pages.
+    let big = |i: usize| format!("/pb/{i:05}");
+    for chunk in (0..1100).collect::<Vec<_>>().chunks(crate::MAX_TXN_OPS) {
+        let txn = chunk.iter().fold(Txn::new(), |t, i| t.put(big(*i), vec![b'x'; 8]));
+        s.txn(txn).await.unwrap();
+    }
+    let page = s.list_from("/pb/", Some(&big(10)), 1050).await.unwrap();
+    assert_eq!(page.items.len(), 1050);
+    assert_eq!((page.items[0].key.clone(), page.items[1049].key.clone()), (big(11), big(1060)));
+    let page = s.list_before("/pb/", Some(&big(1090)), 1050).await.unwrap();
+    assert_eq!(page.items.len(), 1050);
+    assert_eq!((page.items[0].key.clone(), page.items[1049].key.clone()), (big(40), big(1089)));
+    assert!(page.items.windows(2).all(|w| w[0].key < w[1].key), "in key order");
+    assert_eq!(s.list_from("/pb/", None, 0).await.unwrap().items.len(), 1100);
+    assert_eq!(s.list_before("/pb/", None, 0).await.unwrap().items.len(), 1100);
+}
+
+/// `get_many`: each key's value or `None`, in the order asked (also more keys than one
+/// transaction holds), without a new revision.
+pub async fn get_many_reads_keys_in_order_and_writes_nothing(s: Arc<dyn Store>) {
+    let r = s.put("/gm/a", b"a".to_vec(), None).await.unwrap();
+    s.put("/gm/b", b"b".to_vec(), None).await.unwrap();
+    let before = s.revision().await.unwrap();
+    let asked: Vec<String> = ["/gm/b", "/gm/missing", "/gm/a", "/gm/b"].map(String::from).to_vec();
+    let got = s.get_many(&asked).await.unwrap();
+    let values: Vec<Option<&[u8]>> = got.iter().map(|kv| kv.as_ref().map(|kv| kv.value.as_slice())).collect();
+    assert_eq!(values, [Some(&b"b"[..]), None, Some(&b"a"[..]), Some(&b"b"[..])]);
+    assert_eq!(got[2].as_ref().unwrap().mod_revision, r);
+    assert!(s.get_many(&[]).await.unwrap().is_empty());
+    let many: Vec<String> =
+        (0..300).map(|i| if i % 3 == 0 { "/gm/a".into() } else { format!("/gm/x{i}") }).collect();
+    let got = s.get_many(&many).await.unwrap();
+    assert_eq!(got.len(), 300);
+    assert!(got.iter().enumerate().all(|(i, kv)| kv.is_some() == (i % 3 == 0)));
+    assert_eq!(s.revision().await.unwrap(), before, "reads write nothing");
 }
 
 pub async fn watch_replays_from_revision(s: Arc<dyn Store>) {

@@ -521,11 +521,13 @@ pub async fn serve(dir: &Path) -> anyhow::Result<()> {
     let dsn = format!("redb:{}", dir.join("nb.redb").display());
     let store = tern_store::open(&dsn).await.with_context(|| format!("opening the NB store {dsn}"))?;
     let nb = Nb::new(store);
+    tern_api::prepare_store(&nb).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the API")?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app = tern_api::router(tern_api::ApiState { nb: nb.clone(), token: None })
-        .merge(super::background::routes(nb.clone()));
+    let api =
+        tern_api::ApiState { nb: nb.clone(), token: None, underlay_mtu: tern_api::DEFAULT_UNDERLAY_MTU };
+    let app = tern_api::router(api).merge(super::background::routes(nb.clone()));
     let api_stop = stopped(stop_rx.clone());
     let api = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(api_stop).await });
     ControlState {
