@@ -24,6 +24,7 @@ declare -A STAGE_OF=(
   [tern-store/etcd_smoke]=etcd
   [tern-store/etcd_cluster]=etcd
   [tern/db_cli]=etcd
+  [tern/api_etcd_member_loss]=etcd
   [tern-openflow/ovs_sandbox]=ovs
   [tern-openflow/ofp_print_oracle]=ovs
   [tern-ovsdb/ovs]=ovs

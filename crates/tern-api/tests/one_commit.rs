@@ -9,95 +9,20 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use common::*;
 use serde_json::{json, Value};
 use tern_store::nb::Nb;
-use tern_store::{KeyValue, LeaseId, Listing, LocalStore, Result, Revision, Store, Txn, TxnOp, Watch};
+use tern_store::testing::Observed;
+use tern_store::LocalStore;
 
-/// A store that records the keys of each write it is asked for (one entry per call).
-struct Recording {
-    inner: Arc<dyn Store>,
-    writes: Mutex<Vec<Vec<String>>>,
-}
-
-impl Recording {
-    fn record(&self, keys: Vec<String>) {
-        self.writes.lock().unwrap().push(keys);
-    }
-
-    /// The writes since the last call, counter allocations left out.
-    fn take(&self) -> Vec<Vec<String>> {
-        std::mem::take(&mut *self.writes.lock().unwrap())
-            .into_iter()
-            .filter(|keys| !keys.iter().all(|k| k.starts_with("/tern/meta/unique_key/")))
-            .collect()
-    }
-}
-
-#[async_trait]
-impl Store for Recording {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        self.inner.get(key).await
-    }
-    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
-        self.record(vec![key.to_owned()]);
-        self.inner.put(key, value, lease).await
-    }
-    async fn create(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
-        self.record(vec![key.to_owned()]);
-        self.inner.create(key, value, lease).await
-    }
-    async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
-        self.record(vec![key.to_owned()]);
-        self.inner.update(key, value, expected).await
-    }
-    async fn delete(&self, key: &str) -> Result<Option<Revision>> {
-        self.record(vec![key.to_owned()]);
-        self.inner.delete(key).await
-    }
-    async fn delete_if(&self, key: &str, expected: Revision) -> Result<Revision> {
-        self.record(vec![key.to_owned()]);
-        self.inner.delete_if(key, expected).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<Revision> {
-        let keys: Vec<String> = txn
-            .ops
-            .iter()
-            .map(|op| match op {
-                TxnOp::Put { key, .. } | TxnOp::Delete { key } => key.clone(),
-            })
-            .collect();
-        let result = self.inner.txn(txn).await;
-        // A refused transaction wrote nothing; only what was applied counts.
-        if result.is_ok() && !keys.is_empty() {
-            self.record(keys);
-        }
-        result
-    }
-    async fn list(&self, prefix: &str) -> Result<Listing> {
-        self.inner.list(prefix).await
-    }
-    async fn watch(&self, prefix: &str, from: Revision) -> Result<Watch> {
-        self.inner.watch(prefix, from).await
-    }
-    async fn revision(&self) -> Result<Revision> {
-        self.inner.revision().await
-    }
-    async fn compact(&self, revision: Revision) -> Result<()> {
-        self.inner.compact(revision).await
-    }
-    async fn grant_lease(&self, ttl_secs: i64) -> Result<LeaseId> {
-        self.inner.grant_lease(ttl_secs).await
-    }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<()> {
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        self.inner.revoke_lease(lease).await
-    }
+/// The writes since the last call, counter allocations left out.
+fn take(rec: &Observed) -> Vec<Vec<String>> {
+    rec.take_writes()
+        .into_iter()
+        .filter(|keys| !keys.iter().all(|k| k.starts_with("/tern/meta/unique_key/")))
+        .collect()
 }
 
 fn id(v: &Value) -> String {
@@ -106,7 +31,7 @@ fn id(v: &Value) -> String {
 
 struct Bench {
     s: Server,
-    rec: Arc<Recording>,
+    rec: Arc<Observed>,
 }
 
 impl Bench {
@@ -114,7 +39,7 @@ impl Bench {
     /// key in `keys` (each a key or a key prefix).
     async fn one(&self, what: &str, got: (u16, Value), status: u16, keys: &[String]) -> Value {
         assert_eq!(got.0, status, "{what}: {}", got.1);
-        let writes = self.rec.take();
+        let writes = take(&self.rec);
         assert_eq!(writes.len(), 1, "{what}: expected one store write, got {}: {writes:#?}", writes.len());
         for k in keys {
             assert!(
@@ -133,11 +58,10 @@ fn key(kind: &str, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_is_one_store_write() {
-    let rec =
-        Arc::new(Recording { inner: Arc::new(LocalStore::memory().unwrap()), writes: Mutex::default() });
+    let rec = Observed::new(Arc::new(LocalStore::memory().unwrap()));
     let s = start_with(Nb::new(rec.clone()), None).await;
     // What the server wrote to ready the store (the port index's marker) is no operation's.
-    rec.take();
+    take(&rec);
     let b = Bench { s, rec };
     let s = &b.s;
 
@@ -215,7 +139,7 @@ async fn every_operation_is_one_store_write() {
     let sub2 = id(&s.subnet(&net2, "10.2.0.0/24").await);
     let spare =
         id(&s.port(&net2, json!({"fixed_ips": [{"subnet_id": sub2, "ip_address": "10.2.0.1"}]})).await);
-    b.rec.take();
+    take(&b.rec);
     b.one(
         "add router interface by port",
         s.put(&format!("/v2.0/routers/{r_id}/add_router_interface"), json!({"port_id": spare})).await,
@@ -254,7 +178,7 @@ async fn every_operation_is_one_store_write() {
     )
     .await;
     let fip2 = id(&s.create("floatingips", "floatingip", json!({"floating_network_id": ext_id})).await);
-    b.rec.take();
+    take(&b.rec);
     b.one(
         "floating IP delete",
         s.delete(&format!("/v2.0/floatingips/{fip2}")).await,
@@ -365,7 +289,7 @@ async fn every_operation_is_one_store_write() {
     // Security groups: a delete takes the rules naming it as their remote group along.
     let a = id(&s.create("security-groups", "security_group", json!({"name": "a"})).await);
     let g = id(&s.create("security-groups", "security_group", json!({"name": "g"})).await);
-    b.rec.take();
+    take(&b.rec);
     b.one(
         "rule create",
         s.post(
@@ -387,7 +311,7 @@ async fn every_operation_is_one_store_write() {
 
     // A network delete takes its subnets along.
     s.delete(&format!("/v2.0/ports/{spare}")).await;
-    b.rec.take();
+    take(&b.rec);
     b.one(
         "network delete with its subnets",
         s.delete(&format!("/v2.0/networks/{}", id(&net2))).await,

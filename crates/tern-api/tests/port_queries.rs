@@ -15,15 +15,15 @@
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use common::*;
 use serde_json::{json, Value};
 use tern_api::invariants::{check, repair};
 use tern_store::nb::{Nb, PORT_INDEX_MARKER, PORT_INDEX_PREFIX};
-use tern_store::{KeyValue, LeaseId, Listing, LocalStore, Result, Revision, Store, Txn, Watch};
+use tern_store::testing::Observed;
+use tern_store::LocalStore;
 
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_string()
@@ -277,93 +277,9 @@ async fn listings_stay_exact_under_concurrent_creates_and_deletes() {
     twin.stop().await;
 }
 
-/// A store that counts the keys read through it (listings, gets).
-struct Counting {
-    inner: Arc<dyn Store>,
-    keys: AtomicUsize,
-    lists: Mutex<Vec<String>>,
-}
-
-impl Counting {
-    fn take(&self) -> (usize, Vec<String>) {
-        (self.keys.swap(0, Ordering::SeqCst), std::mem::take(&mut *self.lists.lock().unwrap()))
-    }
-    fn listed(&self, prefix: &str, l: Result<Listing>) -> Result<Listing> {
-        self.lists.lock().unwrap().push(prefix.to_owned());
-        if let Ok(l) = &l {
-            self.keys.fetch_add(l.items.len(), Ordering::SeqCst);
-        }
-        l
-    }
-}
-
-#[async_trait]
-impl Store for Counting {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        self.keys.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key).await
-    }
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<KeyValue>>> {
-        self.keys.fetch_add(keys.len(), Ordering::SeqCst);
-        self.inner.get_many(keys).await
-    }
-    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
-        self.inner.put(key, value, lease).await
-    }
-    async fn create(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
-        self.inner.create(key, value, lease).await
-    }
-    async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
-        self.inner.update(key, value, expected).await
-    }
-    async fn delete(&self, key: &str) -> Result<Option<Revision>> {
-        self.inner.delete(key).await
-    }
-    async fn delete_if(&self, key: &str, expected: Revision) -> Result<Revision> {
-        self.inner.delete_if(key, expected).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<Revision> {
-        self.inner.txn(txn).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Listing> {
-        let l = self.inner.list(prefix).await;
-        self.listed(prefix, l)
-    }
-    async fn list_from(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Listing> {
-        let l = self.inner.list_from(prefix, after, limit).await;
-        self.listed(prefix, l)
-    }
-    async fn list_before(&self, prefix: &str, before: Option<&str>, limit: usize) -> Result<Listing> {
-        let l = self.inner.list_before(prefix, before, limit).await;
-        self.listed(prefix, l)
-    }
-    async fn watch(&self, prefix: &str, from: Revision) -> Result<Watch> {
-        self.inner.watch(prefix, from).await
-    }
-    async fn revision(&self) -> Result<Revision> {
-        self.inner.revision().await
-    }
-    async fn compact(&self, revision: Revision) -> Result<()> {
-        self.inner.compact(revision).await
-    }
-    async fn grant_lease(&self, ttl_secs: i64) -> Result<LeaseId> {
-        self.inner.grant_lease(ttl_secs).await
-    }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<()> {
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        self.inner.revoke_lease(lease).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_reads_about_as_many_keys_as_it_returns() {
-    let counting = Arc::new(Counting {
-        inner: Arc::new(LocalStore::memory().unwrap()),
-        keys: AtomicUsize::new(0),
-        lists: Mutex::default(),
-    });
+    let counting = Observed::new(Arc::new(LocalStore::memory().unwrap()));
     let s = start_with(Nb::new(counting.clone()), None).await;
     let net = s.network("big").await;
     let small = s.network("small").await;
@@ -380,10 +296,11 @@ async fn a_page_reads_about_as_many_keys_as_it_returns() {
     let read = |path: String| {
         let (s, counting) = (&s, &counting);
         async move {
-            counting.take();
+            counting.take_reads();
             let (st, v) = s.get(&path).await;
             assert_eq!(st, 200, "{path}: {v}");
-            (v, counting.take())
+            let (listed, keys) = counting.take_reads();
+            (v, (keys, listed))
         }
     };
     let (v, (keys, _)) = read("/v2.0/ports?limit=100".into()).await;

@@ -254,39 +254,9 @@ async fn write_until_stopped(store: Arc<dyn Store>, progress: Arc<Mutex<Progress
     }
 }
 
-/// The member each running member of `among` says is the leader, once they all agree on one
-/// (other than `not`); returns its index and member id.
+/// [`EtcdCluster::agreed_leader`] within [`PATIENCE`], or the test fails.
 async fn agreed_leader(cluster: &EtcdCluster, among: &[usize], not: Option<u64>) -> (usize, u64) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let mut ids = Vec::new();
-        let mut leaders = Vec::new();
-        for &i in among {
-            if let Some((id, leader)) = status(&cluster.endpoint(i)).await {
-                ids.push((i, id));
-                leaders.push(leader);
-            }
-        }
-        let agreed = leaders.len() == among.len()
-            && leaders.iter().all(|&l| l == leaders[0] && l != 0 && Some(l) != not);
-        if agreed {
-            if let Some(&(i, id)) = ids.iter().find(|(_, id)| *id == leaders[0]) {
-                return (i, id);
-            }
-        }
-        assert!(Instant::now() < deadline, "members {among:?} agree on no leader within {PATIENCE:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A member's own id and the leader it follows (0: none), if it answers.
-async fn status(endpoint: &str) -> Option<(u64, u64)> {
-    let options = etcd_client::ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(1))
-        .with_timeout(Duration::from_secs(2));
-    let mut client = etcd_client::Client::connect([endpoint], Some(options)).await.ok()?;
-    let status = tokio::time::timeout(Duration::from_secs(3), client.status()).await.ok()?.ok()?;
-    Some((status.header()?.member_id(), status.leader()))
+    cluster.agreed_leader(among, not, PATIENCE).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Polls `done` until it holds; fails the test after [`PATIENCE`].

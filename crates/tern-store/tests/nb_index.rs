@@ -10,100 +10,12 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use tern_model::{Kind, Object, Port};
 use tern_store::nb::{Nb, NbError, PortField, PortSource, PORT_INDEX_MARKER, PORT_INDEX_PREFIX};
-use tern_store::testing::EtcdServer;
-use tern_store::{KeyValue, LeaseId, Listing, LocalStore, Result, Revision, Store, Txn, Watch};
-
-/// A store that counts what is read through it: the prefixes listed and the keys read.
-struct Counting {
-    inner: Arc<dyn Store>,
-    listed: Mutex<Vec<String>>,
-    keys_read: AtomicUsize,
-}
-
-impl Counting {
-    fn new(inner: Arc<dyn Store>) -> Arc<Counting> {
-        Arc::new(Counting { inner, listed: Mutex::default(), keys_read: AtomicUsize::new(0) })
-    }
-
-    /// The prefixes listed and the keys read since the last call.
-    fn take(&self) -> (Vec<String>, usize) {
-        (std::mem::take(&mut *self.listed.lock().unwrap()), self.keys_read.swap(0, Ordering::SeqCst))
-    }
-
-    fn listing(&self, prefix: &str, l: Result<Listing>) -> Result<Listing> {
-        self.listed.lock().unwrap().push(prefix.to_owned());
-        if let Ok(l) = &l {
-            self.keys_read.fetch_add(l.items.len(), Ordering::SeqCst);
-        }
-        l
-    }
-}
-
-#[async_trait]
-impl Store for Counting {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        self.keys_read.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key).await
-    }
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<KeyValue>>> {
-        self.keys_read.fetch_add(keys.len(), Ordering::SeqCst);
-        self.inner.get_many(keys).await
-    }
-    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
-        self.inner.put(key, value, lease).await
-    }
-    async fn create(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
-        self.inner.create(key, value, lease).await
-    }
-    async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
-        self.inner.update(key, value, expected).await
-    }
-    async fn delete(&self, key: &str) -> Result<Option<Revision>> {
-        self.inner.delete(key).await
-    }
-    async fn delete_if(&self, key: &str, expected: Revision) -> Result<Revision> {
-        self.inner.delete_if(key, expected).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<Revision> {
-        self.inner.txn(txn).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Listing> {
-        let l = self.inner.list(prefix).await;
-        self.listing(prefix, l)
-    }
-    async fn list_from(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Listing> {
-        let l = self.inner.list_from(prefix, after, limit).await;
-        self.listing(prefix, l)
-    }
-    async fn list_before(&self, prefix: &str, before: Option<&str>, limit: usize) -> Result<Listing> {
-        let l = self.inner.list_before(prefix, before, limit).await;
-        self.listing(prefix, l)
-    }
-    async fn watch(&self, prefix: &str, from: Revision) -> Result<Watch> {
-        self.inner.watch(prefix, from).await
-    }
-    async fn revision(&self) -> Result<Revision> {
-        self.inner.revision().await
-    }
-    async fn compact(&self, revision: Revision) -> Result<()> {
-        self.inner.compact(revision).await
-    }
-    async fn grant_lease(&self, ttl_secs: i64) -> Result<LeaseId> {
-        self.inner.grant_lease(ttl_secs).await
-    }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<()> {
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        self.inner.revoke_lease(lease).await
-    }
-}
+use tern_store::testing::{EtcdServer, Observed};
+use tern_store::{LocalStore, Store};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -233,15 +145,15 @@ fn ip4(s: &str) -> std::net::Ipv4Addr {
 /// Creating a port lists nothing (no claims of the network, no ports): its reads do not grow
 /// with the network.
 async fn port_creation_lists_nothing(store: Arc<dyn Store>) {
-    let counting = Counting::new(store);
+    let counting = Observed::new(store);
     let nb = Nb::new(counting.clone());
     let net = network(&nb).await;
     let sub = subnet(&nb, &net, "10.8.0.0/16", "10.8.0.1", "[]").await;
     let mut reads = Vec::new();
     for i in 0..300 {
-        counting.take();
+        counting.take_reads();
         auto_port(&nb, &net, &sub).await.unwrap();
-        let (listed, keys) = counting.take();
+        let (listed, keys) = counting.take_reads();
         let growing: Vec<&String> = listed
             .iter()
             .filter(|p| p.starts_with("/tern/index/network/") || p.starts_with("/tern/v1/"))

@@ -215,10 +215,52 @@ impl EtcdCluster {
         })
     }
 
+    /// The member each running member of `among` says is the leader, once they all agree on one
+    /// (other than `not`, a member id): its index and member id. Polls until `patience` ends.
+    pub async fn agreed_leader(
+        &self,
+        among: &[usize],
+        not: Option<u64>,
+        patience: Duration,
+    ) -> Result<(usize, u64), String> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let mut ids = Vec::new();
+            let mut leaders = Vec::new();
+            for &i in among {
+                if let Some((id, leader)) = status(&self.endpoint(i)).await {
+                    ids.push((i, id));
+                    leaders.push(leader);
+                }
+            }
+            let agreed = leaders.len() == among.len()
+                && leaders.iter().all(|&l| l == leaders[0] && l != 0 && Some(l) != not);
+            if agreed {
+                if let Some(&(i, id)) = ids.iter().find(|(_, id)| *id == leaders[0]) {
+                    return Ok((i, id));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("etcd members {among:?} agree on no leader within {patience:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The last lines of member `i`'s log, for failure messages.
     pub fn log(&self, i: usize) -> String {
         log_tail(&self.log_path(i))
     }
+}
+
+/// A member's own id and the leader it follows (0: none), if it answers.
+async fn status(endpoint: &str) -> Option<(u64, u64)> {
+    let options = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(1))
+        .with_timeout(Duration::from_secs(2));
+    let mut client = etcd_client::Client::connect([endpoint], Some(options)).await.ok()?;
+    let status = tokio::time::timeout(Duration::from_secs(3), client.status()).await.ok()?.ok()?;
+    Some((status.header()?.member_id(), status.leader()))
 }
 
 impl Drop for EtcdCluster {

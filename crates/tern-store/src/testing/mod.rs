@@ -1,10 +1,13 @@
 //! Test support shared by tests and benches (feature `testing`): a real etcd server (or a cluster
 //! of them) started on free loopback ports with its own data directory and stopped by pid, and the
-//! conformance suite every backend must pass.
+//! conformance suite every backend must pass, and a store wrapper that observes what is asked of
+//! the store.
 
 pub mod conformance;
 mod etcd_cluster;
 mod etcd_server;
+mod observed;
 
 pub use etcd_cluster::EtcdCluster;
 pub use etcd_server::EtcdServer;
+pub use observed::Observed;
