@@ -441,8 +441,12 @@ pub async fn churn(lab: &Lab, args: ChurnArgs) -> Result<(), Exit> {
     if args.stop {
         return match control::stop_recorded(dir, CHURN).await {
             Some(pid) => {
+                // Its closing summary, not whatever it logged after it while shutting down (a
+                // store client may warn about a connection closed under it).
                 let tail = control::log_tail(dir, CHURN);
-                println!("churn stopped (pid {pid}): {}", tail.lines().last().unwrap_or("no log"));
+                let summary = tail.lines().rev().find(|l| l.starts_with("churn: stopped:"));
+                let summary = summary.or_else(|| tail.lines().last()).unwrap_or("no log");
+                println!("churn stopped (pid {pid}): {summary}");
                 Ok(())
             }
             None => Err(Exit::bad_input(anyhow!("no churn runs in this lab"))),
