@@ -12,13 +12,10 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
 use serde_json::{json, Value};
 use tern_model::Kind;
 use tern_store::nb::{self, Nb, NbError};
-use tern_store::LocalStore;
 
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_string()
@@ -445,26 +442,13 @@ async fn each_quota_at_its_limit() {
     consistent(&s.nb).await;
 }
 
-/// A server on a fresh store of the kind named, and what must live as long as it.
-async fn server(store: &str) -> (Arc<Server>, Option<tempfile::TempDir>) {
-    match store {
-        "memory" => (Arc::new(start().await), None),
-        "redb" => {
-            let dir = tempfile::tempdir().unwrap();
-            let store = LocalStore::open_redb(dir.path().join("nb.redb")).unwrap();
-            (Arc::new(start_with(Nb::new(Arc::new(store)), None).await), Some(dir))
-        }
-        other => panic!("unknown store {other}"),
-    }
-}
-
 /// Many creates at once at the edge of a quota: exactly as many succeed as the quota has room
 /// for, every other one is a 409 OverQuota, and the counter equals the objects.
 async fn edge(store: &str) {
     const LIMIT: usize = 4;
     const AT_ONCE: usize = 8;
     const ROUNDS: usize = 8;
-    let (s, _dir) = server(store).await;
+    let (s, _dir) = server_on(store).await;
     let p = "edge";
     let n = s.create("networks", "network", json!({"project_id": p})).await;
     s.subnet(&n, "10.0.0.0/16").await;

@@ -14,29 +14,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
-use tern_store::nb::Nb;
-use tern_store::LocalStore;
 
 /// Rounds of each race per store.
 const ROUNDS: usize = 60;
-
-/// A server on a fresh store of the kind named, and what must live as long as it.
-async fn server(store: &str) -> (Arc<Server>, Option<tempfile::TempDir>) {
-    match store {
-        "memory" => (Arc::new(start().await), None),
-        "redb" => {
-            let dir = tempfile::tempdir().unwrap();
-            let store = LocalStore::open_redb(dir.path().join("nb.redb")).unwrap();
-            (Arc::new(start_with(Nb::new(Arc::new(store)), None).await), Some(dir))
-        }
-        other => panic!("unknown store {other}"),
-    }
-}
 
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_string()
@@ -105,7 +89,7 @@ async fn ports_of_router(s: &Server, router: &str) -> Vec<Value> {
 }
 
 async fn router_add_remove_interface(store: &str) {
-    let (s, _dir) = server(store).await;
+    let (s, _dir) = server_on(store).await;
     let net = s.network("n").await;
     let sub = id(&s.subnet(&net, "10.0.0.0/24").await);
     let r = id(&s.create("routers", "router", json!({"name": "r"})).await);
@@ -175,7 +159,7 @@ async fn ports_listed_by(s: &Server, router: &str) -> Vec<String> {
 }
 
 async fn two_floating_ips_one_fixed_ip(store: &str) {
-    let (s, _dir) = server(store).await;
+    let (s, _dir) = server_on(store).await;
     let ext = s.external_network("public").await;
     s.subnet(&ext, "172.24.4.0/24").await;
     let net = s.network("private").await;
@@ -224,7 +208,7 @@ async fn two_floating_ips_one_fixed_ip(store: &str) {
 }
 
 async fn port_create_vs_network_delete(store: &str) {
-    let (s, _dir) = server(store).await;
+    let (s, _dir) = server_on(store).await;
     let calibration = s.network("calibration").await;
     s.subnet(&calibration, "10.0.0.0/24").await;
     let sweep =
@@ -266,7 +250,7 @@ async fn port_create_vs_network_delete(store: &str) {
 }
 
 async fn overlapping_subnets(store: &str) {
-    let (s, _dir) = server(store).await;
+    let (s, _dir) = server_on(store).await;
     let calibration = s.network("calibration").await;
     let sweep = Sweep::calibrate(s.post(
         "/v2.0/subnets",
@@ -300,7 +284,7 @@ async fn overlapping_subnets(store: &str) {
 }
 
 async fn port_security_group_vs_group_delete(store: &str) {
-    let (s, _dir) = server(store).await;
+    let (s, _dir) = server_on(store).await;
     let net = s.network("n").await;
     s.subnet(&net, "10.0.0.0/24").await;
     let port = id(&s.port(&net, json!({"security_groups": []})).await);

@@ -198,3 +198,16 @@ pub fn ids(v: &Value, collection: &str) -> Vec<String> {
         .map(|o| o["id"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+/// A server on a fresh store of the kind named ("memory" or "redb"), and what must live as long as it.
+pub async fn server_on(store: &str) -> (Arc<Server>, Option<tempfile::TempDir>) {
+    match store {
+        "memory" => (Arc::new(start().await), None),
+        "redb" => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = LocalStore::open_redb(dir.path().join("nb.redb")).unwrap();
+            (Arc::new(start_with(Nb::new(Arc::new(store)), None).await), Some(dir))
+        }
+        other => panic!("unknown store {other}"),
+    }
+}
