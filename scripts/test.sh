@@ -23,6 +23,7 @@ declare -A STAGE_OF=(
   [tern-store/nb_index]=etcd
   [tern-store/etcd_smoke]=etcd
   [tern-store/etcd_cluster]=etcd
+  [tern-store/etcd_tls]=etcd
   [tern/db_cli]=etcd
   [tern/api_etcd_member_loss]=etcd
   [tern-openflow/ovs_sandbox]=ovs

@@ -16,17 +16,20 @@
 //! * a lease is lost only when etcd says so (not found, TTL <= 0), never on a transport error.
 
 mod pool;
+mod tls;
 
 use crate::store::{
     self, check_txn_size, KeyValue, LeaseId, Listing, Result, Revision, Store, StoreError, Watch, WatchEvent,
     WatchSource,
 };
+use crate::EtcdTls;
 use async_trait::async_trait;
+use etcd_client::TlsOptions;
 use etcd_client::{
     CompactionOptions, Compare, CompareOp, EventType, GetOptions, GetResponse, PutOptions, ResponseHeader,
     SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions, WatchResponse, WatchStream,
 };
-use pool::{Done, Failed, Pool};
+use pool::{describe, Done, Failed, Pool};
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -64,11 +67,42 @@ impl EtcdStore {
     /// Connects to the etcd cluster whose members are at `endpoints` ("http://127.0.0.1:2379" or
     /// "127.0.0.1:2379" each) and checks that at least one of them answers, within about 5 s.
     pub async fn connect(endpoints: &[String]) -> Result<EtcdStore> {
+        Self::connect_with(endpoints, None).await
+    }
+
+    /// Connects as [`EtcdStore::connect`] does, over TLS: each endpoint ("HOST:PORT" or
+    /// "https://HOST:PORT", the host as the members' certificates name it) must present a
+    /// certificate signed by `tls.ca`, and tern presents `tls.identity` when etcd asks for a
+    /// client certificate (`--client-cert-auth`). The files are read now: one that cannot be read
+    /// or holds no PEM of the right kind is an error naming it. A refused connection is diagnosed (see `etcd/tls.rs`): the error then says what TLS
+    /// objected to (no client certificate, one signed by another CA, an unknown server CA...).
+    pub async fn connect_tls(endpoints: &[String], tls: &EtcdTls) -> Result<EtcdStore> {
+        let files = tls::TlsFiles::read(tls)?;
+        match Self::connect_with(endpoints, Some(&files.options())).await {
+            Err(StoreError::Backend(why)) => {
+                let checks = endpoints.iter().map(|endpoint| tls::diagnose(endpoint, &files));
+                let results = futures::future::join_all(checks).await;
+                let findings: Vec<String> = endpoints
+                    .iter()
+                    .zip(results)
+                    .filter_map(|(endpoint, finding)| Some(format!("{endpoint}: {}", finding?)))
+                    .collect();
+                if findings.is_empty() {
+                    Err(StoreError::Backend(why))
+                } else {
+                    Err(StoreError::Backend(format!("{why}; TLS check: {}", findings.join(", "))))
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_with(endpoints: &[String], tls: Option<&TlsOptions>) -> Result<EtcdStore> {
         if endpoints.is_empty() {
             return Err(StoreError::Backend("cannot connect to etcd: no endpoints given".into()));
         }
         let joined = endpoints.join(",");
-        match Pool::connect(endpoints).await {
+        match Pool::connect(endpoints, tls).await {
             Ok(pool) => Ok(EtcdStore { pool, endpoints: joined }),
             Err(why) => Err(StoreError::Backend(format!("cannot connect to etcd at {joined}: {why}"))),
         }
@@ -82,7 +116,7 @@ impl EtcdStore {
     fn error(&self, what: &str, failed: Failed) -> StoreError {
         match failed {
             Failed::Refused { error, .. } => {
-                StoreError::Backend(format!("etcd {what} (at {}): {error}", self.endpoints))
+                StoreError::Backend(format!("etcd {what} (at {}): {}", self.endpoints, describe(&error)))
             }
             Failed::Unreachable(why) => StoreError::Backend(format!("etcd {what}: {why}")),
         }

@@ -25,8 +25,9 @@ pub struct ControllerArgs {
     /// The IPv4 address other chassis reach this one's tunnel endpoint at.
     #[arg(long)]
     tunnel_ip: Option<Ipv4Addr>,
-    /// The NB store the API writes: etcd://HOST:PORT[,...] on a multi-node cloud (required; there is
-    /// no default, since a controller on a store of its own would see no ports and remove every flow).
+    /// The NB store the API writes: etcd://HOST:PORT[,...] on a multi-node cloud, or over TLS
+    /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH (required; there is no default, since a
+    /// controller on a store of its own would see no ports and remove every flow).
     #[arg(long, env = "TERN_NB")]
     nb: Option<String>,
     /// This host's OVSDB [default: unix:/var/run/openvswitch/db.sock].

@@ -12,7 +12,8 @@ use tern_store::{Dsn, StoreError};
 
 #[derive(Args)]
 pub struct DbArgs {
-    /// The NB store: redb:PATH, memory: or etcd://HOST:PORT[,HOST:PORT].
+    /// The NB store: redb:PATH, memory:, etcd://HOST:PORT[,HOST:PORT] or, over TLS,
+    /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH.
     #[arg(long, env = "TERN_NB", default_value = Dsn::DEFAULT, global = true)]
     nb: String,
     #[command(subcommand)]

@@ -12,7 +12,8 @@ pub struct ServerArgs {
     /// Address to listen on. A non-loopback address requires --token.
     #[arg(long, default_value = "127.0.0.1:9696")]
     listen: SocketAddr,
-    /// The NB store: redb:PATH (this server becomes its one owner), memory: or etcd://HOST:PORT[,...].
+    /// The NB store: redb:PATH (this server becomes its one owner), memory:, etcd://HOST:PORT[,...]
+    /// or etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH (TLS).
     #[arg(long, env = "TERN_NB", default_value = Dsn::DEFAULT)]
     nb: String,
     /// Require `X-Auth-Token: TOKEN` on every request (also from TERN_API_TOKEN).

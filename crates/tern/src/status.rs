@@ -18,7 +18,8 @@ use crate::exit::Exit;
 
 #[derive(Args)]
 pub struct StatusArgs {
-    /// The NB store: redb:PATH, memory: or etcd://HOST:PORT[,HOST:PORT].
+    /// The NB store: redb:PATH, memory:, etcd://HOST:PORT[,HOST:PORT] or, over TLS,
+    /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH.
     #[arg(long, env = "TERN_NB", default_value = Dsn::DEFAULT)]
     nb: String,
     /// Print a JSON array of objects instead of a table.

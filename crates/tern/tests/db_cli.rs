@@ -1,5 +1,6 @@
-//! `tern db` as an operator uses it: separate processes on one redb file, a real etcd, kill -9 in
-//! the middle of a burst of writes, watches from a revision, and bad input.
+//! `tern db` as an operator uses it: separate processes on one redb file, a real etcd (plain and
+//! over TLS with a client certificate), kill -9 in the middle of a burst of writes, watches from a
+//! revision, and bad input.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -71,6 +72,24 @@ fn redb_put_then_get_in_a_new_process() {
 fn etcd_put_then_get_in_a_new_process() {
     let etcd = EtcdServer::start().expect("start etcd");
     put_then_get_in_new_process(&etcd.dsn());
+}
+
+#[test]
+fn etcd_over_tls_put_then_get_in_a_new_process() {
+    let etcd = EtcdServer::start_tls().expect("start etcd with TLS");
+    put_then_get_in_new_process(&etcd.dsn());
+    // Without a client certificate etcd refuses the connection, and tern says why.
+    let ca_only = format!("etcds://{}?ca={}", etcd.endpoint(), etcd.tls().unwrap().ca.display());
+    let out = tern(&ca_only, &["revision"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+    // A file that is not there is named.
+    let missing = format!("{ca_only}&cert=/nonexistent/client.pem&key=/nonexistent/client-key.pem");
+    let out = tern(&missing, &["revision"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent/client.pem"), "{stderr}");
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //! Why not etcd-client's own balancing over all endpoints: its balancer keeps a dead endpoint
 //! "ready" and sends it a share of the calls, and nothing retries them.
 
-use etcd_client::{Client, ConnectOptions, KvClient, LeaseClient, MaintenanceClient, WatchClient};
+use etcd_client::{
+    Client, ConnectOptions, KvClient, LeaseClient, MaintenanceClient, TlsOptions, WatchClient,
+};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -69,13 +71,17 @@ pub(super) struct Member {
 }
 
 impl Member {
-    async fn connect(endpoint: &str) -> Result<Member, etcd_client::Error> {
+    async fn connect(endpoint: &str, tls: Option<&TlsOptions>) -> Result<Member, etcd_client::Error> {
         // Every request requires a leader: a member cut off from the others refuses instead of
         // answering from stale state or holding a watch that will never see another event.
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT)
             .with_require_leader(true);
+        // With TLS options a "HOST:PORT" endpoint is reached as https://HOST:PORT.
+        if let Some(tls) = tls {
+            options = options.with_tls(tls.clone());
+        }
         // With one endpoint and no user this only builds the channel; it connects on first use.
         let client = Client::connect([endpoint], Some(options)).await?;
         Ok(Member {
@@ -98,7 +104,7 @@ impl Member {
         match tokio::time::timeout(timeout, maintenance.status()).await {
             Ok(Ok(status)) if status.leader() != 0 => Ok(()),
             Ok(Ok(_)) => Err("no leader".to_owned()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(describe(&e)),
             Err(_) => Err(format!("no answer within {timeout:?}")),
         }
     }
@@ -128,12 +134,15 @@ pub(super) struct Pool {
 }
 
 impl Pool {
-    /// Builds one client per endpoint and checks that at least one member answers, within about
-    /// [`CONNECT_TIMEOUT`]. Members that do not are marked down (the probe brings them back).
-    pub async fn connect(endpoints: &[String]) -> Result<Arc<Pool>, String> {
+    /// Builds one client per endpoint (over TLS with `tls`) and checks that at least one member
+    /// answers, within about [`CONNECT_TIMEOUT`]. Members that do not are marked down (the probe
+    /// brings them back).
+    pub async fn connect(endpoints: &[String], tls: Option<&TlsOptions>) -> Result<Arc<Pool>, String> {
         let mut members = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
-            members.push(Member::connect(endpoint).await.map_err(|e| format!("{endpoint}: {e}"))?);
+            members.push(
+                Member::connect(endpoint, tls).await.map_err(|e| format!("{endpoint}: {}", describe(&e)))?,
+            );
         }
         let pool = Arc::new(Pool { members, preferred: AtomicUsize::new(0) });
         let checks = pool.members.iter().map(|m| m.healthy(CONNECT_TIMEOUT));
@@ -189,7 +198,7 @@ impl Pool {
                         self.answered(i);
                         return Err(Failed::Refused { error: e, uncertain });
                     }
-                    Ok(Err(e)) => e.to_string(),
+                    Ok(Err(e)) => describe(&e),
                     Err(_) => format!("no answer within {limit:?}"),
                 };
                 // Only a refused connection proves the request went nowhere.
@@ -291,4 +300,26 @@ fn is_member_failure(e: &etcd_client::Error) -> bool {
 /// "error trying to connect".
 fn is_connect_failure(error: &str) -> bool {
     ["tcp connect error", "error trying to connect", "Connection refused"].iter().any(|m| error.contains(m))
+}
+
+/// An etcd client error with the causes under it: a TLS failure (unknown CA, certificate
+/// required, bad certificate) is only in the sources of the transport error or gRPC status,
+/// which `Display` leaves out.
+pub(super) fn describe(e: &etcd_client::Error) -> String {
+    use std::error::Error as _;
+    let mut text = e.to_string();
+    let mut cause = match e {
+        etcd_client::Error::TransportError(t) => t.source(),
+        etcd_client::Error::GRpcStatus(s) => s.source(),
+        _ => None,
+    };
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }

@@ -1,5 +1,7 @@
 //! A real, single-member etcd for tests and benches: started on free loopback ports with its own
-//! temporary data directory, and stopped (by its pid, via the `Child` handle) when dropped.
+//! temporary data directory, and stopped (by its pid, via the `Child` handle) when dropped. It
+//! serves plain gRPC ([`EtcdServer::start`]) or TLS with client certificates
+//! ([`EtcdServer::start_tls`]).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -7,6 +9,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::tls::{CertFiles, TestCa};
 
 /// How long etcd may take to become healthy.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -18,6 +22,9 @@ const START_ATTEMPTS: usize = 3;
 pub struct EtcdServer {
     child: Child,
     client_port: u16,
+    /// Where `/health` answers in plain HTTP: the client port, or a metrics port under TLS.
+    health_port: u16,
+    tls: Option<TlsFiles>,
     // Dropped after `child` is killed (see `Drop`); removes the data dir and the log.
     dir: tempfile::TempDir,
 }
@@ -25,10 +32,22 @@ pub struct EtcdServer {
 impl EtcdServer {
     /// Starts etcd and waits until it reports healthy.
     pub fn start() -> Result<EtcdServer, String> {
+        Self::start_with(false)
+    }
+
+    /// Starts etcd serving clients over TLS only, with `--client-cert-auth`: a client must present
+    /// a certificate signed by the CA generated for this server. The CA, the server's certificate
+    /// (for 127.0.0.1 and localhost) and one client certificate are written to its directory
+    /// ([`EtcdServer::tls`]); [`EtcdServer::dsn`] is then an `etcds://` DSN naming them.
+    pub fn start_tls() -> Result<EtcdServer, String> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Result<EtcdServer, String> {
         let binary = find_etcd()?;
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
-            match Self::start_once(&binary) {
+            match Self::start_once(&binary, tls) {
                 Ok(server) => return Ok(server),
                 Err(Failure::PortTaken(e)) => last_error = e,
                 Err(Failure::Fatal(e)) => return Err(e),
@@ -37,20 +56,21 @@ impl EtcdServer {
         Err(last_error)
     }
 
-    fn start_once(binary: &Path) -> Result<EtcdServer, Failure> {
+    fn start_once(binary: &Path, tls: bool) -> Result<EtcdServer, Failure> {
         let fatal = Failure::Fatal;
         let dir = tempfile::Builder::new()
             .prefix("tern-etcd-")
             .tempdir()
             .map_err(|e| fatal(format!("cannot create a data directory for etcd: {e}")))?;
-        let (client_port, peer_port) =
+        let [client_port, peer_port, metrics_port] =
             free_ports().map_err(|e| fatal(format!("cannot find free ports for etcd: {e}")))?;
         let log_path = dir.path().join("etcd.log");
         let log = File::create(&log_path)
             .map_err(|e| fatal(format!("cannot create {}: {e}", log_path.display())))?;
         let log_err =
             log.try_clone().map_err(|e| fatal(format!("cannot open {}: {e}", log_path.display())))?;
-        let client_url = format!("http://127.0.0.1:{client_port}");
+        let scheme = if tls { "https" } else { "http" };
+        let client_url = format!("{scheme}://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let mut command = Command::new(binary);
         command
@@ -71,12 +91,29 @@ impl EtcdServer {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
+        let (tls, health_port) = if tls {
+            let files = TlsFiles::generate(&dir.path().join("pki")).map_err(fatal)?;
+            command
+                .arg("--cert-file")
+                .arg(&files.server.cert)
+                .arg("--key-file")
+                .arg(&files.server.key)
+                .arg("--trusted-ca-file")
+                .arg(&files.ca)
+                .arg("--client-cert-auth")
+                // `/health` in plain HTTP, without a client certificate.
+                .arg("--listen-metrics-urls")
+                .arg(format!("http://127.0.0.1:{metrics_port}"));
+            (Some(files), metrics_port)
+        } else {
+            (None, client_port)
+        };
         // etcd 3.4 refuses to run on architectures it does not officially support unless told to.
         if let Some(arch) = unsupported_go_arch() {
             command.env("ETCD_UNSUPPORTED_ARCH", arch);
         }
         let child = command.spawn().map_err(|e| fatal(format!("cannot start {}: {e}", binary.display())))?;
-        let mut server = EtcdServer { child, client_port, dir };
+        let mut server = EtcdServer { child, client_port, health_port, tls, dir };
         server.wait_healthy(&log_path)?;
         Ok(server)
     }
@@ -84,7 +121,7 @@ impl EtcdServer {
     /// Polls `/health` until etcd says it is healthy, it exits, or [`START_TIMEOUT`] passes.
     fn wait_healthy(&mut self, log_path: &Path) -> Result<(), Failure> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.client_port));
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.health_port));
         loop {
             if health_ok(address) {
                 return Ok(());
@@ -119,9 +156,33 @@ impl EtcdServer {
         format!("127.0.0.1:{}", self.client_port)
     }
 
-    /// The store DSN for this server, "etcd://127.0.0.1:PORT".
+    /// The store DSN for this server: "etcd://127.0.0.1:PORT", or under TLS
+    /// "etcds://127.0.0.1:PORT?ca=PATH&cert=PATH&key=PATH" with the generated client certificate.
     pub fn dsn(&self) -> String {
-        format!("etcd://127.0.0.1:{}", self.client_port)
+        match &self.tls {
+            None => format!("etcd://127.0.0.1:{}", self.client_port),
+            Some(tls) => format!(
+                "etcds://127.0.0.1:{}?ca={}&cert={}&key={}",
+                self.client_port,
+                tls.ca.display(),
+                tls.client.cert.display(),
+                tls.client.key.display()
+            ),
+        }
+    }
+
+    /// The certificates of a server started with [`EtcdServer::start_tls`].
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// The TLS settings a client of this server uses: its CA and the generated client
+    /// certificate. `None` for a plain server.
+    pub fn client_tls(&self) -> Option<crate::EtcdTls> {
+        self.tls.as_ref().map(|tls| crate::EtcdTls {
+            ca: tls.ca.clone(),
+            identity: Some((tls.client.cert.clone(), tls.client.key.clone())),
+        })
     }
 
     /// The etcd process id.
@@ -143,6 +204,28 @@ impl Drop for EtcdServer {
     }
 }
 
+/// The PEM files of a TLS etcd, all under its directory.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The CA certificate that signed both certificates below.
+    pub ca: PathBuf,
+    /// etcd's certificate (for 127.0.0.1 and localhost) and key.
+    pub server: CertFiles,
+    /// A client certificate and key that etcd accepts.
+    pub client: CertFiles,
+}
+
+impl TlsFiles {
+    fn generate(dir: &Path) -> Result<TlsFiles, String> {
+        let ca = TestCa::generate(dir, "etcd")?;
+        Ok(TlsFiles {
+            ca: ca.cert_path().to_path_buf(),
+            server: ca.server("server")?,
+            client: ca.client("client")?,
+        })
+    }
+}
+
 enum Failure {
     /// Another process took a port between our probe and etcd's bind: try again.
     PortTaken(String),
@@ -160,11 +243,12 @@ pub(super) fn find_etcd() -> Result<PathBuf, String> {
         .ok_or_else(|| "etcd not found: install the Debian package etcd-server (make test does)".to_string())
 }
 
-/// Two distinct free loopback ports (both bound at once, then released).
-fn free_ports() -> std::io::Result<(u16, u16)> {
+/// Three distinct free loopback ports (all bound at once, then released).
+fn free_ports() -> std::io::Result<[u16; 3]> {
     let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+    let c = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok([a.local_addr()?.port(), b.local_addr()?.port(), c.local_addr()?.port()])
 }
 
 /// The `ETCD_UNSUPPORTED_ARCH` value etcd 3.4 wants on this architecture, if any.
