@@ -2,7 +2,7 @@
 //! own process, free ports and data directory, bootstrapped statically. A member can be killed
 //! (SIGKILL, through its `Child` handle) and started again; dropping the cluster kills them all.
 
-use super::etcd_server::{find_etcd, health_ok, log_tail, unsupported_go_arch};
+use super::etcd_server::{exited, find_etcd, health_ok, log_tail, unsupported_go_arch, Failure};
 use std::fs::OpenOptions;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -32,12 +32,6 @@ struct Member {
     peer_port: u16,
     /// `None` while killed.
     child: Option<Child>,
-}
-
-enum Failure {
-    /// Another process took a port between our probe and etcd's bind: try again.
-    PortTaken(String),
-    Fatal(String),
 }
 
 impl EtcdCluster {
@@ -143,18 +137,8 @@ impl EtcdCluster {
             let Some(child) = child.as_mut() else {
                 return Err(Failure::Fatal(format!("etcd member {name} is not running")));
             };
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    let log = log_tail(&log_path);
-                    let message = format!("etcd member {name} exited during startup ({status}); log:\n{log}");
-                    return Err(if log.contains("address already in use") {
-                        Failure::PortTaken(message)
-                    } else {
-                        Failure::Fatal(message)
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => return Err(Failure::Fatal(format!("cannot check on etcd member {name}: {e}"))),
+            if let Some(failure) = exited(child, &format!("etcd member {name}"), &log_path) {
+                return Err(failure);
             }
             if Instant::now() >= deadline {
                 // Drop kills the children.

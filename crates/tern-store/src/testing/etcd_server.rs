@@ -126,18 +126,8 @@ impl EtcdServer {
             if health_ok(address) {
                 return Ok(());
             }
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    let log = log_tail(log_path);
-                    let message = format!("etcd exited during startup ({status}); log:\n{log}");
-                    return Err(if log.contains("address already in use") {
-                        Failure::PortTaken(message)
-                    } else {
-                        Failure::Fatal(message)
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => return Err(Failure::Fatal(format!("cannot check on etcd: {e}"))),
+            if let Some(failure) = exited(&mut self.child, "etcd", log_path) {
+                return Err(failure);
             }
             if Instant::now() >= deadline {
                 // Drop kills the child.
@@ -226,10 +216,28 @@ impl TlsFiles {
     }
 }
 
-enum Failure {
+pub(super) enum Failure {
     /// Another process took a port between our probe and etcd's bind: try again.
     PortTaken(String),
     Fatal(String),
+}
+
+/// Whether `child`, an etcd (`who`) still starting, has exited (or cannot be checked on): why,
+/// with its log's tail; a port another process took is worth another try.
+pub(super) fn exited(child: &mut Child, who: &str, log_path: &Path) -> Option<Failure> {
+    match child.try_wait() {
+        Ok(Some(status)) => {
+            let log = log_tail(log_path);
+            let message = format!("{who} exited during startup ({status}); log:\n{log}");
+            Some(if log.contains("address already in use") {
+                Failure::PortTaken(message)
+            } else {
+                Failure::Fatal(message)
+            })
+        }
+        Ok(None) => None,
+        Err(e) => Some(Failure::Fatal(format!("cannot check on {who}: {e}"))),
+    }
 }
 
 pub(super) fn find_etcd() -> Result<PathBuf, String> {
