@@ -1,5 +1,6 @@
 //! Runs the conformance suite (`tern_store::testing::conformance`) unchanged against every backend:
-//! memory, redb (a file in a temporary directory) and a real etcd started for each case.
+//! memory, redb (a file in a temporary directory), a real etcd started for each case, and one
+//! started with TLS and client-certificate authentication, opened through its `etcds://` DSN.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -25,6 +26,16 @@ async fn etcd() -> Fixture {
     (Arc::new(store), Box::new(server))
 }
 
+/// A fresh TLS etcd, opened through its `etcds://` DSN (CA, client certificate and key).
+async fn etcd_tls() -> Fixture {
+    let server =
+        tokio::task::spawn_blocking(EtcdServer::start_tls).await.unwrap().expect("start etcd with TLS");
+    let dsn = server.dsn();
+    assert!(dsn.starts_with("etcds://"), "{dsn}");
+    let store = tern_store::open(&dsn).await.unwrap_or_else(|e| panic!("open {dsn}: {e}"));
+    (store, Box::new(server))
+}
+
 macro_rules! tests_for {
     ($backend:ident; $($case:ident),*) => {
         mod $backend {
@@ -42,3 +53,4 @@ macro_rules! tests_for {
 tern_store::conformance_cases!(tests_for, memory);
 tern_store::conformance_cases!(tests_for, redb);
 tern_store::conformance_cases!(tests_for, etcd);
+tern_store::conformance_cases!(tests_for, etcd_tls);

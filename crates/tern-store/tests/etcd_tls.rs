@@ -1,50 +1,21 @@
 //! etcd over TLS with client certificates: a real etcd started with `--client-cert-auth` and
-//! certificates generated for the test (`EtcdServer::start_tls`). The conformance suite passes over
-//! it through an `etcds://` DSN; clients without a certificate, with one from another CA, or that
+//! certificates generated for the test (`EtcdServer::start_tls`); the conformance suite runs over it
+//! in `conformance.rs`. Here: clients without a certificate, with one from another CA, or that
 //! do not trust the server's CA are refused with an error saying so; a DSN naming a file that
 //! cannot be read is an error naming the file.
 
-use std::any::Any;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tern_store::etcd::EtcdStore;
-use tern_store::testing::{conformance, EtcdServer, TestCa};
+use tern_store::testing::{EtcdServer, TestCa};
 use tern_store::{EtcdTls, Store, StoreError};
 
 /// A refused client must hear so within the connect timeout (5 s) and its first round trip.
 const REFUSAL_WITHIN: Duration = Duration::from_secs(15);
 
-type Fixture = (Arc<dyn Store>, Box<dyn Any>);
-
 async fn start_tls() -> EtcdServer {
     tokio::task::spawn_blocking(EtcdServer::start_tls).await.unwrap().expect("start etcd with TLS")
 }
-
-/// A fresh TLS etcd, opened through its `etcds://` DSN (CA, client certificate and key).
-async fn etcd_tls() -> Fixture {
-    let server = start_tls().await;
-    let dsn = server.dsn();
-    assert!(dsn.starts_with("etcds://"), "{dsn}");
-    let store = tern_store::open(&dsn).await.unwrap_or_else(|e| panic!("open {dsn}: {e}"));
-    (store, Box::new(server))
-}
-
-macro_rules! tests_for {
-    ($backend:ident; $($case:ident),*) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let (store, _guard) = super::$backend().await;
-                    super::conformance::$case(store).await;
-                }
-            )*
-        }
-    };
-}
-
-tern_store::conformance_cases!(tests_for, etcd_tls);
 
 /// Connects with `tls` and expects a refusal that says TLS or certificate, in time.
 async fn expect_refused(server: &EtcdServer, tls: &EtcdTls) -> String {

@@ -2,17 +2,17 @@
 //! own process, free ports and data directory, bootstrapped statically. A member can be killed
 //! (SIGKILL, through its `Child` handle) and started again; dropping the cluster kills them all.
 
-use super::etcd_server::{exited, find_etcd, health_ok, log_tail, unsupported_go_arch, Failure};
+use super::etcd_server::{
+    exited, free_ports, health_ok, log_tail, start_retrying, unsupported_go_arch, Failure,
+};
 use std::fs::OpenOptions;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long the members may take to elect a leader and report healthy.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often to retry with fresh ports when another process grabbed one of ours first.
-const START_ATTEMPTS: usize = 3;
 
 /// A running etcd cluster. Dropping it kills every member and deletes their data.
 #[derive(Debug)]
@@ -37,16 +37,7 @@ struct Member {
 impl EtcdCluster {
     /// Starts `size` members and waits until each reports healthy (which needs a leader).
     pub fn start(size: usize) -> Result<EtcdCluster, String> {
-        let binary = find_etcd()?;
-        let mut last_error = String::new();
-        for _ in 0..START_ATTEMPTS {
-            match Self::start_once(&binary, size) {
-                Ok(cluster) => return Ok(cluster),
-                Err(Failure::PortTaken(e)) => last_error = e,
-                Err(Failure::Fatal(e)) => return Err(e),
-            }
-        }
-        Err(last_error)
+        start_retrying(|binary| Self::start_once(binary, size))
     }
 
     fn start_once(binary: &Path, size: usize) -> Result<EtcdCluster, Failure> {
@@ -253,11 +244,4 @@ impl Drop for EtcdCluster {
             self.kill(i);
         }
     }
-}
-
-/// `n` distinct free loopback ports (all bound at once, then released).
-fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners =
-        (0..n).map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).collect::<std::io::Result<Vec<_>>>()?;
-    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }

@@ -44,16 +44,7 @@ impl EtcdServer {
     }
 
     fn start_with(tls: bool) -> Result<EtcdServer, String> {
-        let binary = find_etcd()?;
-        let mut last_error = String::new();
-        for _ in 0..START_ATTEMPTS {
-            match Self::start_once(&binary, tls) {
-                Ok(server) => return Ok(server),
-                Err(Failure::PortTaken(e)) => last_error = e,
-                Err(Failure::Fatal(e)) => return Err(e),
-            }
-        }
-        Err(last_error)
+        start_retrying(|binary| Self::start_once(binary, tls))
     }
 
     fn start_once(binary: &Path, tls: bool) -> Result<EtcdServer, Failure> {
@@ -62,8 +53,8 @@ impl EtcdServer {
             .prefix("tern-etcd-")
             .tempdir()
             .map_err(|e| fatal(format!("cannot create a data directory for etcd: {e}")))?;
-        let [client_port, peer_port, metrics_port] =
-            free_ports().map_err(|e| fatal(format!("cannot find free ports for etcd: {e}")))?;
+        let ports = free_ports(3).map_err(|e| fatal(format!("cannot find free ports for etcd: {e}")))?;
+        let [client_port, peer_port, metrics_port] = [ports[0], ports[1], ports[2]];
         let log_path = dir.path().join("etcd.log");
         let log = File::create(&log_path)
             .map_err(|e| fatal(format!("cannot create {}: {e}", log_path.display())))?;
@@ -252,11 +243,26 @@ pub(super) fn find_etcd() -> Result<PathBuf, String> {
 }
 
 /// Three distinct free loopback ports (all bound at once, then released).
-fn free_ports() -> std::io::Result<[u16; 3]> {
-    let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    let c = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok([a.local_addr()?.port(), b.local_addr()?.port(), c.local_addr()?.port()])
+/// `n` distinct free loopback ports (all held until the end, then released for etcd to bind).
+pub(super) fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners =
+        (0..n).map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).collect::<std::io::Result<Vec<_>>>()?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
+/// Finds the etcd binary and runs `once` with it, again (with fresh ports) while another process
+/// took one of its ports first, at most [`START_ATTEMPTS`] times.
+pub(super) fn start_retrying<T>(mut once: impl FnMut(&Path) -> Result<T, Failure>) -> Result<T, String> {
+    let binary = find_etcd()?;
+    let mut last_error = String::new();
+    for _ in 0..START_ATTEMPTS {
+        match once(&binary) {
+            Ok(started) => return Ok(started),
+            Err(Failure::PortTaken(e)) => last_error = e,
+            Err(Failure::Fatal(e)) => return Err(e),
+        }
+    }
+    Err(last_error)
 }
 
 /// The `ETCD_UNSUPPORTED_ARCH` value etcd 3.4 wants on this architecture, if any.
