@@ -1215,7 +1215,12 @@ impl Nb {
                 tern_model::check_fixed_ips(port, &subnets).map_err(ModelError::from)?;
             }
             Object::Network(network) => {
-                if let Some(vni) = network.segmentation_id {
+                // A VNI the network already had was checked when it got it (and is claimed).
+                let had = match previous {
+                    Some(Object::Network(old)) => old.segmentation_id,
+                    _ => None,
+                };
+                if let Some(vni) = network.segmentation_id.filter(|&vni| had != Some(vni)) {
                     let (networks, _) = self.list(Kind::Network).await?;
                     if let Some(other) = networks.iter().find(|s| match &s.object {
                         Object::Network(n) => n.id != network.id && n.segmentation_id == Some(vni),

@@ -15,6 +15,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tern_controller::synthetic::Rng;
 
 /// Kill -9 rounds (each one server process).
 const ROUNDS: u64 = 12;
@@ -24,23 +25,6 @@ const CLIENTS: u64 = 4;
 const NETWORKS: usize = 3;
 /// Generous bound on one request (the server answers in milliseconds).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A small deterministic generator (splitmix64): each run kills at the same request counts.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// The cloud the clients work on.
 struct Cloud {
@@ -119,7 +103,7 @@ async fn set_up(http: &reqwest::Client, api: &str) -> Cloud {
 async fn client(api: String, cloud: Arc<Cloud>, known: Arc<Mutex<Known>>, done: Arc<AtomicUsize>, seed: u64) {
     use reqwest::Method;
     let http = reqwest::Client::new();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     loop {
         let k = rng.below(NETWORKS);
         let pick = |list: &[String], r: usize| list.get(r % list.len().max(1)).cloned();
@@ -211,7 +195,7 @@ async fn kill_9_during_multi_object_operations_leaves_nothing_to_repair() {
     let dsn = format!("redb:{}", dir.path().join("nb.redb").display());
     let http = reqwest::Client::new();
     let known = Arc::new(Mutex::new(Known::default()));
-    let mut rng = Rng(0x7e57);
+    let mut rng = Rng::new(0x7e57);
     let mut cloud = None;
     let mut total = 0;
     for round in 0..ROUNDS {
