@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# Creates (idempotently) the Python virtualenv the openstacksdk compatibility test runs in:
-# target/python-venv with the real openstacksdk from PyPI, at a pinned version.
-# Python itself (python3, python3-venv, python3-pip) comes from scripts/install-deps.sh, the one list of
-# Debian packages. Fast when already done: a stamp file records the pinned version.
+# Creates (idempotently) the Python virtualenv of the tests that drive tern with real OpenStack
+# software: target/python-venv with, from PyPI at pinned versions, openstacksdk (the compatibility
+# test), and keystone served by gunicorn, python-openstackclient and tempest (scripts/keystone.py and
+# the tests that start a real Keystone). They share one virtualenv: pip resolves them together without
+# conflict. Python itself (python3, python3-venv, python3-pip) comes from scripts/install-deps.sh, the
+# one list of Debian packages. Fast when already done: a stamp file records every pin.
 #
 # Usage: scripts/python-env.sh            (from anywhere; the venv goes under the workspace's target/)
 #        TERN_PYTHON=python3.11 scripts/python-env.sh   to choose the interpreter.
 set -euo pipefail
 
-OPENSTACKSDK_VERSION=4.22.0
+# The pins: distribution name and version (bump here; the stamp then makes the venv follow).
+PINS=(
+  openstacksdk==4.22.0
+  keystone==30.0.0
+  gunicorn==27.0.1
+  python-openstackclient==10.5.0
+  tempest==47.0.0
+)
+# What must import for the venv to count as made.
+IMPORTS="openstack, keystone, gunicorn, openstackclient, tempest"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/target/python-venv"
 stamp="$venv/.tern-stamp"
-want="openstacksdk==$OPENSTACKSDK_VERSION"
+want="${PINS[*]}"
 python="${TERN_PYTHON:-python3}"
 
 say() { echo "python-env: $*"; }
@@ -23,8 +34,8 @@ die() {
 }
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ] &&
-  "$venv/bin/python" -c "import openstack" >/dev/null 2>&1; then
-  say "ok ($want already in $venv)"
+  "$venv/bin/python" -c "import $IMPORTS" >/dev/null 2>&1; then
+  say "ok (already in $venv: $want)"
   exit 0
 fi
 
@@ -52,11 +63,23 @@ if [ ! -d "$venv" ]; then
 fi
 
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
-say "installing $want from PyPI into $venv"
+say "installing from PyPI into $venv: $want"
+started=$SECONDS
 "${pip[@]}" install --quiet --upgrade pip || say "warning: could not upgrade pip; going on with $("${pip[@]}" --version)"
-"${pip[@]}" install --quiet "$want" || die "pip install $want failed (is PyPI reachable?)"
-installed="$("$venv/bin/python" -c 'import openstack.version as v; print(v.__version__)' 2>/dev/null)" ||
-  die "openstacksdk does not import in $venv"
-[ "$installed" = "$OPENSTACKSDK_VERSION" ] || die "installed openstacksdk $installed, wanted $OPENSTACKSDK_VERSION"
+"${pip[@]}" install --quiet "${PINS[@]}" || die "pip install $want failed (is PyPI reachable?)"
+"$venv/bin/python" -c "import $IMPORTS" || die "the installed packages do not import in $venv"
+# Every pin must be what is installed (a pin another package overrides would show here).
+"$venv/bin/python" - "${PINS[@]}" <<'EOF' || die "the virtualenv does not hold the pinned versions"
+import sys
+from importlib.metadata import version
+
+wrong = []
+for pin in sys.argv[1:]:
+    name, wanted = pin.split("==")
+    if version(name) != wanted:
+        wrong.append("%s %s (wanted %s)" % (name, version(name), wanted))
+if wrong:
+    sys.exit("python-env: installed " + ", ".join(wrong))
+EOF
 echo "$want" >"$stamp"
-say "ok (openstacksdk $installed in $venv, $("$venv/bin/python" --version 2>&1))"
+say "ok ($want in $venv, $("$venv/bin/python" --version 2>&1); $((SECONDS - started)) s)"

@@ -39,6 +39,8 @@ declare -A STAGE_OF=(
   [tern/lab_migrate]=lab
   [tern/lab_load]=lab
   [tern/openstacksdk]=python
+  [tern/keystone_harness]=python
+  [tern/keystone_auth]=python
 )
 # The pure integration test files, listed too so that a file's stage is always a decision.
 PURE=(
@@ -49,7 +51,8 @@ PURE=(
   tern-api/networks_subnets tern-api/persistence tern-api/ports tern-api/routers_floatingips
   tern-api/security_groups tern-api/races tern-api/one_commit tern-api/invariants tern-api/limits_quotas
   tern-api/port_queries
-  tern/status_cli tern/api_crash
+  tern-api/https
+  tern/status_cli tern/api_crash tern/https_cli
 )
 for t in "${PURE[@]}"; do STAGE_OF[$t]=pure; done
 
@@ -60,7 +63,7 @@ declare -A TITLE=(
   [etcd]="store on etcd"
   [ovs]="Open vSwitch"
   [lab]="lab (namespaces, packets)"
-  [python]="Python clients"
+  [python]="Python clients, Keystone"
   [lint]="fmt + clippy"
 )
 

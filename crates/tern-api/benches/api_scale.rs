@@ -119,7 +119,7 @@ impl Drop for Served {
 async fn serve(nb: Nb) -> Result<Served, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = router(ApiState { nb, token: None, underlay_mtu: tern_api::DEFAULT_UNDERLAY_MTU });
+    let app = router(ApiState::new(nb));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)

@@ -90,6 +90,25 @@ impl ApiError {
         )
     }
 
+    /// 503: the identity service cannot tell whether the token is valid (keystonemiddleware
+    /// answers the same; the request is not let through).
+    pub fn auth_unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The identity service is unavailable: the token cannot be validated now; retry later.",
+        )
+    }
+
+    /// 403: the policy does not allow the caller this action.
+    pub fn forbidden(action: &str) -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "PolicyNotAuthorized",
+            format!("({action}) is disallowed by policy"),
+        )
+    }
+
     /// 412: `If-Match: revision_number=N` did not match the stored revision.
     pub fn revision_mismatch(expected: u64, actual: u64) -> Self {
         ApiError::new(

@@ -160,7 +160,10 @@ pub(crate) fn take_project(map: &mut Map<String, Value>) -> ApiResult<Option<Str
         (Some(t), Some(p)) if t != p => {
             Err(ApiError::bad_request(format!("'tenant_id' ({t}) and 'project_id' ({p}) do not match")))
         }
-        (t, p) => Ok(p.or(t)),
+        // None given: the caller's own project (none for a caller without one: noauth).
+        (t, p) => {
+            Ok(p.or(t).or_else(|| Some(crate::auth::Caller::current().project_id).filter(|p| !p.is_empty())))
+        }
     }
 }
 

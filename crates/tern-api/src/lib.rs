@@ -10,7 +10,9 @@
 //! [`invariants`] checks a whole store against the NB's invariants (`tern db check`).
 
 mod agents;
+pub mod auth;
 mod bindings;
+pub mod config;
 mod error;
 mod floatingips;
 mod input;
@@ -19,6 +21,7 @@ mod meta;
 mod metrics;
 mod migrations;
 mod networks;
+mod policy;
 mod port_lists;
 mod ports;
 mod query;
@@ -26,6 +29,7 @@ mod quotas;
 mod routers;
 mod security_groups;
 mod subnets;
+pub mod tls;
 mod util;
 
 use std::future::Future;
@@ -34,7 +38,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::extract::Request;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tern_store::nb::Nb;
@@ -47,9 +51,11 @@ pub struct ApiConfig {
     /// Where to listen (Neutron's port is 9696).
     pub listen: SocketAddr,
     pub nb: Nb,
-    /// When set, every request but `GET /` must carry `X-Auth-Token: <token>`. Required to listen
-    /// on a non-loopback address.
-    pub token: Option<String>,
+    /// How requests are authenticated; anything but [`Auth::None`] is required to listen on a
+    /// non-loopback address.
+    pub auth: Auth,
+    /// Serve HTTPS with this certificate and key (PEM files) instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
     /// The MTU of the network the tunnels cross (Neutron's `global_physnet_mtu`): networks are
     /// refused an MTU above what it leaves them, and get that maximum when they ask for none.
     pub underlay_mtu: u32,
@@ -59,11 +65,33 @@ pub struct ApiConfig {
 #[derive(Clone)]
 pub struct ApiState {
     pub nb: Nb,
-    pub token: Option<String>,
+    pub auth: Auth,
     /// See [`ApiConfig::underlay_mtu`] ([`DEFAULT_UNDERLAY_MTU`] unless configured).
     pub underlay_mtu: u32,
 }
 
+impl ApiConfig {
+    /// Plain HTTP on `listen`, no authentication, the default underlay MTU.
+    pub fn new(listen: SocketAddr, nb: Nb) -> ApiConfig {
+        ApiConfig { listen, nb, auth: Auth::None, tls: None, underlay_mtu: DEFAULT_UNDERLAY_MTU }
+    }
+}
+
+impl ApiState {
+    /// No authentication, the default underlay MTU.
+    pub fn new(nb: Nb) -> ApiState {
+        ApiState { nb, auth: Auth::None, underlay_mtu: DEFAULT_UNDERLAY_MTU }
+    }
+}
+
+/// A certificate chain and its private key, PEM files.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+pub use auth::{Auth, Caller};
 pub use tern_model::limits::DEFAULT_UNDERLAY_MTU;
 /// The smallest underlay MTU `tern server` accepts (IPv4's smallest datagram every host takes).
 pub const MIN_UNDERLAY_MTU: u32 = 576;
@@ -71,7 +99,7 @@ pub const MIN_UNDERLAY_MTU: u32 = 576;
 /// The whole API as an axum router (tests serve it in-process).
 pub fn router(state: ApiState) -> axum::Router {
     let ctx = Arc::new(util::Ctx { nb: state.nb, underlay_mtu: state.underlay_mtu });
-    let token = Arc::new(state.token);
+    let auth = Arc::new(state.auth);
     axum::Router::new()
         .merge(meta::routes())
         .merge(networks::routes())
@@ -88,19 +116,19 @@ pub fn router(state: ApiState) -> axum::Router {
         .with_state(ctx)
         .layer(axum::extract::DefaultBodyLimit::max(tern_model::limits::MAX_REQUEST_BODY))
         .layer(axum::middleware::from_fn(neutron_shaped))
-        .layer(axum::middleware::from_fn_with_state(token, authenticate))
+        .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         .layer(axum::middleware::from_fn(metrics::record))
 }
 
 /// Refuses to expose an unauthenticated API beyond this host.
-fn check_exposure(listen: SocketAddr, token: Option<&str>) -> anyhow::Result<()> {
-    if token == Some("") {
+fn check_exposure(listen: SocketAddr, auth: &Auth) -> anyhow::Result<()> {
+    if matches!(auth, Auth::Token(t) if t.is_empty()) {
         anyhow::bail!("the API token must not be empty");
     }
-    if !listen.ip().is_loopback() && token.is_none() {
+    if !listen.ip().is_loopback() && !auth.authenticates() {
         anyhow::bail!(
-            "refusing to listen on {listen} without a token: a non-loopback address needs --token \
-             (clients then send X-Auth-Token), or listen on 127.0.0.1"
+            "refusing to listen on {listen} without authentication: a non-loopback address needs \
+             --auth keystone (or --token), or listen on 127.0.0.1"
         );
     }
     Ok(())
@@ -111,7 +139,8 @@ pub async fn serve_with_shutdown(
     config: ApiConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    check_exposure(config.listen, config.token.as_deref())?;
+    check_exposure(config.listen, &config.auth)?;
+    let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
     if config.underlay_mtu < MIN_UNDERLAY_MTU {
         anyhow::bail!("the underlay MTU {} is below {MIN_UNDERLAY_MTU}", config.underlay_mtu);
     }
@@ -120,9 +149,13 @@ pub async fn serve_with_shutdown(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!("listening on {addr}");
-    let app = router(ApiState { nb: config.nb, token: config.token, underlay_mtu: config.underlay_mtu });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("API server failed")?;
+    tracing::info!("listening on {}://{addr}", if tls.is_some() { "https" } else { "http" });
+    let app = router(ApiState { nb: config.nb, auth: config.auth, underlay_mtu: config.underlay_mtu });
+    match tls {
+        Some(tls) => tls::serve(listener, tls, app, shutdown).await,
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+    }
+    .context("API server failed")?;
     Ok(())
 }
 
@@ -140,22 +173,6 @@ pub async fn prepare_store(nb: &Nb) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// `X-Auth-Token` check (when a token is configured); `GET /` stays open for version discovery.
-async fn authenticate(
-    axum::extract::State(token): axum::extract::State<Arc<Option<String>>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if let Some(t) = token.as_deref() {
-        let public = req.method() == Method::GET && req.uri().path() == "/";
-        let ok = req.headers().get("x-auth-token").is_some_and(|v| v.as_bytes() == t.as_bytes());
-        if !public && !ok {
-            return ApiError::unauthorized().into_response();
-        }
-    }
-    next.run(req).await
 }
 
 /// Gives axum's own empty 405 responses Neutron's error body.
@@ -186,11 +203,12 @@ mod tests {
     fn exposure() {
         let lo: SocketAddr = "127.0.0.1:9696".parse().unwrap();
         let any: SocketAddr = "0.0.0.0:9696".parse().unwrap();
-        check_exposure(lo, None).unwrap();
-        check_exposure("[::1]:9696".parse().unwrap(), None).unwrap();
-        check_exposure(any, Some("t")).unwrap();
-        let e = check_exposure(any, None).unwrap_err().to_string();
-        assert!(e.contains("--token"), "{e}");
-        assert!(check_exposure(lo, Some("")).is_err());
+        let token = |t: &str| Auth::Token(t.to_string());
+        check_exposure(lo, &Auth::None).unwrap();
+        check_exposure("[::1]:9696".parse().unwrap(), &Auth::None).unwrap();
+        check_exposure(any, &token("t")).unwrap();
+        let e = check_exposure(any, &Auth::None).unwrap_err().to_string();
+        assert!(e.contains("--auth keystone"), "{e}");
+        assert!(check_exposure(lo, &token("")).is_err());
     }
 }

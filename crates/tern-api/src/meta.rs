@@ -65,7 +65,7 @@ const RESOURCES: &[(&str, &str)] = &[
 ];
 
 async fn versions(headers: HeaderMap) -> Json<Value> {
-    let href = format!("http://{}/v2.0/", host(&headers));
+    let href = format!("{}/v2.0/", host(&headers));
     Json(json!({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"href": href, "rel": "self"}]}]}))
 }
 
@@ -75,7 +75,7 @@ async fn resources(headers: HeaderMap) -> Json<Value> {
         .iter()
         .map(|(name, collection)| {
             json!({"name": name, "collection": collection,
-                   "links": [{"href": format!("http://{h}/v2.0/{collection}"), "rel": "self"}]})
+                   "links": [{"href": format!("{h}/v2.0/{collection}"), "rel": "self"}]})
         })
         .collect();
     Json(json!({"resources": list}))

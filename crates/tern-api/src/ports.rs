@@ -288,6 +288,7 @@ pub(crate) fn set_vif(p: &mut Port) {
 
 async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> ApiResult<Response> {
     let mut m = envelope(body, "port")?;
+    let owner_rules = crate::policy::network_owner_rules("create", &m);
     ATTRS.check(&mut m, Op::Create)?;
     let project = take_project(&mut m)?.unwrap_or_default();
     normalize(&mut m)?;
@@ -302,13 +303,14 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
         None => None,
     };
     let sgs_given = m.contains_key("security_groups");
-    let (ctx, m) = (&ctx, &m);
+    let (ctx, m, owner_rules) = (&ctx, &m, &owner_rules);
     let port = transact(&ctx.nb, |tx| {
         let (requested_ips, project, network_id) =
             (requested_ips.clone(), project.clone(), network_id.clone());
         async move {
             tx.enforce_quota(tern_model::QuotaResource::Port);
             let network: Network = tx_fetch(&tx, &network_id).await?;
+            crate::policy::check_network_owner(owner_rules, &network.project_id)?;
             let mut changes = m.clone();
             if !changes.contains_key("port_security_enabled") {
                 changes.insert("port_security_enabled".into(), json!(network.port_security_enabled));
@@ -383,17 +385,22 @@ async fn update(
 ) -> ApiResult<Response> {
     let expected = if_match(&headers)?;
     let mut m = envelope(body, "port")?;
+    let owner_rules = crate::policy::network_owner_rules("update", &m);
     ATTRS.check(&mut m, Op::Update)?;
     normalize(&mut m)?;
     let requested_ips = match m.remove("fixed_ips") {
         Some(v) => Some(parse_fixed_ips(&v, "fixed_ips")?),
         None => None,
     };
-    let (ctx, m, id) = (&ctx, &m, &id);
+    let (ctx, m, id, owner_rules) = (&ctx, &m, &id, &owner_rules);
     let port = transact(&ctx.nb, |tx| {
         let requested_ips = requested_ips.clone();
         async move {
             let cur: Port = tx_fetch_if_match(&tx, id, expected).await?;
+            if !owner_rules.is_empty() {
+                let network: Network = tx_fetch(&tx, &cur.network_id).await?;
+                crate::policy::check_network_owner(owner_rules, &network.project_id)?;
+            }
             let mut p: Port = patched(&cur, m)?;
             if let Some(ips) = requested_ips {
                 let subnets = crate::subnets::of_network(ctx, &p.network_id).await?;

@@ -109,7 +109,8 @@ impl ListQuery {
 
     /// Filters, sorts, pages and projects `items` into `{"<collection>": [...], ...links}`.
     /// `known` are the attribute names of the resource (a filter on anything else is a 400).
-    /// `path` is the collection URL path (`/v2.0/networks`), `host` the request's Host.
+    /// `path` is the collection URL path (`/v2.0/networks`), `host` where the
+    /// request reached the API (`http://HOST`, see `util::host`).
     pub(crate) fn respond(
         &self,
         items: Vec<Map<String, Value>>,
@@ -128,7 +129,16 @@ impl ListQuery {
                 return Err(ApiError::bad_request(format!("{key} is an invalid attribute for sort_key")));
             }
         }
-        let mut items: Vec<Map<String, Value>> = items.into_iter().filter(|i| self.matches(i)).collect();
+        // Only what the caller may see, without what only administrators see (crate::policy).
+        let resource = crate::policy::singular(collection).unwrap_or("");
+        let mut items: Vec<Map<String, Value>> = items
+            .into_iter()
+            .filter(|i| crate::policy::visible_view(i) && self.matches(i))
+            .map(|mut i| {
+                crate::policy::strip_view(resource, &mut i);
+                i
+            })
+            .collect();
         let by_id_only = self.sort.is_empty();
         items.sort_by(|a, b| {
             for (key, asc) in &self.sort {
@@ -178,7 +188,7 @@ impl ListQuery {
                     pairs.push(("marker".into(), id_of(last)));
                     links.push(serde_json::json!({
                         "rel": if self.page_reverse { "previous" } else { "next" },
-                        "href": format!("http://{host}{path}?{}", encode_query(&pairs)),
+                        "href": format!("{host}{path}?{}", encode_query(&pairs)),
                     }));
                 }
             }
@@ -313,7 +323,7 @@ mod tests {
     fn run(q: &[(&str, &str)]) -> ApiResult<Value> {
         let pairs = q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let known = items().remove(0);
-        ListQuery::parse(pairs)?.respond(items(), &known, "things", "/v2.0/things", "h:1")
+        ListQuery::parse(pairs)?.respond(items(), &known, "things", "/v2.0/things", "http://h:1")
     }
 
     fn ids(v: &Value) -> Vec<String> {

@@ -50,8 +50,9 @@ fn project(id: String) -> ApiResult<String> {
 /// `GET /v2.0/quotas`: the projects with limits of their own, each with all its limits.
 async fn list_quotas(axum::extract::State(ctx): State) -> ApiResult<Json<Value>> {
     let mut out = Vec::new();
+    let caller = crate::auth::Caller::current();
     for (project, limits) in ctx.nb.all_quota_limits().await? {
-        if limits.0.is_empty() {
+        if limits.0.is_empty() || !(caller.is_admin() || project == caller.project_id) {
             continue;
         }
         let mut v = limits_view(&limits);

@@ -183,12 +183,12 @@ pub(crate) fn view(g: &SecurityGroup) -> Map<String, Value> {
     v
 }
 
-/// The project a listing is about (its `project_id`/`tenant_id` filter), "" without one.
+/// The project a listing is about (its `project_id`/`tenant_id` filter), the caller's without one.
 fn listed_project(pairs: &[(String, String)]) -> Option<String> {
     let projects: Vec<&String> =
         pairs.iter().filter(|(k, _)| k == "project_id" || k == "tenant_id").map(|(_, v)| v).collect();
     match projects.as_slice() {
-        [] => Some(String::new()),
+        [] => Some(crate::auth::Caller::current().project_id),
         [one] => Some((*one).clone()),
         _ => None,
     }

@@ -48,9 +48,18 @@ pub(crate) async fn tx_get<T: Resource>(tx: &Tx, id: &str) -> ApiResult<Option<T
     Ok(tx.get(T::KIND, id).await?.and_then(|s| T::from_object(s.object)))
 }
 
-/// [`tx_get`], or Neutron's 404 for its kind.
+/// The object a request names, as `tx` reads it (guarded): Neutron's 404 for its kind if it does
+/// not exist or the caller may not see it, a 403 if the request would change it and the caller
+/// may only see it ([`crate::policy::check_visible`]).
 pub(crate) async fn tx_fetch<T: Resource>(tx: &Tx, id: &str) -> ApiResult<T> {
-    tx_get(tx, id).await?.ok_or_else(|| ApiError::not_found(T::KIND, id))
+    let obj = tx.get(T::KIND, id).await?.map(|s| s.object);
+    let obj = obj.filter(|o| o.kind() == T::KIND).ok_or_else(|| ApiError::not_found(T::KIND, id))?;
+    let shared_parent = match crate::policy::parent_network(&obj) {
+        Some(net) => tx_get::<tern_model::Network>(tx, net).await?.is_some_and(|n| n.shared),
+        None => false,
+    };
+    crate::policy::check_visible(&obj, shared_parent)?;
+    T::from_object(obj).ok_or_else(|| ApiError::not_found(T::KIND, id))
 }
 
 /// [`tx_fetch`] for a read-modify-write: 412 if `If-Match` names another revision.
@@ -97,9 +106,16 @@ pub(crate) async fn get<T: Resource>(nb: &Nb, id: &str) -> ApiResult<Option<T>> 
     Ok(nb.get(T::KIND, id).await?.and_then(|s| T::from_object(s.object)))
 }
 
-/// The object, or Neutron's 404 for its kind.
+/// [`tx_fetch`] outside a transaction.
 pub(crate) async fn fetch<T: Resource>(nb: &Nb, id: &str) -> ApiResult<T> {
-    get(nb, id).await?.ok_or_else(|| ApiError::not_found(T::KIND, id))
+    let obj = nb.get(T::KIND, id).await?.map(|s| s.object);
+    let obj = obj.filter(|o| o.kind() == T::KIND).ok_or_else(|| ApiError::not_found(T::KIND, id))?;
+    let shared_parent = match crate::policy::parent_network(&obj) {
+        Some(net) => get::<tern_model::Network>(nb, net).await?.is_some_and(|n| n.shared),
+        None => false,
+    };
+    crate::policy::check_visible(&obj, shared_parent)?;
+    T::from_object(obj).ok_or_else(|| ApiError::not_found(T::KIND, id))
 }
 
 /// `cur` with the request's attributes `m` applied, validated.
@@ -176,7 +192,8 @@ pub(crate) fn now_ns() -> u64 {
 }
 
 /// `{"<singular>": view}` with a status.
-pub(crate) fn respond(status: StatusCode, singular: &str, view: Map<String, Value>) -> Response {
+pub(crate) fn respond(status: StatusCode, singular: &str, mut view: Map<String, Value>) -> Response {
+    crate::policy::strip_view(singular, &mut view);
     let mut out = Map::new();
     out.insert(singular.to_string(), Value::Object(view));
     (status, Json(Value::Object(out))).into_response()
@@ -186,14 +203,20 @@ pub(crate) fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// The Host the client used (for links), `localhost` if it sent none.
+/// Where the client reached the API, for links: `SCHEME://HOST` with the Host it sent
+/// (`localhost` if none), and https when served over TLS (which sets `X-Forwarded-Proto`, see
+/// `tls::serve`) or when a proxy in front says so in `X-Forwarded-Proto`.
 pub(crate) fn host(headers: &HeaderMap) -> String {
-    headers
+    let scheme = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
+        Some(b"https") => "https",
+        _ => "http",
+    };
+    let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or("localhost")
-        .to_string()
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
 }
 
 /// A UUID-shaped id derived from `seed` (FNV-1a, 128 bits): the same seed gives the same id on

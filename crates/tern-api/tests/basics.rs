@@ -154,20 +154,10 @@ async fn unknown_paths_and_methods() {
 
 #[tokio::test]
 async fn serve_refuses_a_public_address_without_token() {
-    let config = tern_api::ApiConfig {
-        listen: "0.0.0.0:0".parse().unwrap(),
-        nb: memory_nb(),
-        token: None,
-        underlay_mtu: 1500,
-    };
+    let config = tern_api::ApiConfig::new("0.0.0.0:0".parse().unwrap(), memory_nb());
     let e = tern_api::serve_with_shutdown(config, async {}).await.unwrap_err().to_string();
     assert!(e.contains("token"), "{e}");
     // With a token (and an immediate shutdown) it starts and stops cleanly.
-    let config = tern_api::ApiConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        nb: memory_nb(),
-        token: None,
-        underlay_mtu: 1500,
-    };
+    let config = tern_api::ApiConfig::new("127.0.0.1:0".parse().unwrap(), memory_nb());
     tern_api::serve_with_shutdown(config, async {}).await.unwrap();
 }

@@ -225,7 +225,8 @@ async fn network_mtu_and_body_size() {
 async fn network_on_underlay(mtu: u32) -> Value {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = tern_api::router(tern_api::ApiState { nb: memory_nb(), token: None, underlay_mtu: mtu });
+    let app =
+        tern_api::router(tern_api::ApiState { underlay_mtu: mtu, ..tern_api::ApiState::new(memory_nb()) });
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let resp = reqwest::Client::new()
         .post(format!("http://{addr}/v2.0/networks"))

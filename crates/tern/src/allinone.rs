@@ -42,6 +42,13 @@ pub struct AllinoneArgs {
     #[arg(long, value_name = "BYTES", default_value_t = tern_api::DEFAULT_UNDERLAY_MTU,
           value_parser = clap::value_parser!(u32).range(tern_api::MIN_UNDERLAY_MTU as i64..=65535))]
     underlay_mtu: u32,
+    /// Serve HTTPS with this certificate chain (PEM: the server's own certificate first, then any
+    /// intermediates); needs --tls-key. See `tern server --tls-cert`.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM, unencrypted).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
@@ -76,10 +83,10 @@ pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
     };
     let mut api = tokio::spawn(tern_api::serve_with_shutdown(
         tern_api::ApiConfig {
-            listen: args.listen,
-            nb: nb.clone(),
-            token: args.token,
+            auth: args.token.map_or(tern_api::Auth::None, tern_api::Auth::Token),
             underlay_mtu: args.underlay_mtu,
+            tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| tern_api::TlsFiles { cert, key }),
+            ..tern_api::ApiConfig::new(args.listen, nb.clone())
         },
         stopped(stop_rx.clone()),
     ));

@@ -2,22 +2,34 @@
 
 use crate::exit::Exit;
 use anyhow::anyhow;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use tern_store::nb::Nb;
 use tern_store::Dsn;
 
 #[derive(Args)]
 pub struct ServerArgs {
-    /// Address to listen on. A non-loopback address requires --token.
+    /// Address to listen on. A non-loopback address requires --auth keystone (or --token).
     #[arg(long, default_value = "127.0.0.1:9696")]
     listen: SocketAddr,
     /// The NB store: redb:PATH (this server becomes its one owner), memory:, etcd://HOST:PORT[,...]
     /// or etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH (TLS).
     #[arg(long, env = "TERN_NB", default_value = Dsn::DEFAULT)]
     nb: String,
-    /// Require `X-Auth-Token: TOKEN` on every request (also from TERN_API_TOKEN).
-    #[arg(long, env = "TERN_API_TOKEN")]
+    /// How callers are authenticated: `keystone` validates each X-Auth-Token against Keystone
+    /// (with the [keystone_authtoken] section of --config) and applies Neutron's policy per
+    /// project; `noauth` makes every caller an administrator (loopback only).
+    #[arg(long, value_enum, default_value_t = AuthMode::Noauth)]
+    auth: AuthMode,
+    /// An INI file with the sections known from neutron.conf: [keystone_authtoken] (for
+    /// --auth keystone) and [nova] (tern then tells Nova about its ports).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Instead of Keystone: require `X-Auth-Token: TOKEN` on every request, and make its holder
+    /// an administrator (the lab's; also from TERN_API_TOKEN).
+    #[arg(long, env = "TERN_API_TOKEN", conflicts_with = "auth")]
     token: Option<String>,
     /// Serve Prometheus metrics (request latency by route and status) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
@@ -28,6 +40,19 @@ pub struct ServerArgs {
     #[arg(long, value_name = "BYTES", default_value_t = tern_api::DEFAULT_UNDERLAY_MTU,
           value_parser = clap::value_parser!(u32).range(tern_api::MIN_UNDERLAY_MTU as i64..=65535))]
     underlay_mtu: u32,
+    /// Serve HTTPS with this certificate chain (PEM: the server's own certificate first, then any
+    /// intermediates); needs --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM, unencrypted).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuthMode {
+    Noauth,
+    Keystone,
 }
 
 pub async fn run(args: ServerArgs) -> Result<(), Exit> {
@@ -35,23 +60,52 @@ pub async fn run(args: ServerArgs) -> Result<(), Exit> {
     if args.token.as_deref() == Some("") {
         return Err(Exit::bad_input(anyhow!("--token (or TERN_API_TOKEN) must not be empty")));
     }
-    if !args.listen.ip().is_loopback() && args.token.is_none() {
+    let file = match &args.config {
+        Some(path) => tern_api::config::FileConfig::load(path).map_err(Exit::bad_input)?,
+        None => Default::default(),
+    };
+    let auth = match (args.auth, args.token) {
+        (AuthMode::Keystone, _) => {
+            let Some(ks) = file.keystone.clone() else {
+                return Err(Exit::bad_input(anyhow!(
+                    "--auth keystone needs --config FILE with a [keystone_authtoken] section"
+                )));
+            };
+            let v = tern_api::auth::keystone::Validator::new(ks).map_err(Exit::failure)?;
+            match v.check().await {
+                Ok(()) => {}
+                Err(e) if tern_api::auth::keystone::is_refusal(&e) => return Err(Exit::bad_input(e)),
+                Err(e) => {
+                    tracing::warn!("Keystone is not reachable yet (requests get 503 until it is): {e:#}")
+                }
+            }
+            tern_api::Auth::Keystone(Arc::new(v))
+        }
+        (AuthMode::Noauth, Some(t)) => tern_api::Auth::Token(t),
+        (AuthMode::Noauth, None) => tern_api::Auth::None,
+    };
+    if !args.listen.ip().is_loopback() && !auth.authenticates() {
         return Err(Exit::bad_input(anyhow!(
-            "refusing to listen on non-loopback address {} without --token: the API would be open to the network",
+            "refusing to listen on non-loopback address {} with --auth noauth: the API would be open to the network",
             args.listen
         )));
     }
     if let Some(addr) = args.metrics_listen {
         crate::metrics::spawn(addr).await.map_err(Exit::bad_input)?;
     }
+    let tls = args.tls_cert.zip(args.tls_key).map(|(cert, key)| tern_api::TlsFiles { cert, key });
+    if let Some(files) = &tls {
+        // Unusable files are bad input (exit status 2), found before the store is opened.
+        tern_api::tls::server_config(files).map_err(Exit::bad_input)?;
+    }
     let store = tern_store::open(&dsn.to_string())
         .await
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
     let config = tern_api::ApiConfig {
-        listen: args.listen,
-        nb: Nb::new(store),
-        token: args.token,
+        auth,
         underlay_mtu: args.underlay_mtu,
+        tls,
+        ..tern_api::ApiConfig::new(args.listen, Nb::new(store))
     };
     tern_api::serve_with_shutdown(config, crate::signals::terminated()).await.map_err(Exit::failure)
 }

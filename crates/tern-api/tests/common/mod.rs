@@ -55,11 +55,8 @@ pub async fn start_with(nb: Nb, token: Option<&str>) -> Server {
 pub async fn serve_as_is(nb: Nb, token: Option<&str>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = router(ApiState {
-        nb: nb.clone(),
-        token: token.map(str::to_string),
-        underlay_mtu: tern_api::DEFAULT_UNDERLAY_MTU,
-    });
+    let auth = token.map_or(tern_api::Auth::None, |t| tern_api::Auth::Token(t.to_string()));
+    let app = router(ApiState { auth, ..ApiState::new(nb.clone()) });
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -525,8 +525,7 @@ pub async fn serve(dir: &Path) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the API")?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let api =
-        tern_api::ApiState { nb: nb.clone(), token: None, underlay_mtu: tern_api::DEFAULT_UNDERLAY_MTU };
+    let api = tern_api::ApiState::new(nb.clone());
     let app = tern_api::router(api).merge(super::background::routes(nb.clone()));
     let api_stop = stopped(stop_rx.clone());
     let api = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(api_stop).await });

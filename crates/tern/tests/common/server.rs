@@ -21,11 +21,18 @@ pub struct Server {
 }
 
 impl Server {
+    #[allow(dead_code)] // not every test that includes this file uses every starter
     pub fn start(dsn: &str, token: Option<&str>, log_dir: &Path) -> Server {
+        let token_args = token.map(|t| vec!["--token", t]).unwrap_or_default();
+        Server::start_with(dsn, &token_args, log_dir)
+    }
+
+    /// [`Server::start`] with more arguments for `tern server` (`--auth keystone --config F`).
+    pub fn start_with(dsn: &str, args: &[&str], log_dir: &Path) -> Server {
         let mut last_error = String::new();
         for attempt in 0..START_ATTEMPTS {
             let log = log_dir.join(format!("tern-server-{attempt}.log"));
-            match Server::start_once(dsn, token, &log) {
+            match Server::start_once(dsn, args, &log) {
                 Ok(server) => return server,
                 Err((retry, message)) if retry => last_error = message,
                 Err((_, message)) => panic!("{message}"),
@@ -35,15 +42,13 @@ impl Server {
     }
 
     /// Err((port_taken, message)).
-    fn start_once(dsn: &str, token: Option<&str>, log: &Path) -> Result<Server, (bool, String)> {
+    fn start_once(dsn: &str, args: &[&str], log: &Path) -> Result<Server, (bool, String)> {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let log_file = File::create(log).expect("create the server log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
         command.args(["server", "--listen", &listen, "--nb", dsn]);
-        if let Some(token) = token {
-            command.args(["--token", token]);
-        }
+        command.args(args);
         command
             .env_remove("TERN_NB")
             .env_remove("TERN_API_TOKEN")
