@@ -24,6 +24,7 @@ declare -A STAGE_OF=(
   [tern-store/etcd_smoke]=etcd
   [tern-store/etcd_cluster]=etcd
   [tern-store/etcd_tls]=etcd
+  [tern-store/etcd_auth]=etcd
   [tern/db_cli]=etcd
   [tern/api_etcd_member_loss]=etcd
   [tern-openflow/ovs_sandbox]=ovs
@@ -38,6 +39,7 @@ declare -A STAGE_OF=(
   [tern/lab_l2]=lab
   [tern/lab_migrate]=lab
   [tern/lab_load]=lab
+  [tern/lab_nova]=lab
   [tern/openstacksdk]=python
   [tern/keystone_harness]=python
   [tern/keystone_auth]=python
@@ -51,7 +53,7 @@ PURE=(
   tern-api/networks_subnets tern-api/persistence tern-api/ports tern-api/routers_floatingips
   tern-api/security_groups tern-api/races tern-api/one_commit tern-api/invariants tern-api/limits_quotas
   tern-api/port_queries
-  tern-api/https
+  tern-api/https tern-api/nova_events
   tern/status_cli tern/api_crash tern/https_cli
 )
 for t in "${PURE[@]}"; do STAGE_OF[$t]=pure; done

@@ -35,8 +35,9 @@ pub struct NovaConfig {
     pub interface: String,
     /// The compute endpoint to use instead of the catalog's.
     pub endpoint_override: Option<String>,
-    /// Neutron's `send_events_interval`: how long events gather before one request carries them.
-    pub send_events_interval: Duration,
+    /// Neutron's `send_events_interval`: how long events gather before one request carries them
+    /// (unset: the notifier's default, [`crate::nova::NovaOptions`]).
+    pub send_events_interval: Option<Duration>,
 }
 
 type Section = BTreeMap<String, String>;
@@ -96,14 +97,14 @@ fn nova(s: &Section) -> anyhow::Result<NovaConfig> {
         _ => Some(credentials(s, at)?),
     };
     let send_events_interval = match s.get("send_events_interval") {
-        None => Duration::from_secs(2),
+        None => None,
         Some(v) => {
             let secs: f64 = v
                 .parse()
                 .ok()
                 .filter(|s: &f64| s.is_finite() && *s >= 0.0)
                 .ok_or_else(|| anyhow!("{at} send_events_interval: '{v}' is not a number of seconds"))?;
-            Duration::from_secs_f64(secs)
+            Some(Duration::from_secs_f64(secs))
         }
     };
     let interface = s.get("endpoint_type").or(s.get("interface")).cloned().unwrap_or_else(|| "public".into());
@@ -148,6 +149,7 @@ fn credentials(s: &Section, at: &str) -> anyhow::Result<Credentials> {
         project_name: need("project_name")?,
         user_domain_name: domain("user_domain_name"),
         project_domain_name: domain("project_domain_name"),
+        cafile: s.get("cafile").filter(|f| !f.is_empty()).map(std::path::PathBuf::from),
     })
 }
 
@@ -193,7 +195,7 @@ password = nova-secret
         assert_eq!(n.credentials.unwrap().username, "nova");
         assert_eq!(n.region_name.as_deref(), Some("RegionOne"));
         assert_eq!(n.interface, "public");
-        assert_eq!(n.send_events_interval, Duration::from_secs(2));
+        assert_eq!(n.send_events_interval, None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod meta;
 mod metrics;
 mod migrations;
 mod networks;
+pub mod nova;
 mod policy;
 mod port_lists;
 mod ports;

@@ -348,14 +348,19 @@ async fn all_rules(nb: &Nb) -> ApiResult<Vec<(SecurityGroup, SecurityGroupRule)>
     Ok(out)
 }
 
+/// The rule `id` and its group; Neutron's 404 also when the caller may not see the group.
 async fn find_rule(nb: &Nb, id: &str) -> ApiResult<(SecurityGroup, SecurityGroupRule)> {
-    all_rules(nb).await?.into_iter().find(|(_, r)| r.id == id).ok_or_else(|| {
+    let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "SecurityGroupRuleNotFound",
             format!("Security group rule {id} does not exist"),
         )
-    })
+    };
+    let (g, r) = all_rules(nb).await?.into_iter().find(|(_, r)| r.id == id).ok_or_else(not_found)?;
+    crate::policy::check_visible(&tern_model::Object::SecurityGroup(g.clone()), false)
+        .map_err(|_| not_found())?;
+    Ok((g, r))
 }
 
 async fn list_rules(

@@ -22,14 +22,14 @@ use crate::store::{
     self, check_txn_size, KeyValue, LeaseId, Listing, Result, Revision, Store, StoreError, Watch, WatchEvent,
     WatchSource,
 };
-use crate::EtcdTls;
+use crate::{EtcdTls, EtcdUser};
 use async_trait::async_trait;
 use etcd_client::TlsOptions;
 use etcd_client::{
     CompactionOptions, Compare, CompareOp, EventType, GetOptions, GetResponse, PutOptions, ResponseHeader,
     SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions, WatchResponse, WatchStream,
 };
-use pool::{describe, Done, Failed, Pool};
+use pool::{Credentials, Done, Failed, Pool};
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -67,7 +67,28 @@ impl EtcdStore {
     /// Connects to the etcd cluster whose members are at `endpoints` ("http://127.0.0.1:2379" or
     /// "127.0.0.1:2379" each) and checks that at least one of them answers, within about 5 s.
     pub async fn connect(endpoints: &[String]) -> Result<EtcdStore> {
-        Self::connect_with(endpoints, None).await
+        Self::connect_with(endpoints, None, None).await
+    }
+
+    /// Connects as [`EtcdStore::connect`] does, over TLS if `tls` is given (as
+    /// [`EtcdStore::connect_tls`]), as the etcd user `user` if one is given (for a cluster with
+    /// etcd's authentication enabled; its password file, if it has one, is read now). A user etcd
+    /// refuses (wrong password, unknown user) fails the connection with an error naming it; so
+    /// does a cluster that requires a user when none is given. Tokens are renewed when they
+    /// expire (see `etcd/pool.rs`).
+    pub async fn open(
+        endpoints: &[String],
+        tls: Option<&EtcdTls>,
+        user: Option<&EtcdUser>,
+    ) -> Result<EtcdStore> {
+        let credentials = match user {
+            Some(user) => Some(Credentials { user: user.name.clone(), password: user.password()? }),
+            None => None,
+        };
+        match tls {
+            Some(tls) => Self::connect_tls_as(endpoints, tls, credentials.as_ref()).await,
+            None => Self::connect_with(endpoints, None, credentials.as_ref()).await,
+        }
     }
 
     /// Connects as [`EtcdStore::connect`] does, over TLS: each endpoint ("HOST:PORT" or
@@ -77,8 +98,16 @@ impl EtcdStore {
     /// or holds no PEM of the right kind is an error naming it. A refused connection is diagnosed (see `etcd/tls.rs`): the error then says what TLS
     /// objected to (no client certificate, one signed by another CA, an unknown server CA...).
     pub async fn connect_tls(endpoints: &[String], tls: &EtcdTls) -> Result<EtcdStore> {
+        Self::connect_tls_as(endpoints, tls, None).await
+    }
+
+    async fn connect_tls_as(
+        endpoints: &[String],
+        tls: &EtcdTls,
+        credentials: Option<&Credentials>,
+    ) -> Result<EtcdStore> {
         let files = tls::TlsFiles::read(tls)?;
-        match Self::connect_with(endpoints, Some(&files.options())).await {
+        match Self::connect_with(endpoints, Some(&files.options()), credentials).await {
             Err(StoreError::Backend(why)) => {
                 let checks = endpoints.iter().map(|endpoint| tls::diagnose(endpoint, &files));
                 let results = futures::future::join_all(checks).await;
@@ -97,12 +126,16 @@ impl EtcdStore {
         }
     }
 
-    async fn connect_with(endpoints: &[String], tls: Option<&TlsOptions>) -> Result<EtcdStore> {
+    async fn connect_with(
+        endpoints: &[String],
+        tls: Option<&TlsOptions>,
+        credentials: Option<&Credentials>,
+    ) -> Result<EtcdStore> {
         if endpoints.is_empty() {
             return Err(StoreError::Backend("cannot connect to etcd: no endpoints given".into()));
         }
         let joined = endpoints.join(",");
-        match Pool::connect(endpoints, tls).await {
+        match Pool::connect(endpoints, tls, credentials).await {
             Ok(pool) => Ok(EtcdStore { pool, endpoints: joined }),
             Err(why) => Err(StoreError::Backend(format!("cannot connect to etcd at {joined}: {why}"))),
         }
@@ -115,9 +148,11 @@ impl EtcdStore {
 
     fn error(&self, what: &str, failed: Failed) -> StoreError {
         match failed {
-            Failed::Refused { error, .. } => {
-                StoreError::Backend(format!("etcd {what} (at {}): {}", self.endpoints, describe(&error)))
-            }
+            Failed::Refused { error, .. } => StoreError::Backend(format!(
+                "etcd {what} (at {}): {}",
+                self.endpoints,
+                self.pool.explain(&error)
+            )),
             Failed::Unreachable(why) => StoreError::Backend(format!("etcd {what}: {why}")),
         }
     }
@@ -846,6 +881,11 @@ fn is_lease_gone(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::LeaseKeepAliveError(_)) || has_message(e, LEASE_NOT_FOUND)
 }
 
+/// Whether a watch's cancel reason is etcd refusing its user or token.
+fn is_auth_reason(reason: &str) -> bool {
+    pool::is_auth_error(&etcd_client::Error::WatchError(reason.to_owned()))
+}
+
 /// Opens a watch of `prefix` from `start` (0: from now) on the first member that takes it, and
 /// waits for etcd to confirm the watcher (so a "from now" watch sees every write made after this
 /// returns). Returns the stream and that first response.
@@ -857,6 +897,10 @@ async fn open_watch(pool: &Pool, prefix: &str, start: i64) -> Result<(WatchStrea
             async move {
                 let mut stream = client.watch(prefix, Some(options)).await?;
                 match stream.message().await? {
+                    // Refused for its user or token: an error, so the pool may renew the token.
+                    Some(created) if created.canceled() && is_auth_reason(created.cancel_reason()) => {
+                        Err(etcd_client::Error::WatchError(created.cancel_reason().to_owned()))
+                    }
                     Some(created) => Ok((stream, created)),
                     None => Err(etcd_client::Error::WatchError(
                         "stream closed before the watch was created".into(),
@@ -944,7 +988,7 @@ impl EtcdWatch {
             }
             Err(failed) => {
                 let why = match failed {
-                    Failed::Refused { error, .. } => error.to_string(),
+                    Failed::Refused { error, .. } => self.pool.explain(&error),
                     Failed::Unreachable(why) => why,
                 };
                 let e = StoreError::Backend(format!(

@@ -12,7 +12,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use dsn::{open, Dsn, EtcdTls};
+pub use dsn::{open, open_dsn, Dsn, EtcdPassword, EtcdTls, EtcdUser};
 pub use local::LocalStore;
 pub use store::{
     Compare, KeyValue, LeaseId, Listing, Result, Revision, Store, StoreError, Txn, TxnOp, Watch, WatchEvent,

@@ -1,6 +1,7 @@
 //! Runs the conformance suite (`tern_store::testing::conformance`) unchanged against every backend:
-//! memory, redb (a file in a temporary directory), a real etcd started for each case, and one
-//! started with TLS and client-certificate authentication, opened through its `etcds://` DSN.
+//! memory, redb (a file in a temporary directory), a real etcd started for each case, one
+//! started with TLS and client-certificate authentication, opened through its `etcds://` DSN, and
+//! one with etcd's authentication enabled, opened as an etcd user.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -36,6 +37,19 @@ async fn etcd_tls() -> Fixture {
     (store, Box::new(server))
 }
 
+/// A fresh etcd with its authentication enabled, opened as user `tern` (readwrite on every key)
+/// through an `etcd://USER:PASSWORD@` DSN. Its tokens expire after 1 s unused, so the suite also
+/// runs on renewed tokens.
+async fn etcd_auth() -> Fixture {
+    let start = || EtcdServer::start_with_flags(&["--auth-token-ttl", "1"]);
+    let server = tokio::task::spawn_blocking(start).await.unwrap().expect("start etcd");
+    tern_store::testing::add_etcd_user(&server, "tern", "tern-secret", b"").await.expect("add user tern");
+    tern_store::testing::enable_etcd_auth(&server).await.expect("enable auth");
+    let dsn = format!("etcd://tern:tern-secret@{}", server.endpoint());
+    let store = tern_store::open(&dsn).await.unwrap_or_else(|e| panic!("open {dsn}: {e}"));
+    (store, Box::new(server))
+}
+
 macro_rules! tests_for {
     ($backend:ident; $($case:ident),*) => {
         mod $backend {
@@ -54,3 +68,4 @@ tern_store::conformance_cases!(tests_for, memory);
 tern_store::conformance_cases!(tests_for, redb);
 tern_store::conformance_cases!(tests_for, etcd);
 tern_store::conformance_cases!(tests_for, etcd_tls);
+tern_store::conformance_cases!(tests_for, etcd_auth);

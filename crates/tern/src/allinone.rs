@@ -15,7 +15,7 @@ pub struct AllinoneArgs {
     #[arg(long, default_value = "127.0.0.1:9696")]
     listen: SocketAddr,
     /// The NB store (the embedded one by default).
-    #[arg(long, env = "TERN_NB", default_value = Dsn::DEFAULT)]
+    #[arg(long, env = "TERN_NB", hide_env_values = true, default_value = Dsn::DEFAULT)]
     nb: String,
     /// Require `X-Auth-Token: TOKEN` on API requests.
     #[arg(long, env = "TERN_API_TOKEN")]
@@ -68,7 +68,7 @@ pub async fn run(args: AllinoneArgs) -> Result<(), Exit> {
     if let Some(addr) = args.metrics_listen {
         crate::metrics::spawn(addr).await.map_err(Exit::bad_input)?;
     }
-    let store = tern_store::open(&dsn.to_string())
+    let store = tern_store::open_dsn(&dsn)
         .await
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
     let nb = Nb::new(store);

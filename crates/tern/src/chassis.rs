@@ -16,7 +16,7 @@ use crate::status::{nb_exit, open_nb};
 pub struct ChassisArgs {
     /// The NB store: redb:PATH, memory:, etcd://HOST:PORT[,HOST:PORT] or, over TLS,
     /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH.
-    #[arg(long, env = "TERN_NB", default_value = Dsn::DEFAULT, global = true)]
+    #[arg(long, env = "TERN_NB", hide_env_values = true, default_value = Dsn::DEFAULT, global = true)]
     nb: String,
     #[command(subcommand)]
     command: ChassisCommand,

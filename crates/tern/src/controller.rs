@@ -28,7 +28,7 @@ pub struct ControllerArgs {
     /// The NB store the API writes: etcd://HOST:PORT[,...] on a multi-node cloud, or over TLS
     /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH (required; there is no default, since a
     /// controller on a store of its own would see no ports and remove every flow).
-    #[arg(long, env = "TERN_NB")]
+    #[arg(long, env = "TERN_NB", hide_env_values = true)]
     nb: Option<String>,
     /// This host's OVSDB [default: unix:/var/run/openvswitch/db.sock].
     #[arg(long)]
@@ -171,7 +171,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), Exit> {
     }
     let reports = flow_log.map(|path| tern_controller::flowlog::spawn(path, config.chassis.clone()));
     let dsn: Dsn = nb.parse().map_err(Exit::bad_input)?;
-    let store = tern_store::open(&dsn.to_string())
+    let store = tern_store::open_dsn(&dsn)
         .await
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
     // The signal also ends the start-up's waits (a store or OVSDB not there yet), not only the loop.

@@ -14,7 +14,7 @@ use tern_store::{Dsn, StoreError};
 pub struct DbArgs {
     /// The NB store: redb:PATH, memory:, etcd://HOST:PORT[,HOST:PORT] or, over TLS,
     /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH.
-    #[arg(long, env = "TERN_NB", default_value = Dsn::DEFAULT, global = true)]
+    #[arg(long, env = "TERN_NB", hide_env_values = true, default_value = Dsn::DEFAULT, global = true)]
     nb: String,
     #[command(subcommand)]
     command: DbCommand,
@@ -108,7 +108,7 @@ pub async fn run(args: DbArgs) -> Result<(), Exit> {
         | DbCommand::Load { kind: k } => Some(kind(k)?),
         _ => None,
     };
-    let store = tern_store::open(&dsn.to_string())
+    let store = tern_store::open_dsn(&dsn)
         .await
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
     let nb = Nb::new(store);

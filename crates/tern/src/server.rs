@@ -16,7 +16,7 @@ pub struct ServerArgs {
     listen: SocketAddr,
     /// The NB store: redb:PATH (this server becomes its one owner), memory:, etcd://HOST:PORT[,...]
     /// or etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH (TLS).
-    #[arg(long, env = "TERN_NB", default_value = Dsn::DEFAULT)]
+    #[arg(long, env = "TERN_NB", hide_env_values = true, default_value = Dsn::DEFAULT)]
     nb: String,
     /// How callers are authenticated: `keystone` validates each X-Auth-Token against Keystone
     /// (with the [keystone_authtoken] section of --config) and applies Neutron's policy per
@@ -98,14 +98,52 @@ pub async fn run(args: ServerArgs) -> Result<(), Exit> {
         // Unusable files are bad input (exit status 2), found before the store is opened.
         tern_api::tls::server_config(files).map_err(Exit::bad_input)?;
     }
-    let store = tern_store::open(&dsn.to_string())
+    let store = tern_store::open_dsn(&dsn)
         .await
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
+    let nb = Nb::new(store);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let notifier = match &file.nova {
+        Some(nova) => {
+            let target = nova_target(nova).map_err(Exit::failure)?;
+            let mut options = tern_api::nova::NovaOptions::default();
+            if let Some(interval) = nova.send_events_interval {
+                options.batch_interval = interval;
+            }
+            tracing::info!("telling Nova about ports (os-server-external-events)");
+            Some(tokio::spawn(tern_api::nova::run(nb.clone(), target, options, stopped(stop_rx.clone()))))
+        }
+        None => None,
+    };
     let config = tern_api::ApiConfig {
         auth,
         underlay_mtu: args.underlay_mtu,
         tls,
-        ..tern_api::ApiConfig::new(args.listen, Nb::new(store))
+        ..tern_api::ApiConfig::new(args.listen, nb)
     };
-    tern_api::serve_with_shutdown(config, crate::signals::terminated()).await.map_err(Exit::failure)
+    let served = tern_api::serve_with_shutdown(config, crate::signals::terminated()).await;
+    let _ = stop_tx.send(true);
+    if let Some(n) = notifier {
+        if let Ok(Err(e)) = n.await {
+            tracing::warn!("the Nova notifier stopped: {e:#}");
+        }
+    }
+    served.map_err(Exit::failure)
+}
+
+/// Where the `[nova]` section says Nova is.
+fn nova_target(nova: &tern_api::config::NovaConfig) -> anyhow::Result<Arc<dyn tern_api::nova::NovaTarget>> {
+    Ok(match (&nova.credentials, &nova.endpoint_override) {
+        (None, Some(url)) => Arc::new(tern_api::nova::StaticTarget { url: url.clone(), token: None }),
+        (Some(c), url) => Arc::new(tern_api::auth::keystone::CatalogTarget::new(
+            c.clone(),
+            nova.interface.clone(),
+            nova.region_name.clone(),
+            url.clone(),
+        )?),
+        (None, None) => anyhow::bail!("[nova] needs credentials or endpoint_override"),
+    })
 }

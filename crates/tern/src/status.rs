@@ -20,7 +20,7 @@ use crate::exit::Exit;
 pub struct StatusArgs {
     /// The NB store: redb:PATH, memory:, etcd://HOST:PORT[,HOST:PORT] or, over TLS,
     /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH.
-    #[arg(long, env = "TERN_NB", default_value = Dsn::DEFAULT)]
+    #[arg(long, env = "TERN_NB", hide_env_values = true, default_value = Dsn::DEFAULT)]
     nb: String,
     /// Print a JSON array of objects instead of a table.
     #[arg(long)]
@@ -73,7 +73,7 @@ pub(crate) fn nb_exit(e: NbError) -> Exit {
 /// failure whose message says why, e.g. a redb file another process holds).
 pub(crate) async fn open_nb(dsn: &str) -> Result<Nb, Exit> {
     let dsn: Dsn = dsn.parse().map_err(Exit::bad_input)?;
-    let store = tern_store::open(&dsn.to_string())
+    let store = tern_store::open_dsn(&dsn)
         .await
         .map_err(|e| Exit::failure(anyhow!(e).context(format!("cannot open the NB store {dsn}"))))?;
     Ok(Nb::new(store))

@@ -295,3 +295,102 @@ async fn revoked_expired_and_keystone_down() -> anyhow::Result<()> {
     assert!(b.to_string().contains("identity service"), "{b}");
     Ok(())
 }
+
+/// What the test's Nova received: each request's token and events.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>;
+
+/// A Nova stand-in on loopback: `POST /v2.1/os-server-external-events` answers 200 with each
+/// event's code (as Nova does) and keeps the request.
+async fn fake_nova() -> (String, Received) {
+    use axum::routing::post;
+    let got: Received = Default::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/v2.1/os-server-external-events",
+        post(move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+            let keep = keep.clone();
+            async move {
+                let token =
+                    headers.get("x-auth-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let mut events = body["events"].as_array().cloned().unwrap_or_default();
+                for e in &mut events {
+                    e["code"] = json!(200);
+                }
+                keep.lock().unwrap().push((token, body));
+                axum::Json(json!({ "events": events }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/v2.1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+#[tokio::test]
+async fn nova_found_in_the_catalog_gets_events_with_a_valid_token() -> anyhow::Result<()> {
+    let (nova_url, received) = fake_nova().await;
+    let ks = Keystone::start(KeystoneOptions { compute_url: Some(nova_url), ..KeystoneOptions::default() })?;
+    let dir = tempfile::tempdir()?;
+    let nova_section = format!(
+        "\n[nova]\nauth_url = {}\nauth_type = password\nusername = nova\npassword = {}\nproject_name = service\n\
+         user_domain_name = Default\nproject_domain_name = Default\nregion_name = RegionOne\nsend_events_interval = 0.2\n",
+        ks.url,
+        password("nova"),
+    );
+    let conf = dir.path().join("tern.conf");
+    std::fs::write(&conf, config(&ks, 300) + &nova_section)?;
+    let dsn = format!("redb:{}", dir.path().join("nb.redb").display());
+    let server =
+        Server::start_with(&dsn, &["--auth", "keystone", "--config", conf.to_str().unwrap()], dir.path());
+    let api = Api { base: server.endpoint.clone(), http: reqwest::Client::new() };
+    let alpha = ks.token("alpha-member", &password("alpha-member"), "alpha").await?;
+    let (_, net) = api.call(Some(&alpha), Method::POST, "/v2.0/networks", Some(json!({"network": {}}))).await;
+    let net = net["network"]["id"].as_str().unwrap().to_string();
+    let (s, b) = api
+        .call(
+            Some(&alpha),
+            Method::POST,
+            "/v2.0/subnets",
+            Some(json!({"subnet": {"network_id": net, "cidr": "10.2.0.0/24", "ip_version": 4}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let server_uuid = "0b4a2c51-6f33-4f0e-9a43-6a1f2b8d9e01";
+    let (s, port) = api
+        .call(Some(&alpha), Method::POST, "/v2.0/ports", Some(json!({"port": {"network_id": net, "device_owner": "compute:nova", "device_id": server_uuid}})))
+        .await;
+    assert_eq!(s, 201, "{port}");
+    let port = port["port"]["id"].as_str().unwrap().to_string();
+    // The port goes away: Nova hears network-vif-deleted for it.
+    assert_eq!(api.call(Some(&alpha), Method::DELETE, &format!("/v2.0/ports/{port}"), None).await.0, 204);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (token, body) = loop {
+        let found = received
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, b)| {
+                b["events"].as_array().is_some_and(|es| es.iter().any(|e| e["name"] == "network-vif-deleted"))
+            })
+            .cloned();
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no network-vif-deleted within 60 s; got {:?}\n{}",
+            received.lock().unwrap(),
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let event =
+        body["events"].as_array().unwrap().iter().find(|e| e["name"] == "network-vif-deleted").unwrap();
+    assert_eq!(event["tag"], json!(port));
+    assert_eq!(event["server_uuid"], json!(server_uuid));
+    // The token is the nova user's, from Keystone: it validates.
+    let valid = ks.validate(&ks.admin_token().await?, &token).await?.expect("Nova got a valid token");
+    assert_eq!(valid["token"]["user"]["name"], json!("nova"));
+    Ok(())
+}

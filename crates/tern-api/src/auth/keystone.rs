@@ -26,6 +26,9 @@ pub struct Credentials {
     pub project_name: String,
     pub user_domain_name: String,
     pub project_domain_name: String,
+    /// A PEM file of CA certificates to trust for an `https://` Keystone, beside the system's
+    /// (keystonemiddleware's `cafile`).
+    pub cafile: Option<std::path::PathBuf>,
 }
 
 impl Credentials {
@@ -112,13 +115,30 @@ pub struct Session {
     token: tokio::sync::Mutex<Option<(Token, SystemTime)>>,
 }
 
+/// An HTTP(S) client trusting the system's CAs and those of `cafile`.
+pub fn http_client(cafile: Option<&std::path::Path>, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder().timeout(timeout).use_rustls_tls();
+    if let Some(path) = cafile {
+        let pem =
+            std::fs::read(path).with_context(|| format!("cannot read the cafile {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("the cafile {} holds no PEM certificate", path.display()))?;
+        if certs.is_empty() {
+            bail!("the cafile {} holds no PEM certificate", path.display());
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build().context("cannot build an HTTP client")
+}
+
 /// Renew a token this long before it expires.
 const RENEW_MARGIN: Duration = Duration::from_secs(60);
 
 impl Session {
     pub fn new(credentials: Credentials, timeout: Duration) -> anyhow::Result<Session> {
-        let http =
-            reqwest::Client::builder().timeout(timeout).build().context("cannot build an HTTP client")?;
+        let http = http_client(credentials.cafile.as_deref(), timeout)?;
         Ok(Session { http, credentials, token: tokio::sync::Mutex::new(None) })
     }
 
@@ -327,6 +347,57 @@ impl Validator {
     }
 }
 
+/// Nova as the `[nova]` section finds it: tern's token from the section's credentials, the
+/// compute endpoint from that token's catalog (`region_name`, `endpoint_type`) unless
+/// `endpoint_override` names it.
+pub struct CatalogTarget {
+    session: Session,
+    interface: String,
+    region: Option<String>,
+    endpoint_override: Option<String>,
+}
+
+impl CatalogTarget {
+    pub fn new(
+        credentials: Credentials,
+        interface: String,
+        region: Option<String>,
+        endpoint_override: Option<String>,
+    ) -> anyhow::Result<CatalogTarget> {
+        Ok(CatalogTarget {
+            session: Session::new(credentials, Duration::from_secs(30))?,
+            interface,
+            region,
+            endpoint_override,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::nova::NovaTarget for CatalogTarget {
+    async fn endpoint(&self) -> anyhow::Result<(String, Option<String>)> {
+        let token = self.session.token().await?;
+        let url = match &self.endpoint_override {
+            Some(u) => u.clone(),
+            None => token
+                .endpoint("compute", &self.interface, self.region.as_deref())
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "Keystone's catalog has no {} compute endpoint{}",
+                        self.interface,
+                        self.region.as_deref().map(|r| format!(" in region {r}")).unwrap_or_default()
+                    )
+                })?,
+        };
+        Ok((url, Some(token.id)))
+    }
+
+    async fn refused(&self, token: &str) {
+        self.session.invalidate(token).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +437,7 @@ mod tests {
             project_name: String::new(),
             user_domain_name: String::new(),
             project_domain_name: String::new(),
+            cafile: None,
         };
         assert_eq!(c.v3(), "http://k:5000/v3");
         c.auth_url = "http://k:5000/v3/".into();

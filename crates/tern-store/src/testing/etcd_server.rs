@@ -32,7 +32,13 @@ pub struct EtcdServer {
 impl EtcdServer {
     /// Starts etcd and waits until it reports healthy.
     pub fn start() -> Result<EtcdServer, String> {
-        Self::start_with(false)
+        Self::start_with(false, &[])
+    }
+
+    /// Starts a plain etcd as [`EtcdServer::start`] does, with more command-line flags (as in
+    /// `["--auth-token-ttl", "1"]`).
+    pub fn start_with_flags(flags: &[&str]) -> Result<EtcdServer, String> {
+        Self::start_with(false, flags)
     }
 
     /// Starts etcd serving clients over TLS only, with `--client-cert-auth`: a client must present
@@ -40,14 +46,14 @@ impl EtcdServer {
     /// (for 127.0.0.1 and localhost) and one client certificate are written to its directory
     /// ([`EtcdServer::tls`]); [`EtcdServer::dsn`] is then an `etcds://` DSN naming them.
     pub fn start_tls() -> Result<EtcdServer, String> {
-        Self::start_with(true)
+        Self::start_with(true, &[])
     }
 
-    fn start_with(tls: bool) -> Result<EtcdServer, String> {
-        start_retrying(|binary| Self::start_once(binary, tls))
+    fn start_with(tls: bool, flags: &[&str]) -> Result<EtcdServer, String> {
+        start_retrying(|binary| Self::start_once(binary, tls, flags))
     }
 
-    fn start_once(binary: &Path, tls: bool) -> Result<EtcdServer, Failure> {
+    fn start_once(binary: &Path, tls: bool, flags: &[&str]) -> Result<EtcdServer, Failure> {
         let fatal = Failure::Fatal;
         let dir = tempfile::Builder::new()
             .prefix("tern-etcd-")
@@ -79,6 +85,7 @@ impl EtcdServer {
             .arg(&peer_url)
             .arg("--initial-cluster")
             .arg(format!("tern-test={peer_url}"))
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
