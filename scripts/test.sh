@@ -43,6 +43,7 @@ declare -A STAGE_OF=(
   [tern/openstacksdk]=python
   [tern/keystone_harness]=python
   [tern/keystone_auth]=python
+  [tern/tempest]=python
 )
 # The pure integration test files, listed too so that a file's stage is always a decision.
 PURE=(
@@ -65,7 +66,7 @@ declare -A TITLE=(
   [etcd]="store on etcd"
   [ovs]="Open vSwitch"
   [lab]="lab (namespaces, packets)"
-  [python]="Python clients, Keystone"
+  [python]="Python clients, Keystone, Tempest"
   [lint]="fmt + clippy"
 )
 

@@ -31,8 +31,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "common/http.rs"]
+mod http;
+
+use http::{call, count, create, http_client, pick, serve, timed, Spread, CLIENTS};
 use serde_json::{json, Value};
-use tern_api::{router, ApiState};
+use tern_api::ApiState;
 use tern_store::nb::{Nb, PORT_INDEX_MARKER, PORT_INDEX_VERSION};
 use tern_store::testing::EtcdServer;
 use tern_store::{LocalStore, Store};
@@ -43,9 +47,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The project every object of the run belongs to.
 const PROJECT: &str = "bench-project";
-const CLIENTS: usize = 8;
 const GOAL_RATIO: f64 = 1.5;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Args {
     ports: usize,
@@ -53,15 +55,6 @@ struct Args {
     queries: usize,
     backends: Vec<String>,
     json: bool,
-}
-
-fn count(flag: &str, v: Option<String>) -> Result<usize, String> {
-    let v = v.ok_or(format!("{flag} needs a number"))?;
-    match v.parse::<usize>() {
-        Ok(0) => Err(format!("{flag} must be at least 1")),
-        Ok(n) => Ok(n),
-        Err(e) => Err(format!("{flag} {v:?}: {e}")),
-    }
 }
 
 fn args() -> Result<Args, String> {
@@ -102,95 +95,6 @@ fn args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// The API served on a free loopback port until dropped.
-struct Served {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn serve(nb: Nb) -> Result<Served, String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = router(ApiState::new(nb));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    Ok(Served { base: format!("http://{addr}"), stop: Some(stop) })
-}
-
-async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    body: Option<&Value>,
-) -> Result<(u16, Value), String> {
-    let mut req = client.request(method.clone(), url);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let resp = req.send().await.map_err(|e| format!("{method} {url}: {e}"))?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await.map_err(|e| format!("{method} {url}: reading the answer: {e}"))?;
-    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Ok((status, v))
-}
-
-async fn create(client: &reqwest::Client, url: &str, body: Value, key: &str) -> Result<Value, String> {
-    match call(client, reqwest::Method::POST, url, Some(&body)).await? {
-        (201, v) => Ok(v[key].clone()),
-        (s, v) => Err(format!("POST {url}: {s}: {v}")),
-    }
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// p50 and p99 of some latencies, in ms.
-#[derive(Clone, Copy, Default)]
-struct Spread {
-    p50: f64,
-    p99: f64,
-    n: usize,
-}
-
-impl Spread {
-    fn of(mut v: Vec<Duration>) -> Spread {
-        v.sort();
-        Spread { p50: ms(percentile(&v, 50.0)), p99: ms(percentile(&v, 99.0)), n: v.len() }
-    }
-
-    fn cell(&self) -> String {
-        format!("{:.2} / {:.2}", self.p50, self.p99)
-    }
-
-    fn json(&self) -> Value {
-        json!({"p50_ms": self.p50, "p99_ms": self.p99, "requests": self.n})
-    }
-}
-
 /// One port created: its number, how long the create took, its id and address.
 type Created = (usize, Duration, String, String);
 
@@ -204,57 +108,13 @@ struct Outcome {
     wall: Duration,
 }
 
-/// Runs `n` requests spread over the clients, each made by `one(client, i)`; their latencies.
-async fn timed<F, Fut>(client: &reqwest::Client, n: usize, one: F) -> Result<Vec<Duration>, String>
-where
-    F: Fn(reqwest::Client, usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), String>> + Send,
-{
-    let next = Arc::new(AtomicUsize::new(0));
-    let one = Arc::new(one);
-    let mut tasks = Vec::new();
-    for _ in 0..CLIENTS {
-        let (client, next, one) = (client.clone(), next.clone(), one.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<_, String>(out);
-                }
-                let t0 = Instant::now();
-                one(client.clone(), i).await?;
-                out.push(t0.elapsed());
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.map_err(|e| format!("client task: {e}"))??);
-    }
-    Ok(all)
-}
-
-/// A small deterministic generator (xorshift), for the queries' random picks.
-fn pick(i: usize, n: usize) -> usize {
-    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    (x % n as u64) as usize
-}
-
 async fn run(backend: &str, store: Arc<dyn Store>, a: &Args) -> Result<Outcome, String> {
     let start = Instant::now();
     let nb = Nb::new(store.clone());
     tern_api::prepare_store(&nb).await.map_err(|e| format!("{e:#}"))?;
-    let served = serve(nb).await?;
+    let served = serve(ApiState::new(nb)).await?;
     let base = served.base.clone();
-    let client = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .pool_max_idle_per_host(CLIENTS * 2)
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
+    let client = http_client(None)?;
 
     // Every object belongs to one project, as in a cloud (so every create also counts against
     // the project's port quota, lifted for the 10,000 ports as an operator would).
@@ -280,7 +140,7 @@ async fn run(backend: &str, store: Arc<dyn Store>, a: &Args) -> Result<Outcome, 
     create(&client, &format!("{base}/v2.0/subnets"), subnet, "subnet").await?;
     let warm_id = warm["id"].clone();
     let url = format!("{base}/v2.0/ports");
-    timed(&client, CLIENTS, move |c, _| {
+    timed(format!("api_scale: {backend}: warm-up"), &client, CLIENTS, move |c, _| {
         let (url, net) = (url.clone(), warm_id.clone());
         async move {
             create(&c, &url, json!({"port": {"network_id": net, "project_id": PROJECT}}), "port")
@@ -380,10 +240,18 @@ async fn run(backend: &str, store: Arc<dyn Store>, a: &Args) -> Result<Outcome, 
             }
         }
     };
-    let device = Spread::of(timed(&client, a.queries, device_query(base.clone(), ids.clone(), 0)).await?);
+    let device = Spread::of(
+        timed(
+            format!("api_scale: {backend}: ?device_id=X"),
+            &client,
+            a.queries,
+            device_query(base.clone(), ids.clone(), 0),
+        )
+        .await?,
+    );
     let page_base = base.clone();
     let page = Spread::of(
-        timed(&client, a.queries, move |c, i| {
+        timed(format!("api_scale: {backend}: pages"), &client, a.queries, move |c, i| {
             let (base, sorted) = (page_base.clone(), sorted.clone());
             async move {
                 let m = pick(i + 7, sorted.len() - 100);
@@ -406,10 +274,17 @@ async fn run(backend: &str, store: Arc<dyn Store>, a: &Args) -> Result<Outcome, 
     );
     // The reference: the same device query on a server that scans (no index marker).
     store.delete(PORT_INDEX_MARKER).await.map_err(|e| e.to_string())?;
-    let scanning = serve(Nb::new(store.clone())).await?;
+    let scanning = serve(ApiState::new(Nb::new(store.clone()))).await?;
     let scans = (a.queries / 10).max(20);
-    let device_scan =
-        Spread::of(timed(&client, scans, device_query(scanning.base.clone(), ids.clone(), 1)).await?);
+    let device_scan = Spread::of(
+        timed(
+            format!("api_scale: {backend}: scans"),
+            &client,
+            scans,
+            device_query(scanning.base.clone(), ids.clone(), 1),
+        )
+        .await?,
+    );
     store
         .put(PORT_INDEX_MARKER, PORT_INDEX_VERSION.as_bytes().to_vec(), None)
         .await

@@ -251,8 +251,10 @@ pub(crate) fn duplicate(kind: Kind, id: &str, field: &str, value: &str, other: &
             "MacAddressInUse",
             format!("Unable to complete operation: the mac address {value} is in use on the network (by port {other})."),
         ),
-        "cidr" => ApiError::conflict(
-            "Conflict",
+        // A 400 as in Neutron: clients (Tempest's helpers) try another CIDR on exactly this.
+        "cidr" => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
             format!(
                 "Invalid input for operation: Requested subnet with cidr: {value} overlaps with another subnet ({other})."
             ),

@@ -10,7 +10,9 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use tern_model::{Network, QuotaResource, Subnet};
+use tern_model::{FloatingIp, Network, Port, QuotaResource, Subnet};
+
+use crate::ports::{owned_ports, OWNER_FLOATINGIP};
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{
@@ -19,7 +21,7 @@ use crate::input::{
 };
 use crate::query::ListQuery;
 use crate::util::{
-    add_project, commit_first, delete_if_match, fetch, host, list, no_content, patched, respond, stage,
+    add_project, commit_first, fetch, host, list, no_content, patched, respond, stage, stage_delete,
     transact, tx_fetch_if_match, Ctx, State,
 };
 
@@ -263,6 +265,24 @@ async fn remove(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let expected = if_match(&headers)?;
-    delete_if_match::<Network>(&ctx.nb, &id, expected).await?;
+    let (ctx, id) = (&ctx, &id);
+    // An external network goes with its floating IPs that no port uses (as Neutron's
+    // delete_disassociated_floatingips), in the same transaction; an associated one keeps it.
+    transact(&ctx.nb, |tx| async move {
+        let n: Network = tx_fetch_if_match(&tx, id, expected).await?;
+        if n.router_external {
+            let unused = list::<FloatingIp>(&ctx.nb).await?;
+            for f in unused.iter().filter(|f| f.floating_network_id == *id && f.port_id.is_none()) {
+                stage_delete::<FloatingIp>(&tx, &f.id).await?;
+                for p in owned_ports(ctx, OWNER_FLOATINGIP, &f.id).await? {
+                    stage_delete::<Port>(&tx, &p.id).await?;
+                }
+            }
+        }
+        tx.delete(tern_model::Kind::Network, id);
+        tx.commit().await?;
+        Ok(())
+    })
+    .await?;
     Ok(no_content())
 }

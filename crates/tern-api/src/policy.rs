@@ -223,6 +223,10 @@ impl Caller {
 /// Before the handler: the role check, the project of a create, the body's attributes.
 pub(crate) fn enforce(caller: &Caller, action: &Action, body: Option<&Value>) -> ApiResult<()> {
     let who = rule(&action.name).unwrap_or(Who::Admin);
+    // A listing is filtered item by item, as Neutron does: an admin-only collection lists
+    // nothing to a reader ([`visible_view`]) rather than refusing.
+    let listing = action.name.starts_with("get_") && action.target.is_none() && action.resource.is_some();
+    let who = if listing && who == Who::Admin { Who::ProjectReader } else { who };
     if !caller.allowed(who, None) {
         return Err(ApiError::forbidden(&action.name));
     }
@@ -377,8 +381,8 @@ pub(crate) fn visible_view(view: &Map<String, Value>) -> bool {
     let flag = |k: &str| view.get(k) == Some(&Value::Bool(true));
     match view.get("project_id") {
         Some(Value::String(p)) => *p == caller.project_id || flag("shared") || flag("router:external"),
-        // Objects of no project (extensions): whoever passed the action's rule sees them.
-        _ => true,
+        // Objects of no project: extensions for all, agents and migrations for administrators.
+        _ => current().is_none_or(|c| rule(&c.action.name) != Some(Who::Admin)),
     }
 }
 
@@ -474,9 +478,12 @@ mod tests {
         assert!(enforce(&reader("a"), &list, None).is_ok());
         let nobody = Caller { roles: vec![], ..member("a") };
         assert_eq!(enforce(&nobody, &list, None).unwrap_err().status.as_u16(), 403);
+        // Admin-only collections list nothing to others (filtered), their items are refused.
         let agents = action(&Method::GET, "/v2.0/agents");
-        assert_eq!(enforce(&member("a"), &agents, None).unwrap_err().status.as_u16(), 403);
-        assert!(enforce(&Caller::admin(), &agents, None).is_ok());
+        assert!(enforce(&member("a"), &agents, None).is_ok());
+        let agent = action(&Method::GET, "/v2.0/agents/hv1");
+        assert_eq!(enforce(&member("a"), &agent, None).unwrap_err().status.as_u16(), 403);
+        assert!(enforce(&Caller::admin(), &agent, None).is_ok());
     }
 
     #[test]

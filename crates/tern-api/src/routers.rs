@@ -206,6 +206,10 @@ async fn stage_with_gateway(ctx: &Ctx, tx: &Tx, mut r: Router, plan: GatewayPlan
 async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> ApiResult<Response> {
     let mut m = envelope(body, "router")?;
     ATTRS.check(&mut m, Op::Create)?;
+    // Neutron's convert_none_to_empty_list: `"routes": null` clears the routes.
+    if m.get("routes") == Some(&Value::Null) {
+        m.insert("routes".into(), json!([]));
+    }
     let project = take_project(&mut m)?;
     normalize_bool(&mut m, "admin_state_up")?;
     let gateway = parse_gateway(&mut m)?.flatten();
@@ -238,6 +242,10 @@ async fn update(
     let expected = if_match(&headers)?;
     let mut m = envelope(body, "router")?;
     ATTRS.check(&mut m, Op::Update)?;
+    // Neutron's convert_none_to_empty_list: `"routes": null` clears the routes.
+    if m.get("routes") == Some(&Value::Null) {
+        m.insert("routes".into(), json!([]));
+    }
     normalize_bool(&mut m, "admin_state_up")?;
     let gateway = parse_gateway(&mut m)?;
     let (ctx, m, id) = (&ctx, &m, &id);

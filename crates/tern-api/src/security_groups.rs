@@ -28,8 +28,8 @@ use crate::input::{
 };
 use crate::query::ListQuery;
 use crate::util::{
-    add_project, commit_first, derived_uuid, get as nb_get, host, json_map, list, list_answer, no_content,
-    patched, respond, show_answer, stage, transact, tx_fetch, tx_fetch_if_match, tx_get, Ctx, State,
+    add_project, commit_first, derived_uuid, get as nb_get, host, list, list_answer, no_content, patched,
+    respond, show_answer, stage, transact, tx_fetch, tx_fetch_if_match, tx_get, Ctx, State,
 };
 
 /// Group attributes. Ignored: `tags`.
@@ -92,6 +92,11 @@ fn egress_rules() -> Vec<SecurityGroupRule> {
         SecurityGroupRule::new(Direction::Egress, EtherType::IPv4),
         SecurityGroupRule::new(Direction::Egress, EtherType::IPv6),
     ]
+}
+
+/// 409: a group named `default` besides the project's own.
+fn default_exists() -> ApiError {
+    ApiError::conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists.")
 }
 
 /// The project's `default` group as first created.
@@ -223,28 +228,10 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
     null_as_empty(&mut m, "description");
     m.insert("project_id".into(), json!(project));
     let mut g: SecurityGroup = build_valid(&Map::new(), &m)?;
-    if g.name == "default" {
-        let (ctx, m, project) = (&ctx, &m, &project);
-        let g = transact(&ctx.nb, |tx| async move {
-            tx.enforce_quota(QuotaResource::SecurityGroup);
-            if tx_get::<SecurityGroup>(&tx, &default_id(project)).await?.is_some() {
-                return Err(ApiError::conflict(
-                    "SecurityGroupDefaultAlreadyExists",
-                    "Default security group already exists.",
-                ));
-            }
-            let mut g = default_group(project);
-            g.revision_number = 0;
-            let changes: Map<String, Value> = m
-                .iter()
-                .filter(|(k, _)| *k == "description" || *k == "stateful")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            stage(&tx, build_valid::<SecurityGroup>(&json_map(&g), &changes)?);
-            commit_first::<SecurityGroup>(tx).await
-        })
-        .await?;
-        return Ok(respond(StatusCode::CREATED, "security_group", view(&g)));
+    // Neutron's `name_not_default`: the project's `default` group is made by tern (on its first
+    // listing or port), never by a POST.
+    if g.name.eq_ignore_ascii_case("default") {
+        return Err(default_exists());
     }
     g.id = tern_model::generate_id();
     g.security_group_rules = egress_rules();
@@ -272,6 +259,9 @@ async fn update(
     let expected = if_match(&headers)?;
     let mut m = envelope(body, "security_group")?;
     ATTRS.check(&mut m, Op::Update)?;
+    if m.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case("default")) {
+        return Err(default_exists());
+    }
     normalize_bool(&mut m, "stateful")?;
     null_as_empty(&mut m, "description");
     let (ctx, m, id) = (&ctx, &m, &id);
@@ -441,6 +431,64 @@ fn same_match(a: &SecurityGroupRule, b: &SecurityGroupRule) -> bool {
     strip(a) == strip(b)
 }
 
+/// Neutron's own checks of a rule's ports and prefix, with its error types and words (clients
+/// match them): port values 0-65535 (and not 0 for port protocols), both ends of a port range,
+/// ICMP type and code 0-255 (no code without a type), a prefix of the rule's ethertype.
+fn neutron_rule_checks(m: &Map<String, Value>) -> ApiResult<()> {
+    let bad = |ty: &str, msg: String| Err(ApiError::new(StatusCode::BAD_REQUEST, ty, msg));
+    let int = |k: &str| m.get(k).and_then(Value::as_i64);
+    let (min, max) = (int("port_range_min"), int("port_range_max"));
+    let protocol = m.get("protocol").and_then(Value::as_str).unwrap_or("");
+    let icmp = matches!(protocol, "icmp" | "1" | "ipv6-icmp" | "icmpv6" | "58");
+    if !icmp {
+        for v in [min, max].into_iter().flatten() {
+            if !(0..=65535).contains(&v) {
+                return bad("SecurityGroupInvalidPortValue", format!("Invalid value for port {v}"));
+            }
+        }
+    }
+    let ported =
+        matches!(protocol, "tcp" | "6" | "udp" | "17" | "dccp" | "33" | "sctp" | "132" | "udplite" | "136");
+    if ported && (min.is_some() || max.is_some()) {
+        if min == Some(0) || max == Some(0) {
+            return bad("SecurityGroupInvalidPortValue", "Invalid value for port 0".into());
+        }
+        if !matches!((min, max), (Some(a), Some(b)) if a <= b) {
+            return bad(
+                "SecurityGroupInvalidPortRange",
+                "For TCP/UDP protocols, port_range_min must be <= port_range_max".into(),
+            );
+        }
+    }
+    if icmp {
+        for (v, field, attr) in [(min, "type", "port_range_min"), (max, "code", "port_range_max")] {
+            if let Some(v) = v.filter(|v| !(0..=255).contains(v)) {
+                return bad(
+                    "SecurityGroupInvalidIcmpValue",
+                    format!("Invalid value for ICMP {field} ({attr}) {v}. It must be 0 to 255."),
+                );
+            }
+        }
+        if let (None, Some(code)) = (min, max) {
+            return bad(
+                "SecurityGroupMissingIcmpType",
+                format!("ICMP code (port-range-max) {code} is provided but ICMP type (port-range-min) is missing."),
+            );
+        }
+    }
+    if let Some(prefix) = m.get("remote_ip_prefix").and_then(Value::as_str) {
+        let ethertype = m.get("ethertype").and_then(Value::as_str).unwrap_or("IPv4");
+        let v6 = prefix.contains(':');
+        if v6 != (ethertype == "IPv6") {
+            return bad(
+                "SecurityGroupRuleParameterConflict",
+                format!("Conflicting value ethertype {ethertype} for CIDR {prefix}"),
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn create_rule(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> ApiResult<Response> {
     let mut m = envelope(body, "security_group_rule")?;
     RULE_ATTRS.check(&mut m, Op::Create)?;
@@ -453,6 +501,7 @@ async fn create_rule(axum::extract::State(ctx): State, JsonBody(body): JsonBody)
             )));
         }
     }
+    neutron_rule_checks(&m)?;
     let mut rule = parse_rule(&m)?;
     rule.validate().map_err(|e| crate::error::validation(&e))?;
     rule.id = tern_model::generate_id();

@@ -235,7 +235,7 @@ async fn create(axum::extract::State(ctx): State, JsonBody(body): JsonBody) -> A
     }
     let s: Subnet = build_valid(&Map::new(), &m)?;
     // The NB refuses a missing network (404), an overlap with another subnet of the network
-    // (409) and one subnet too many for the project's quota (409) in the same write.
+    // (400, as Neutron) and one subnet too many for the project's quota (409) in the same write.
     let s = &s;
     let s = transact(&ctx.nb, |tx| async move {
         tx.enforce_quota(QuotaResource::Subnet);

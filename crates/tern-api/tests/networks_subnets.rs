@@ -321,10 +321,11 @@ async fn subnet_validation() {
     assert_error(&got, 404, &["nope"]);
     assert_eq!(err_type(&got.1), "NetworkNotFound");
 
-    // Overlapping subnets on one network: 409; on another network: fine.
+    // Overlapping subnets on one network: 400 InvalidInput, as Neutron; on another network: fine.
     s.subnet(&n, "10.0.0.0/16").await;
     let got = post(json!({"network_id": net, "cidr": "10.0.5.0/24"})).await;
-    assert_error(&got, 409, &["10.0.5.0/24", "overlaps"]);
+    assert_error(&got, 400, &["10.0.5.0/24", "overlaps with another subnet"]);
+    assert_eq!(err_type(&got.1), "InvalidInput");
     let other = s.network("other").await;
     s.subnet(&other, "10.0.5.0/24").await;
 }
