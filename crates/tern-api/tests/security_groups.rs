@@ -165,16 +165,35 @@ async fn rule_validation() {
     };
     assert_error(&post(json!({"direction": "sideways"})).await, 400, &["direction", "sideways"]);
     assert_error(&post(json!({"protocol": "bogus"})).await, 400, &["protocol", "bogus"]);
+    // Neutron's own types and words (clients such as Tempest match them).
+    let got = post(json!({"protocol": "tcp", "port_range_min": 90, "port_range_max": 80})).await;
+    assert_error(&got, 400, &["port_range_min must be <= port_range_max"]);
+    assert_eq!(err_type(&got.1), "SecurityGroupInvalidPortRange");
+    let got = post(json!({"protocol": "tcp", "port_range_min": 22})).await;
+    assert_eq!(err_type(&got.1), "SecurityGroupInvalidPortRange", "a range needs both ends: {got:?}");
+    let got = post(json!({"protocol": "udp", "port_range_min": -16, "port_range_max": 80})).await;
+    assert_error(&got, 400, &["Invalid value for port -16"]);
+    assert_eq!(err_type(&got.1), "SecurityGroupInvalidPortValue");
+    let got = post(json!({"protocol": "tcp", "port_range_min": 0, "port_range_max": 80})).await;
+    assert_error(&got, 400, &["Invalid value for port 0"]);
+    let got = post(json!({"protocol": "icmp", "port_range_min": 256})).await;
+    assert_error(&got, 400, &["Invalid value for ICMP type (port_range_min) 256. It must be 0 to 255."]);
+    assert_eq!(err_type(&got.1), "SecurityGroupInvalidIcmpValue");
+    let got = post(json!({"protocol": "icmp", "port_range_max": 3})).await;
     assert_error(
-        &post(json!({"protocol": "tcp", "port_range_min": 90, "port_range_max": 80})).await,
+        &got,
         400,
-        &["port_range_min", "90"],
+        &["ICMP code (port-range-max) 3 is provided but ICMP type (port-range-min) is missing."],
     );
+    assert_eq!(err_type(&got.1), "SecurityGroupMissingIcmpType");
+    let got = post(json!({"ethertype": "IPv6", "remote_ip_prefix": "10.100.0.0/16"})).await;
+    assert_error(&got, 400, &["Conflicting value ethertype IPv6 for CIDR 10.100.0.0/16"]);
+    assert_eq!(err_type(&got.1), "SecurityGroupRuleParameterConflict");
     assert_error(&post(json!({"port_range_min": 22})).await, 400, &["port_range_min", "22"]);
     assert_error(
         &post(json!({"remote_ip_prefix": "fd00::/8"})).await,
         400,
-        &["remote_ip_prefix", "fd00::/8"],
+        &["Conflicting value ethertype IPv4 for CIDR fd00::/8"],
     );
     assert_error(&post(json!({"remote_ip_prefix": "nope"})).await, 400, &["remote_ip_prefix", "nope"]);
     assert_error(
