@@ -18,7 +18,7 @@ pub struct AllinoneArgs {
     #[arg(long, env = "TERN_NB", hide_env_values = true, default_value = Dsn::DEFAULT)]
     nb: String,
     /// Require `X-Auth-Token: TOKEN` on API requests.
-    #[arg(long, env = "TERN_API_TOKEN")]
+    #[arg(long, env = "TERN_API_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// This chassis' name (what binding:host_id names).
     #[arg(long)]

@@ -26,7 +26,8 @@ pub struct ControllerArgs {
     #[arg(long)]
     tunnel_ip: Option<Ipv4Addr>,
     /// The NB store the API writes: etcd://HOST:PORT[,...] on a multi-node cloud, or over TLS
-    /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH (required; there is no default, since a
+    /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH, either with an etcd user
+    /// (etcd[s]://USER:PASSWORD@HOST:PORT or ?user=NAME&password-file=PATH) (required; there is no default, since a
     /// controller on a store of its own would see no ports and remove every flow).
     #[arg(long, env = "TERN_NB", hide_env_values = true)]
     nb: Option<String>,

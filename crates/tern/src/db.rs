@@ -13,7 +13,8 @@ use tern_store::{Dsn, StoreError};
 #[derive(Args)]
 pub struct DbArgs {
     /// The NB store: redb:PATH, memory:, etcd://HOST:PORT[,HOST:PORT] or, over TLS,
-    /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH.
+    /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH; with an etcd user,
+    /// etcd[s]://USER:PASSWORD@HOST:PORT or ?user=NAME&password-file=PATH.
     #[arg(long, env = "TERN_NB", hide_env_values = true, default_value = Dsn::DEFAULT, global = true)]
     nb: String,
     #[command(subcommand)]

@@ -15,7 +15,8 @@ pub struct ServerArgs {
     #[arg(long, default_value = "127.0.0.1:9696")]
     listen: SocketAddr,
     /// The NB store: redb:PATH (this server becomes its one owner), memory:, etcd://HOST:PORT[,...]
-    /// or etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH (TLS).
+    /// or etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH (TLS); with an etcd user,
+    /// etcd[s]://USER:PASSWORD@HOST:PORT or ?user=NAME&password-file=PATH.
     #[arg(long, env = "TERN_NB", hide_env_values = true, default_value = Dsn::DEFAULT)]
     nb: String,
     /// How callers are authenticated: `keystone` validates each X-Auth-Token against Keystone
@@ -29,7 +30,7 @@ pub struct ServerArgs {
     config: Option<PathBuf>,
     /// Instead of Keystone: require `X-Auth-Token: TOKEN` on every request, and make its holder
     /// an administrator (the lab's; also from TERN_API_TOKEN).
-    #[arg(long, env = "TERN_API_TOKEN", conflicts_with = "auth")]
+    #[arg(long, env = "TERN_API_TOKEN", hide_env_values = true, conflicts_with = "auth")]
     token: Option<String>,
     /// Serve Prometheus metrics (request latency by route and status) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]

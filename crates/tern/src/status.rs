@@ -19,7 +19,8 @@ use crate::exit::Exit;
 #[derive(Args)]
 pub struct StatusArgs {
     /// The NB store: redb:PATH, memory:, etcd://HOST:PORT[,HOST:PORT] or, over TLS,
-    /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH.
+    /// etcds://HOST:PORT[,...]?ca=PATH&cert=PATH&key=PATH; with an etcd user,
+    /// etcd[s]://USER:PASSWORD@HOST:PORT or ?user=NAME&password-file=PATH.
     #[arg(long, env = "TERN_NB", hide_env_values = true, default_value = Dsn::DEFAULT)]
     nb: String,
     /// Print a JSON array of objects instead of a table.
