@@ -8,7 +8,7 @@
 //! * on each object a handler names ([`check_visible`], from `util::fetch`): another project's
 //!   object is a 404, as in Neutron, unless it is shared (shared and external networks); writing
 //!   an object the caller can see but does not own is a 403;
-//! * on answers ([`visible_view`], [`strip_view`]): listings hold only what the caller may see,
+//! * on answers ([`Viewer`]): listings hold only what the caller may see,
 //!   without the attributes only administrators see (`provider:*`, `binding:host_id`, ...).
 //!
 //! Rules that depend on the owner of a port's network (a network's owner may set a port's MAC or
@@ -224,7 +224,7 @@ impl Caller {
 pub(crate) fn enforce(caller: &Caller, action: &Action, body: Option<&Value>) -> ApiResult<()> {
     let who = rule(&action.name).unwrap_or(Who::Admin);
     // A listing is filtered item by item, as Neutron does: an admin-only collection lists
-    // nothing to a reader ([`visible_view`]) rather than refusing.
+    // nothing to a reader ([`Viewer::sees`]) rather than refusing.
     let listing = action.name.starts_with("get_") && action.target.is_none() && action.resource.is_some();
     let who = if listing && who == Who::Admin { Who::ProjectReader } else { who };
     if !caller.allowed(who, None) {
@@ -372,32 +372,47 @@ pub(crate) fn check_visible(obj: &Object, shared_parent: bool) -> ApiResult<()> 
     Ok(())
 }
 
-/// Whether a listing's item (a Neutron view) is one the caller may see.
-pub(crate) fn visible_view(view: &Map<String, Value>) -> bool {
-    let caller = Caller::current();
-    if caller.is_admin() {
-        return true;
-    }
-    let flag = |k: &str| view.get(k) == Some(&Value::Bool(true));
-    match view.get("project_id") {
-        Some(Value::String(p)) => *p == caller.project_id || flag("shared") || flag("router:external"),
-        // Objects of no project: extensions for all, agents and migrations for administrators.
-        _ => current().is_none_or(|c| rule(&c.action.name) != Some(Who::Admin)),
-    }
+/// What the caller of one answer may see of a resource, looked up once per answer (a listing
+/// of thousands of items asks it of each one).
+pub(crate) struct Viewer {
+    /// `None`: an administrator (or no request), who sees everything.
+    caller: Option<Caller>,
+    /// The action is admin-only: objects of no project (agents, migrations) are not shown.
+    admin_only: bool,
+    /// Attributes of the resource the caller may not see.
+    hidden: Vec<&'static str>,
 }
 
-/// Removes from a view of `resource` the attributes the caller may not see.
-pub(crate) fn strip_view(resource: &str, view: &mut Map<String, Value>) {
-    let caller = Caller::current();
-    if caller.is_admin() {
-        return;
+impl Viewer {
+    pub(crate) fn of(resource: &str) -> Viewer {
+        let Some(current) = current().filter(|c| !c.caller.is_admin()) else {
+            return Viewer { caller: None, admin_only: false, hidden: Vec::new() };
+        };
+        let prefix = format!("get_{resource}:");
+        let hidden = RULES
+            .iter()
+            .filter(|(_, who)| !current.caller.allowed(*who, None))
+            .filter_map(|(name, _)| name.strip_prefix(prefix.as_str()))
+            .collect();
+        let admin_only = rule(&current.action.name) == Some(Who::Admin);
+        Viewer { caller: Some(current.caller), admin_only, hidden }
     }
-    let prefix = format!("get_{resource}:");
-    for (name, who) in RULES {
-        if let Some(attr) = name.strip_prefix(&prefix) {
-            if !caller.allowed(*who, None) {
-                view.remove(attr);
-            }
+
+    /// Whether a listing's item (a Neutron view) is one the caller may see.
+    pub(crate) fn sees(&self, view: &Map<String, Value>) -> bool {
+        let Some(caller) = &self.caller else { return true };
+        let flag = |k: &str| view.get(k) == Some(&Value::Bool(true));
+        match view.get("project_id") {
+            Some(Value::String(p)) => *p == caller.project_id || flag("shared") || flag("router:external"),
+            // Objects of no project: extensions for all, agents and migrations for administrators.
+            _ => !self.admin_only,
+        }
+    }
+
+    /// Removes from a view the attributes the caller may not see.
+    pub(crate) fn strip(&self, view: &mut Map<String, Value>) {
+        for attr in &self.hidden {
+            view.remove(*attr);
         }
     }
 }

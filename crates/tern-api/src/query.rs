@@ -130,12 +130,12 @@ impl ListQuery {
             }
         }
         // Only what the caller may see, without what only administrators see (crate::policy).
-        let resource = crate::policy::singular(collection).unwrap_or("");
+        let viewer = crate::policy::Viewer::of(crate::policy::singular(collection).unwrap_or(""));
         let mut items: Vec<Map<String, Value>> = items
             .into_iter()
-            .filter(|i| crate::policy::visible_view(i) && self.matches(i))
+            .filter(|i| viewer.sees(i) && self.matches(i))
             .map(|mut i| {
-                crate::policy::strip_view(resource, &mut i);
+                viewer.strip(&mut i);
                 i
             })
             .collect();

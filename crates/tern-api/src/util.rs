@@ -193,7 +193,7 @@ pub(crate) fn now_ns() -> u64 {
 
 /// `{"<singular>": view}` with a status.
 pub(crate) fn respond(status: StatusCode, singular: &str, mut view: Map<String, Value>) -> Response {
-    crate::policy::strip_view(singular, &mut view);
+    crate::policy::Viewer::of(singular).strip(&mut view);
     let mut out = Map::new();
     out.insert(singular.to_string(), Value::Object(view));
     (status, Json(Value::Object(out))).into_response()
